@@ -31,8 +31,14 @@ fuzz_target!(|steps: Vec<Step>| {
                 } else {
                     Action::Remove
                 };
-                let op = Op { element, stamp: (counter, r as u8), action };
-                replicas[r].apply(op.clone()).expect("unique stamps never conflict");
+                let op = Op {
+                    element,
+                    stamp: (counter, r as u8),
+                    action,
+                };
+                replicas[r]
+                    .apply(op.clone())
+                    .expect("unique stamps never conflict");
                 issued.push(op);
             }
             Step::Merge { into, from } => {
