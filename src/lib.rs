@@ -42,3 +42,8 @@
 pub mod clock;
 pub mod codec;
 pub mod lww;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
