@@ -12,6 +12,8 @@
 //! | [`codec`] | bounded, strict CBOR encoding and decoding shared by every layer |
 //! | [`clock`] | [`Timestamp`](clock::Timestamp), a hybrid logical clock stamp, and [`Clock`](clock::Clock) |
 //! | [`lww`] | [`LwwSet`](lww::LwwSet), a generic Last-Writer-Wins Element Set |
+//! | [`keys`] | [`Identity`](keys::Identity) (Ed25519) and self-signed [`KeyBundle`](keys::KeyBundle)s |
+//! | [`group`] | signed operations, the authorization fold, the member [`View`](group::View), sync, snapshots |
 //!
 //! The normative rules live in the repository's `spec/` folder.
 //!
@@ -41,6 +43,8 @@
 
 pub mod clock;
 pub mod codec;
+pub mod group;
+pub mod keys;
 pub mod lww;
 
 /// The README's examples, compiled and run as doc tests.

@@ -1,0 +1,89 @@
+//! Errors of the membership layer.
+
+use super::op::{GroupId, InvalidOp};
+use crate::codec::DecodeError;
+use crate::keys::{KeyError, MemberId};
+use std::fmt;
+
+/// Why an incoming operation was refused. A refused operation changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IngestError {
+    /// The bytes are not one well-formed operation.
+    Decode(DecodeError),
+    /// The operation belongs to another group (for a `Create`: it is not this group's
+    /// genesis).
+    WrongGroup {
+        /// This replica's group.
+        expected: GroupId,
+        /// The group the operation names (for a `Create`, its own id).
+        found: GroupId,
+    },
+    /// The operation breaks a structural rule.
+    Invalid(InvalidOp),
+    /// The author's or a carried bundle's signature does not verify.
+    Signature(KeyError),
+}
+
+impl fmt::Display for IngestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Decode(e) => write!(f, "undecodable operation: {e}"),
+            Self::WrongGroup { expected, found } => {
+                write!(
+                    f,
+                    "operation for group {found:?}, this replica is {expected:?}"
+                )
+            }
+            Self::Invalid(e) => write!(f, "invalid operation: {e}"),
+            Self::Signature(e) => write!(f, "operation refused: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for IngestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Decode(e) => Some(e),
+            Self::Signature(e) => Some(e),
+            Self::Invalid(_) | Self::WrongGroup { .. } => None,
+        }
+    }
+}
+
+impl From<DecodeError> for IngestError {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e)
+    }
+}
+
+impl From<KeyError> for IngestError {
+    fn from(e: KeyError) -> Self {
+        Self::Signature(e)
+    }
+}
+
+impl From<InvalidOp> for IngestError {
+    fn from(e: InvalidOp) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+/// Why a local membership action was refused. A refused action changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionError {
+    /// Only members act on the group; this identity is not one in the current view.
+    NotAMember(MemberId),
+    /// The bundle does not verify, or (for a rotation) is not the author's own.
+    BadBundle(IngestError),
+}
+
+impl fmt::Display for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAMember(id) => write!(f, "{id:?} is not a member of the group"),
+            Self::BadBundle(e) => write!(f, "bundle refused: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ActionError {}

@@ -1,0 +1,318 @@
+//! Identities and the key bundles members publish.
+//!
+//! A member is its Ed25519 public key, a [`MemberId`]. To be reachable by encryption it
+//! publishes a [`KeyBundle`]: an X25519 public key and a timestamp, signed by its own identity
+//! key. Because the member signs its bundle, whoever adds the member to a group cannot
+//! substitute a key of their own choosing.
+//!
+//! Secret keys live only in [`Identity`], which zeroizes them on drop and never prints them.
+
+use crate::clock::Timestamp;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Defines a public, fixed-size byte-string type: encoded as a CBOR byte string, shown as
+/// hex.
+macro_rules! byte_array {
+    ($(#[$doc:meta])* $name:ident, $len:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(#[serde(with = "serde_bytes")] pub [u8; $len]);
+
+        impl $name {
+            /// The raw bytes.
+            pub const fn as_bytes(&self) -> &[u8; $len] {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            /// The first 8 bytes in hex: enough to tell values apart in logs.
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}(", stringify!($name))?;
+                for byte in &self.0[..8] {
+                    write!(f, "{byte:02x}")?;
+                }
+                f.write_str("…)")
+            }
+        }
+
+        impl fmt::Display for $name {
+            /// All bytes in lowercase hex.
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+            }
+        }
+    };
+}
+pub(crate) use byte_array;
+
+byte_array!(
+    /// A member's identity: its Ed25519 public key.
+    MemberId,
+    32
+);
+byte_array!(
+    /// A member's X25519 public encryption key.
+    EncryptionKey,
+    32
+);
+byte_array!(
+    /// An Ed25519 signature.
+    SignatureBytes,
+    64
+);
+
+/// Why a public key or signature was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyError {
+    /// The bytes are not a valid Ed25519 public key, or the key has small order (such a key
+    /// would let anyone forge signatures that verify under it).
+    InvalidPublicKey(MemberId),
+    /// The signature does not verify under the claimed key.
+    BadSignature(MemberId),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidPublicKey(id) => write!(f, "{id:?} is not a usable Ed25519 public key"),
+            Self::BadSignature(id) => write!(f, "signature does not verify under {id:?}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl MemberId {
+    /// The Ed25519 verifying key, refusing invalid and small-order keys.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::InvalidPublicKey`].
+    pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
+        VerifyingKey::from_bytes(&self.0)
+            .ok()
+            .filter(|key| !key.is_weak())
+            .ok_or(KeyError::InvalidPublicKey(*self))
+    }
+}
+
+/// A message to be signed: a domain-separation prefix and the fields, in a fixed layout.
+///
+/// Every signed structure of the protocol starts with its own domain string, so a signature
+/// made for one purpose never verifies as another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SignedMessage {
+    pub(crate) signer: MemberId,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) signature: SignatureBytes,
+}
+
+impl SignedMessage {
+    /// Verifies this one message.
+    pub(crate) fn verify(&self) -> Result<(), KeyError> {
+        let key = self.signer.verifying_key()?;
+        let signature = ed25519_dalek::Signature::from_bytes(&self.signature.0);
+        key.verify_strict(&self.bytes, &signature)
+            .map_err(|_| KeyError::BadSignature(self.signer))
+    }
+
+    /// Verifies many messages at once with Ed25519 batch verification.
+    ///
+    /// On failure, falls back to one-by-one verification to name the first bad signer.
+    pub(crate) fn verify_all(messages: &[SignedMessage]) -> Result<(), KeyError> {
+        if messages.len() < 2 {
+            return messages.iter().try_for_each(Self::verify);
+        }
+        let keys = messages
+            .iter()
+            .map(|m| m.signer.verifying_key())
+            .collect::<Result<Vec<_>, _>>()?;
+        let bytes: Vec<&[u8]> = messages.iter().map(|m| m.bytes.as_slice()).collect();
+        let signatures: Vec<_> = messages
+            .iter()
+            .map(|m| ed25519_dalek::Signature::from_bytes(&m.signature.0))
+            .collect();
+        if ed25519_dalek::verify_batch(&bytes, &signatures, &keys).is_ok() {
+            return Ok(());
+        }
+        messages.iter().try_for_each(Self::verify)
+    }
+}
+
+/// A member's secret identity: its Ed25519 signing key.
+///
+/// The key is zeroized when the identity is dropped, and `Debug` shows only the public
+/// [`MemberId`].
+///
+/// ```
+/// use splitsafe::keys::Identity;
+///
+/// let identity = Identity::from_secret_bytes([7; 32]);
+/// assert!(!format!("{identity:?}").contains("0707"));
+/// ```
+pub struct Identity {
+    signing: SigningKey,
+}
+
+impl Identity {
+    /// A fresh identity from a cryptographically secure random source.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self {
+            signing: SigningKey::generate(rng),
+        }
+    }
+
+    /// The identity whose Ed25519 secret key is `secret`.
+    pub fn from_secret_bytes(secret: [u8; 32]) -> Self {
+        let secret = zeroize::Zeroizing::new(secret);
+        Self {
+            signing: SigningKey::from_bytes(&secret),
+        }
+    }
+
+    /// The public identity.
+    pub fn id(&self) -> MemberId {
+        MemberId(self.signing.verifying_key().to_bytes())
+    }
+
+    /// Signs `bytes` (which must already carry a domain-separation prefix).
+    pub(crate) fn sign(&self, bytes: Vec<u8>) -> SignedMessage {
+        let signature = SignatureBytes(self.signing.sign(&bytes).to_bytes());
+        SignedMessage {
+            signer: self.id(),
+            bytes,
+            signature,
+        }
+    }
+
+    /// A bundle publishing `encryption_key` as this member's key as of `created`.
+    pub fn bundle(&self, encryption_key: EncryptionKey, created: Timestamp) -> KeyBundle {
+        let member = self.id();
+        let signed = self.sign(KeyBundle::message(member, encryption_key, created));
+        KeyBundle {
+            member,
+            encryption_key,
+            created,
+            signature: signed.signature,
+        }
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A member's published encryption key, signed by the member.
+///
+/// Of several bundles of one member, the one with the latest `created` wins (ties: the
+/// larger key bytes), whoever delivered it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyBundle {
+    /// Whose key this is; the signer.
+    pub member: MemberId,
+    /// The X25519 public key.
+    pub encryption_key: EncryptionKey,
+    /// When the member made the bundle (its own clock).
+    pub created: Timestamp,
+    /// The member's signature over the bundle's fields.
+    pub signature: SignatureBytes,
+}
+
+impl KeyBundle {
+    /// Domain string of a bundle signature.
+    pub const DOMAIN: &'static [u8; 20] = b"splitsafe/v1/bundle\0";
+    /// Length of [`KeyBundle::to_bytes`].
+    pub const LEN: usize = 32 + 32 + 8 + 64;
+
+    fn message(member: MemberId, key: EncryptionKey, created: Timestamp) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(Self::DOMAIN.len() + 72);
+        bytes.extend_from_slice(Self::DOMAIN);
+        bytes.extend_from_slice(&member.0);
+        bytes.extend_from_slice(&key.0);
+        bytes.extend_from_slice(&created.as_raw().to_be_bytes());
+        bytes
+    }
+
+    /// The signed message this bundle carries a signature over.
+    pub(crate) fn signed_message(&self) -> SignedMessage {
+        SignedMessage {
+            signer: self.member,
+            bytes: Self::message(self.member, self.encryption_key, self.created),
+            signature: self.signature,
+        }
+    }
+
+    /// Checks the member's signature.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError`] if the member id is not a usable key or the signature does not verify.
+    pub fn verify(&self) -> Result<(), KeyError> {
+        self.signed_message().verify()
+    }
+
+    /// The fixed layout used inside signed operations: member, key, created (big-endian),
+    /// signature.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0; Self::LEN];
+        out[..32].copy_from_slice(&self.member.0);
+        out[32..64].copy_from_slice(&self.encryption_key.0);
+        out[64..72].copy_from_slice(&self.created.as_raw().to_be_bytes());
+        out[72..].copy_from_slice(&self.signature.0);
+        out
+    }
+
+    /// Whether this bundle supersedes `other` as its member's key.
+    pub fn is_newer_than(&self, other: &KeyBundle) -> bool {
+        (self.created, self.encryption_key) > (other.created, other.encryption_key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_signature_binds_every_field() {
+        let alice = Identity::from_secret_bytes([1; 32]);
+        let bundle = alice.bundle(EncryptionKey([2; 32]), Timestamp::from_raw(5));
+        assert_eq!(bundle.verify(), Ok(()));
+        let mut other_key = bundle;
+        other_key.encryption_key.0[0] ^= 1;
+        let mut other_time = bundle;
+        other_time.created = Timestamp::from_raw(6);
+        let mut other_member = bundle;
+        other_member.member = Identity::from_secret_bytes([3; 32]).id();
+        for forged in [other_key, other_time, other_member] {
+            assert!(matches!(forged.verify(), Err(KeyError::BadSignature(_))));
+        }
+    }
+
+    #[test]
+    fn small_order_keys_are_refused() {
+        // The identity point: every signature would "verify" under it with a weak check.
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        let id = MemberId(identity_point);
+        assert_eq!(
+            id.verifying_key().unwrap_err(),
+            KeyError::InvalidPublicKey(id)
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let identity = Identity::from_secret_bytes([0xAB; 32]);
+        let shown = format!("{identity:?}");
+        assert!(!shown.contains("abab"), "{shown}");
+        assert!(shown.contains("MemberId("));
+    }
+}
