@@ -241,11 +241,17 @@ impl KeyBundle {
         bytes
     }
 
+    /// The bytes the member signed: [`KeyBundle::DOMAIN`], member, key, created
+    /// (big-endian).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        Self::message(self.member, self.encryption_key, self.created)
+    }
+
     /// The signed message this bundle carries a signature over.
     pub(crate) fn signed_message(&self) -> SignedMessage {
         SignedMessage {
             signer: self.member,
-            bytes: Self::message(self.member, self.encryption_key, self.created),
+            bytes: self.signed_bytes(),
             signature: self.signature,
         }
     }

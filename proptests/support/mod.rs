@@ -20,6 +20,16 @@ pub fn config() -> ProptestConfig {
     }
 }
 
+/// [`config`] with a smaller default case count, for properties whose cases are costly
+/// (signing and verifying dozens of operations); `PROPTEST_CASES` still overrides it.
+pub fn config_with_cases(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
+    ProptestConfig { cases, ..config() }
+}
+
 /// The operation and set types the LWW properties are stated over.
 pub type TestOp = Op<u8, u32>;
 /// See [`TestOp`].

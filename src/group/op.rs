@@ -250,6 +250,11 @@ impl SignedOp {
         &self.op
     }
 
+    /// The author's signature over [`Op::signed_bytes`].
+    pub fn signature(&self) -> &SignatureBytes {
+        &self.signature
+    }
+
     /// The operation's id.
     pub fn id(&self) -> OpId {
         self.id

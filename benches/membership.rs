@@ -1,0 +1,209 @@
+//! Membership engine: ingest of an op newer than everything (n = 100, 10k, 100k ops in the
+//! log); ingest of a late op that lands 1,000 positions deep; batch ingest of 1,000 ops next
+//! to Ed25519 batch verification of their signatures alone (the floor); and two replicas of
+//! 10k members converging after a split with 1% divergence (time, and bytes on the wire).
+//!
+//! Run: `cargo bench --bench membership`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use ed25519_dalek::{Signature, VerifyingKey};
+use splitsafe::clock::Timestamp;
+use splitsafe::codec;
+use splitsafe::group::{Body, Replica, ReplicaConfig, SignedOp};
+use splitsafe::keys::{EncryptionKey, Identity};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+const T0: u64 = 1_795_694_400_000;
+
+fn member(i: u32) -> Identity {
+    Identity::from_secret_bytes(*blake3::hash(&i.to_be_bytes()).as_bytes())
+}
+
+fn founder() -> Identity {
+    member(0)
+}
+
+/// A group whose founder has added members `1..n` at `T0 + i` ms: a log of n ops.
+fn group(n: u32) -> Replica {
+    let founder = founder();
+    let bundle = founder.bundle(EncryptionKey([0; 32]), Timestamp::from_physical(T0));
+    let (mut replica, _) =
+        Replica::create(&founder, bundle, [0; 16], ReplicaConfig::default(), T0).unwrap();
+    add_members(&mut replica, 1..n, T0);
+    replica
+}
+
+fn add_members(replica: &mut Replica, ids: std::ops::Range<u32>, t: u64) {
+    let founder = founder();
+    for i in ids {
+        let who = member(i);
+        let bundle = who.bundle(EncryptionKey([i as u8; 32]), Timestamp::from_physical(T0));
+        replica.add(&founder, bundle, t + u64::from(i)).unwrap();
+    }
+}
+
+/// `count` removals of never-added ids by the founder, made on a copy of `replica` from time
+/// `t`: valid, distinct operations stamped after everything up to `t`.
+fn removals(replica: &Replica, count: u32, t: u64) -> Vec<SignedOp> {
+    let mut fork = replica.clone();
+    let founder = founder();
+    (0..count)
+        .map(|j| {
+            let target = member(10_000_000 + j).id();
+            fork.remove(&founder, target, t + u64::from(j)).unwrap().0
+        })
+        .collect()
+}
+
+/// Times ingesting `pool[..iters]` one by one into a fresh copy of `base`.
+fn ingest_each(base: &Replica, pool: &[SignedOp], iters: u64, now: u64) -> Duration {
+    assert!(
+        iters as usize <= pool.len(),
+        "pool of {} too small for {iters}",
+        pool.len()
+    );
+    let mut replica = base.clone();
+    let start = Instant::now();
+    for op in &pool[..iters as usize] {
+        black_box(replica.ingest(op.clone(), now).unwrap());
+    }
+    start.elapsed()
+}
+
+fn ingest_newest(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ingest_newest");
+    g.sample_size(20).measurement_time(Duration::from_secs(4));
+    for n in [100u32, 10_000, 100_000] {
+        let base = group(n);
+        let t = T0 + u64::from(n) + 10;
+        let pool = removals(&base, 20_000, t);
+        g.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_custom(|iters| ingest_each(&base, &pool, iters, t + 30_000))
+        });
+    }
+    g.finish();
+}
+
+fn ingest_late(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ingest_late_1000_deep");
+    g.sample_size(20).measurement_time(Duration::from_secs(4));
+    // 9,000 ops, then 1,000 more much later; late ops fall in the gap.
+    let mut base = group(9_000);
+    let before_gap = base.clone();
+    add_members(&mut base, 9_000..10_000, T0 + 1_000_000);
+    let pool = removals(&before_gap, 5_000, T0 + 20_000);
+    let now = T0 + 2_000_000;
+    g.bench_function("log_10k", |b| {
+        b.iter_custom(|iters| ingest_each(&base, &pool, iters, now))
+    });
+    g.finish();
+}
+
+/// Every signature an op carries, parsed for `verify_batch`.
+fn signatures(ops: &[SignedOp]) -> (Vec<Vec<u8>>, Vec<Signature>, Vec<VerifyingKey>) {
+    let mut out = (vec![], vec![], vec![]);
+    for op in ops {
+        let author = VerifyingKey::from_bytes(&op.op().author.0).unwrap();
+        out.0.push(op.op().signed_bytes());
+        out.1.push(Signature::from_bytes(&op.signature().0));
+        out.2.push(author);
+        if let Body::Add { bundle } = &op.op().body {
+            out.0.push(bundle.signed_bytes());
+            out.1.push(Signature::from_bytes(&bundle.signature.0));
+            out.2
+                .push(VerifyingKey::from_bytes(&bundle.member.0).unwrap());
+        }
+    }
+    out
+}
+
+fn batch_ingest(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch_1000_adds");
+    g.sample_size(20).measurement_time(Duration::from_secs(6));
+    let base = group(10);
+    let mut fork = base.clone();
+    add_members(&mut fork, 10..1_010, T0 + 100);
+    let ops: Vec<SignedOp> = fork.ops().skip(base.op_count()).cloned().collect();
+    assert_eq!(ops.len(), 1_000);
+    let now = T0 + 10_000;
+    g.bench_function("ingest_batch", |b| {
+        b.iter_batched(
+            || (base.clone(), ops.clone()),
+            |(mut replica, ops)| black_box(replica.ingest_batch(ops, now)),
+            BatchSize::SmallInput,
+        )
+    });
+    let (messages, sigs, keys) = signatures(&ops);
+    let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    g.bench_function("floor_verify_batch_2000_sigs", |b| {
+        b.iter(|| ed25519_dalek::verify_batch(&messages, &sigs, &keys).unwrap())
+    });
+    g.finish();
+}
+
+/// One sync round between `a` and `b`; returns the bytes it puts on the wire.
+fn sync_round(a: &mut Replica, b: &mut Replica, now: u64) -> usize {
+    let a_summary = codec::encode(&a.summary());
+    let to_a = b.missing_for(&a.summary()).unwrap();
+    let b_summary = codec::encode(&b.summary());
+    let to_a_bytes = codec::encode(&to_a).len();
+    a.ingest_batch(to_a, now);
+    let to_b = a.missing_for(&b.summary()).unwrap();
+    let to_b_bytes = codec::encode(&to_b).len();
+    b.ingest_batch(to_b, now);
+    a_summary.len() + b_summary.len() + to_a_bytes + to_b_bytes
+}
+
+fn split_and_heal(members: u32, diverging: u32) -> (Replica, Replica) {
+    let base = group(members);
+    let (mut a, mut b) = (base.clone(), base.clone());
+    let t = T0 + u64::from(members) + 10;
+    // Side A: the founder removes members; side B: member 1 adds newcomers.
+    let founder = founder();
+    for j in 0..diverging / 2 {
+        a.remove(&founder, member(2 + j).id(), t + u64::from(j))
+            .unwrap();
+    }
+    let one = member(1);
+    for j in 0..diverging / 2 {
+        let who = member(20_000_000 + j);
+        let bundle = who.bundle(EncryptionKey([1; 32]), Timestamp::from_physical(t));
+        b.add(&one, bundle, t + u64::from(j)).unwrap();
+    }
+    (a, b)
+}
+
+fn converge(c: &mut Criterion) {
+    let mut g = c.benchmark_group("converge_after_split");
+    g.sample_size(10).measurement_time(Duration::from_secs(6));
+    let now = T0 + 10_000_000;
+    for (members, diverging) in [(1_000u32, 100u32), (10_000, 100)] {
+        let (a, b) = split_and_heal(members, diverging);
+        let (mut x, mut y) = (a.clone(), b.clone());
+        let bytes = sync_round(&mut x, &mut y, now);
+        assert_eq!(x.view().digest(), y.view().digest());
+        eprintln!(
+            "converge {members} members, {diverging} diverging ops: one round, {bytes} bytes on the wire"
+        );
+        g.bench_function(
+            BenchmarkId::new(format!("{diverging}_ops"), members),
+            |bench| {
+                bench.iter_batched(
+                    || (a.clone(), b.clone()),
+                    |(mut a, mut b)| {
+                        sync_round(&mut a, &mut b, now);
+                        let digests = (a.view().digest(), b.view().digest());
+                        assert_eq!(digests.0, digests.1);
+                        (a, b)
+                    },
+                    BatchSize::LargeInput,
+                )
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, ingest_newest, ingest_late, batch_ingest, converge);
+criterion_main!(benches);
