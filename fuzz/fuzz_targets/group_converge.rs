@@ -67,7 +67,10 @@ fuzz_target!(|input: Input| {
         }
     }
     // Every operation some replica held, and nothing else.
-    let held_somewhere = ops.iter().enumerate().filter(|(i, _)| scatter(*i) & 0b111 != 0);
+    let held_somewhere = ops
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| scatter(*i) & 0b111 != 0);
     let reference = replay(&genesis, held_somewhere.map(|(_, op)| op));
     for replica in &replicas {
         assert_eq!(replica.view().digest(), reference.view().digest());
