@@ -27,7 +27,10 @@ fn founder() -> Identity {
 /// A group whose founder has added members `1..n` at `T0 + i` ms: a log of n ops.
 fn group(n: u32) -> Replica {
     let founder = founder();
-    let bundle = founder.bundle(EncryptionKey([0; 32]), Timestamp::from_physical(T0));
+    let bundle = founder.bundle(
+        EncryptionKey(x25519_dalek::X25519_BASEPOINT_BYTES),
+        Timestamp::from_physical(T0),
+    );
     let (mut replica, _) =
         Replica::create(&founder, bundle, [0; 16], ReplicaConfig::default(), T0).unwrap();
     add_members(&mut replica, 1..n, T0);
@@ -38,7 +41,10 @@ fn add_members(replica: &mut Replica, ids: std::ops::Range<u32>, t: u64) {
     let founder = founder();
     for i in ids {
         let who = member(i);
-        let bundle = who.bundle(EncryptionKey([i as u8; 32]), Timestamp::from_physical(T0));
+        let bundle = who.bundle(
+            EncryptionKey(x25519_dalek::X25519_BASEPOINT_BYTES),
+            Timestamp::from_physical(T0),
+        );
         replica.add(&founder, bundle, t + u64::from(i)).unwrap();
     }
 }
@@ -192,7 +198,10 @@ fn split_and_heal(members: u32, diverging: u32) -> (Replica, Replica) {
     let one = member(1);
     for j in 0..diverging / 2 {
         let who = member(20_000_000 + j);
-        let bundle = who.bundle(EncryptionKey([1; 32]), Timestamp::from_physical(t));
+        let bundle = who.bundle(
+            EncryptionKey(x25519_dalek::X25519_BASEPOINT_BYTES),
+            Timestamp::from_physical(t),
+        );
         b.add(&one, bundle, t + u64::from(j)).unwrap();
     }
     (a, b)

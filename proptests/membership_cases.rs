@@ -7,7 +7,7 @@ use splitsafe::group::{
     ActionError, Change, IngestError, InvalidOp, Replica, ReplicaConfig, SnapshotError, Status,
 };
 use splitsafe::keys::KeyError;
-use support::group::{bundle, found, identity, T0};
+use support::group::{bundle, enc_key, found, identity, T0};
 
 /// Founder 0 adds members 1..=n at T0 + i ms; returns the replica and the genesis.
 fn group_of(n: u8) -> (Replica, splitsafe::group::SignedOp) {
@@ -305,8 +305,8 @@ fn rotation_replaces_the_key_and_old_bundles_never_win() {
         .add(&identity(0), bundle(&one, 1, T0), T0 + 200)
         .unwrap();
     assert_eq!(
-        replica.view().bundle(&one.id()).unwrap().encryption_key.0,
-        [11; 32]
+        replica.view().bundle(&one.id()).unwrap().encryption_key,
+        enc_key(11)
     );
     assert_eq!(
         replica.rotate(&one, bundle(&identity(2), 2, T0), T0 + 300),

@@ -73,6 +73,9 @@ pub enum KeyError {
     InvalidPublicKey(MemberId),
     /// The signature does not verify under the claimed key.
     BadSignature(MemberId),
+    /// The bundle's X25519 key has small order: every exchange with it gives a public
+    /// result, so anything wrapped for it could be read by anyone.
+    WeakEncryptionKey(MemberId),
 }
 
 impl fmt::Display for KeyError {
@@ -80,6 +83,9 @@ impl fmt::Display for KeyError {
         match self {
             Self::InvalidPublicKey(id) => write!(f, "{id:?} is not a usable Ed25519 public key"),
             Self::BadSignature(id) => write!(f, "signature does not verify under {id:?}"),
+            Self::WeakEncryptionKey(id) => {
+                write!(f, "the encryption key of {id:?} has small order")
+            }
         }
     }
 }
@@ -264,13 +270,24 @@ impl KeyBundle {
         }
     }
 
-    /// Checks the member's signature.
+    /// Checks the member's signature and that the encryption key does not have small order.
     ///
     /// # Errors
     ///
-    /// [`KeyError`] if the member id is not a usable key or the signature does not verify.
+    /// [`KeyError`] if the member id is not a usable key, the signature does not verify, or
+    /// the encryption key is weak.
     pub fn verify(&self) -> Result<(), KeyError> {
+        self.check_encryption_key()?;
         self.signed_message().verify()
+    }
+
+    /// X25519 with any clamped scalar (a multiple of the cofactor) maps exactly the
+    /// small-order points to zero.
+    pub(crate) fn check_encryption_key(&self) -> Result<(), KeyError> {
+        if x25519_dalek::x25519([1; 32], self.encryption_key.0) == [0; 32] {
+            return Err(KeyError::WeakEncryptionKey(self.member));
+        }
+        Ok(())
     }
 
     /// The fixed layout used inside signed operations: member, key, created (big-endian),
@@ -307,6 +324,23 @@ mod tests {
         other_member.member = Identity::from_secret_bytes([3; 32]).id();
         for forged in [other_key, other_time, other_member] {
             assert!(matches!(forged.verify(), Err(KeyError::BadSignature(_))));
+        }
+    }
+
+    #[test]
+    fn weak_encryption_keys_are_refused() {
+        let alice = Identity::from_secret_bytes([1; 32]);
+        // u = 0 and u = 1 have small order.
+        for weak in [[0u8; 32], {
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        }] {
+            let bundle = alice.bundle(EncryptionKey(weak), Timestamp::from_raw(5));
+            assert_eq!(
+                bundle.verify(),
+                Err(KeyError::WeakEncryptionKey(alice.id()))
+            );
         }
     }
 

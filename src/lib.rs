@@ -43,6 +43,7 @@
 
 pub mod clock;
 pub mod codec;
+pub mod crypto;
 pub mod group;
 pub mod keys;
 pub mod lww;

@@ -13,9 +13,15 @@ pub fn identity(n: u8) -> Identity {
     Identity::from_secret_bytes([n.wrapping_add(1); 32])
 }
 
-/// A bundle of `who`'s with encryption key filled with `key`, made at `at_ms`.
+/// The `k`th test encryption key: the X25519 public key of the secret `[k; 32]`.
+pub fn enc_key(k: u8) -> EncryptionKey {
+    let secret = x25519_dalek::StaticSecret::from([k; 32]);
+    EncryptionKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
+}
+
+/// A bundle of `who`'s publishing test key `key`, made at `at_ms`.
 pub fn bundle(who: &Identity, key: u8, at_ms: u64) -> KeyBundle {
-    who.bundle(EncryptionKey([key; 32]), Timestamp::from_physical(at_ms))
+    who.bundle(enc_key(key), Timestamp::from_physical(at_ms))
 }
 
 /// A group founded by identity 0 at `T0`; returns the founder's replica and the genesis.

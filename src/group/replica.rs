@@ -254,6 +254,11 @@ impl Replica {
         &self.clock
     }
 
+    /// A stamp for a local event such as sending a message, from this replica's clock.
+    pub fn stamp(&mut self, physical_ms: u64) -> Timestamp {
+        self.clock.send(physical_ms)
+    }
+
     /// The current view, computed once per change.
     pub fn view(&self) -> &View {
         self.view
@@ -382,6 +387,7 @@ impl Replica {
     /// The checks that need no signature: structure, then group.
     fn check(&self, op: &SignedOp) -> Result<(), IngestError> {
         op.op().check_structure()?;
+        op.check_keys()?;
         let found = match op.op().body {
             Body::Create { .. } => GroupId(op.id().0),
             _ => op.op().group,

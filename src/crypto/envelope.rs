@@ -1,0 +1,162 @@
+//! The envelope: header, recipient slots, ciphertext, optional signature; and its encoding.
+
+use super::error::OpenError;
+use super::keyring::KeyId;
+use crate::clock::Timestamp;
+use crate::codec;
+use crate::group::{GroupId, ViewDigest};
+use crate::keys::{MemberId, SignatureBytes};
+use serde::{Deserialize, Serialize};
+
+/// Bytes per recipient: an 8-byte hint, the 32-byte wrapped content key, a 16-byte tag.
+pub const SLOT_LEN: usize = 8 + 32 + 16;
+
+/// What a reader can see without opening: who sent it, when, with which key, to which view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Format version; this code writes and reads 1.
+    pub version: u8,
+    /// The group.
+    pub group: GroupId,
+    /// The sender.
+    pub sender: MemberId,
+    /// The sender's hybrid-logical-clock stamp.
+    pub stamp: Timestamp,
+    /// The id of the sender's encryption key.
+    pub sender_key: KeyId,
+    /// Digest of the view the sender sealed to.
+    pub view: ViewDigest,
+    /// Fresh random bytes per message, from which slot keys and hints derive.
+    #[serde(with = "serde_bytes")]
+    pub nonce: [u8; 16],
+    /// Whether the envelope carries the sender's signature.
+    pub signed: bool,
+}
+
+impl Header {
+    /// The version this code writes and reads.
+    pub const VERSION: u8 = 1;
+    /// Length of [`Header::to_bytes`].
+    pub const LEN: usize = 1 + 32 + 32 + 8 + 16 + 32 + 16 + 1;
+
+    /// The fixed layout hashed and authenticated: version, group, sender, stamp
+    /// (big-endian), sender key id, view digest, nonce, signed (0 or 1).
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        let mut at = 0;
+        for part in [
+            &[self.version][..],
+            &self.group.0,
+            &self.sender.0,
+            &self.stamp.as_raw().to_be_bytes(),
+            &self.sender_key.0,
+            &self.view.0,
+            &self.nonce,
+            &[u8::from(self.signed)],
+        ] {
+            out[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        out
+    }
+
+    /// The hash every slot and the signature bind: BLAKE3 (derive-key context
+    /// `"splitsafe v1 envelope hash"`) of the header bytes then the ciphertext.
+    pub fn bind(&self, ciphertext: &[u8]) -> [u8; 32] {
+        blake3::Hasher::new_derive_key("splitsafe v1 envelope hash")
+            .update(&self.to_bytes())
+            .update(ciphertext)
+            .finalize()
+            .into()
+    }
+}
+
+/// A sealed message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The header.
+    pub header: Header,
+    /// `SLOT_LEN` bytes per recipient, sorted by hint.
+    #[serde(with = "serde_bytes")]
+    pub slots: Vec<u8>,
+    /// The payload encrypted under the content key, with its 16-byte tag.
+    #[serde(with = "serde_bytes")]
+    pub ciphertext: Vec<u8>,
+    /// The sender's Ed25519 signature over `"splitsafe/v1/envelope\0" || bind`, if signed.
+    pub signature: Option<SignatureBytes>,
+}
+
+/// Size limits an envelope decoder enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most recipient slots.
+    pub max_recipients: usize,
+    /// Largest payload, in bytes (before encryption).
+    pub max_payload: usize,
+}
+
+impl Default for Limits {
+    /// 10,000 recipients and 16 MiB of payload.
+    fn default() -> Self {
+        Self {
+            max_recipients: 10_000,
+            max_payload: 16 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// The largest encoding these limits allow.
+    pub fn max_encoded_len(&self) -> usize {
+        // Header and CBOR framing take well under 512 bytes.
+        512 + self.max_recipients * SLOT_LEN + self.max_payload + 16 + 64
+    }
+}
+
+/// Domain string of an envelope signature.
+pub(crate) const SIGNATURE_DOMAIN: &[u8] = b"splitsafe/v1/envelope\0";
+
+impl Envelope {
+    /// Number of recipient slots.
+    pub fn recipients(&self) -> usize {
+        self.slots.len() / SLOT_LEN
+    }
+
+    /// The CBOR encoding.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes an envelope from untrusted bytes, strictly and within `limits`.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::Malformed`] for anything but one well-formed envelope within the limits;
+    /// [`OpenError::UnsupportedVersion`] for another format version.
+    pub fn from_cbor(bytes: &[u8], limits: Limits) -> Result<Self, OpenError> {
+        let envelope: Self = codec::decode(bytes, limits.max_encoded_len())?;
+        let invalid = |reason: &str| {
+            OpenError::Malformed(codec::DecodeError::Invalid {
+                reason: reason.to_string(),
+            })
+        };
+        if envelope.header.version != Header::VERSION {
+            return Err(OpenError::UnsupportedVersion(envelope.header.version));
+        }
+        if envelope.slots.len() % SLOT_LEN != 0 {
+            return Err(invalid("slots are not a whole number of 56-byte slots"));
+        }
+        if envelope.recipients() > limits.max_recipients {
+            return Err(invalid("more recipient slots than the limit"));
+        }
+        if envelope.ciphertext.len() < 16 || envelope.ciphertext.len() - 16 > limits.max_payload {
+            return Err(invalid(
+                "ciphertext shorter than its tag or over the payload limit",
+            ));
+        }
+        if envelope.signature.is_some() != envelope.header.signed {
+            return Err(invalid("signature presence disagrees with the header"));
+        }
+        Ok(envelope)
+    }
+}

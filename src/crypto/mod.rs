@@ -1,0 +1,17 @@
+//! Encryption that follows the membership view.
+//!
+//! A sender seals a message to every other member of its current [`View`](crate::group::View):
+//! a fresh content key encrypts the payload once, and a copy of that key is wrapped for each
+//! recipient under a pairwise key (X25519, then HKDF-SHA256). Removed members are not in the
+//! view, so they get no copy. See `spec/encryption.md` for the key schedule, the envelope
+//! layout, and what is and is not protected.
+
+mod envelope;
+mod error;
+mod keyring;
+mod pairwise;
+
+pub use envelope::{Envelope, Header, Limits, SLOT_LEN};
+pub use error::{OpenError, SealError};
+pub use keyring::{KeyId, Keyring, KeyringConfig, Opened, SealOptions};
+pub use pairwise::PairwiseKey;
