@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test target uses its own part of this module
 
 pub mod crdts_oracle;
+pub mod crypto;
 pub mod group;
 
 use proptest::prelude::*;

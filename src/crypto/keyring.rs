@@ -112,8 +112,6 @@ pub struct Keyring {
     /// Oldest first; the last is current.
     own: Vec<OwnKey>,
     created: Timestamp,
-    /// Every peer key seen in a view, so late messages under a since-rotated key still open.
-    peers: BTreeMap<KeyId, (MemberId, PublicKey)>,
     cache: BTreeMap<Pair, PairwiseKey>,
 }
 
@@ -149,7 +147,6 @@ impl Keyring {
             config,
             own: Vec::new(),
             created: Timestamp::from_physical(now_ms),
-            peers: BTreeMap::new(),
             cache: BTreeMap::new(),
         };
         keyring.push_key(StaticSecret::random_from_rng(rng));
@@ -193,17 +190,13 @@ impl Keyring {
         self.cache.keys().map(|(_, from, to)| (*from, *to))
     }
 
-    /// Learns the keys of a view, and drops cached pairwise keys of peer keys that are no
-    /// longer current in it (rotated away, or their member removed).
-    fn remember(&mut self, view: &View) {
-        let mut current = std::collections::BTreeSet::new();
-        for (member, bundle) in view.members() {
-            let id = KeyId::of(&bundle.encryption_key);
-            current.insert(id);
-            self.peers
-                .entry(id)
-                .or_insert_with(|| (*member, PublicKey::from(bundle.encryption_key.0)));
-        }
+    /// Drops cached pairwise keys of peer keys no longer current in `view` (rotated away, or
+    /// their member removed).
+    fn forget_stale(&mut self, view: &View) {
+        let current: std::collections::BTreeSet<KeyId> = view
+            .members()
+            .map(|(_, bundle)| KeyId::of(&bundle.encryption_key))
+            .collect();
         let own: std::collections::BTreeSet<KeyId> = self.own.iter().map(|k| k.id).collect();
         let group = view.group();
         self.cache.retain(|(g, from, to), _| {
@@ -275,7 +268,7 @@ impl Keyring {
                 max: limits.max_recipients,
             });
         }
-        self.remember(view);
+        self.forget_stale(view);
 
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
@@ -382,16 +375,12 @@ impl Keyring {
             sender: header.sender,
             key: header.sender_key,
         };
-        let sender_key = view
-            .bundle(&header.sender)
-            .filter(|b| KeyId::of(&b.encryption_key) == header.sender_key)
-            .map(|b| PublicKey::from(b.encryption_key.0))
-            .or_else(|| {
-                self.peers
-                    .get(&header.sender_key)
-                    .filter(|(member, _)| *member == header.sender)
-                    .map(|(_, key)| *key)
-            })
+        // The sender's current key, or one it published earlier (a message sealed before a
+        // rotation the reader has already seen).
+        let sender_key = replica
+            .published_keys(&header.sender)
+            .find(|key| KeyId::of(key) == header.sender_key)
+            .map(|key| PublicKey::from(key.0))
             .ok_or(unknown)?;
 
         let bound = header.bind(&envelope.ciphertext);
@@ -460,7 +449,6 @@ impl Keyring {
             .map_err(|_| OpenError::Tampered)?;
 
         self.cache.append(&mut staged);
-        self.remember(view);
         Ok(Opened {
             plaintext,
             sender: header.sender,

@@ -2,6 +2,7 @@
 
 use super::keyring::KeyId;
 use crate::group::GroupId;
+use crate::keys::EncryptionKey;
 use hkdf::Hkdf;
 use sha2::Sha256;
 use std::fmt;
@@ -22,8 +23,25 @@ impl fmt::Debug for PairwiseKey {
     }
 }
 
-/// Both directional keys between `own` and `peer`, or `None` if the exchange is not
-/// contributory (the peer's key has small order, so the result would be public).
+impl PairwiseKey {
+    /// Both directional keys between the holder of `own` and the owner of `peer` in `group`:
+    /// (own to peer, peer to own). `None` if the exchange is not contributory (the peer's
+    /// key has small order, so the result would be public).
+    pub fn between(
+        group: &GroupId,
+        own: &StaticSecret,
+        peer: &EncryptionKey,
+    ) -> Option<(PairwiseKey, PairwiseKey)> {
+        let own_id = KeyId::of(&EncryptionKey(PublicKey::from(own).to_bytes()));
+        derive(
+            group,
+            (own, own_id),
+            (&PublicKey::from(peer.0), KeyId::of(peer)),
+        )
+    }
+}
+
+/// As [`PairwiseKey::between`], with both key ids already known.
 pub(crate) fn derive(
     group: &GroupId,
     own: (&StaticSecret, KeyId),

@@ -6,7 +6,7 @@ use super::op::{Body, GroupId, InvalidOp, Op, OpId, SignedOp, Stamp};
 use super::sync::{AuthorIndex, Summary};
 use super::view::View;
 use crate::clock::{Clock, ClockConfig, Timestamp};
-use crate::keys::{Identity, KeyBundle, MemberId, SignedMessage};
+use crate::keys::{EncryptionKey, Identity, KeyBundle, MemberId, SignedMessage};
 use crate::lww::LwwSet;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
@@ -151,6 +151,9 @@ pub struct Replica {
     index: AuthorIndex,
     /// Members named by a logged `Add` or the `Create`: their operations enter the log.
     admitted: BTreeSet<MemberId>,
+    /// Every encryption key each member has published in a logged operation, authorized or
+    /// not: a bundle is signed by its member, so its key is authentic either way.
+    published: BTreeMap<MemberId, BTreeSet<EncryptionKey>>,
     held: Pen<Stamp>,
     /// Keyed by reversed arrival order, so a full quarantine drops its oldest operation.
     quarantine: Pen<Reverse<u64>>,
@@ -178,6 +181,7 @@ impl Replica {
             fold: Fold::default(),
             index: AuthorIndex::default(),
             admitted: BTreeSet::new(),
+            published: BTreeMap::new(),
             held: Pen::new(config.held_limit),
             quarantine: Pen::new(config.quarantine_limit),
             arrivals: 0,
@@ -274,6 +278,12 @@ impl Replica {
     /// taken into account, as far as this replica knows.
     pub fn was_member(&self, member: &MemberId, at: Timestamp) -> bool {
         self.fold.was_member_at(member, Stamp::last_at(at))
+    }
+
+    /// Every encryption key `member` has published in a logged operation, current or not,
+    /// so that messages sealed under a since-rotated key can still be attributed.
+    pub fn published_keys(&self, member: &MemberId) -> impl Iterator<Item = &EncryptionKey> + '_ {
+        self.published.get(member).into_iter().flatten()
     }
 
     /// Members no longer in the view, with the stamp of the operation that removed them.
@@ -461,6 +471,12 @@ impl Replica {
             // make the clock refuse it now, and then it simply does not advance the clock.
             let _ = self.clock.receive(op.op().timestamp, physical_ms);
             self.index.insert(op.stamp());
+            if let Some(bundle) = op.op().body.bundle() {
+                self.published
+                    .entry(bundle.member)
+                    .or_default()
+                    .insert(bundle.encryption_key);
+            }
         }
         let changes = self.fold.insert(to_log);
         if !changes.is_empty() {
