@@ -14,6 +14,8 @@
 //! | [`lww`] | [`LwwSet`](lww::LwwSet), a generic Last-Writer-Wins Element Set |
 //! | [`keys`] | [`Identity`](keys::Identity) (Ed25519) and self-signed [`KeyBundle`](keys::KeyBundle)s |
 //! | [`group`] | signed operations, the authorization fold, the member [`View`](group::View), sync, snapshots |
+//! | [`crypto`] | [`Keyring`](crypto::Keyring): pairwise keys, [`Envelope`](crypto::Envelope)s sealed to the view, rotation and erasure |
+//! | [`wire`] | ASCII armor for envelopes and batches of operations |
 //!
 //! The normative rules live in the repository's `spec/` folder.
 //!
@@ -47,6 +49,7 @@ pub mod crypto;
 pub mod group;
 pub mod keys;
 pub mod lww;
+pub mod wire;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,0 +1,95 @@
+//! Arbitrary bytes decoded and opened as an envelope by a member of a small group: never
+//! panics, and a failed open leaves the keyring able to open a genuine envelope as before.
+#![no_main]
+
+#[path = "../../proptests/support/group.rs"]
+#[allow(dead_code)]
+mod group;
+
+use group::{identity, T0};
+use libfuzzer_sys::fuzz_target;
+use splitsafe::crypto::{Envelope, Keyring, KeyringConfig, SealOptions};
+use splitsafe::group::{Replica, ReplicaConfig};
+use std::sync::OnceLock;
+
+/// A deterministic CSPRNG stand-in for the fixture: BLAKE3 in XOF mode over a seed.
+struct Xof(blake3::OutputReader);
+
+impl rand_core::TryRng for Xof {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0; 4];
+        self.0.fill(&mut b);
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0; 8];
+        self.0.fill(&mut b);
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
+        self.0.fill(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for Xof {}
+
+struct Fixture {
+    bob_replica: Replica,
+    genuine: Envelope,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let mut rng = Xof(blake3::Hasher::new().update(b"fuzz").finalize_xof());
+        let config = KeyringConfig::default();
+        let mut alice = Keyring::new(identity(0), config, &mut rng, T0);
+        let bob = Keyring::new(identity(1), config, &mut rng, T0);
+        let (mut replica, genesis) = Replica::create(
+            alice.identity(),
+            alice.bundle(),
+            [0; 16],
+            ReplicaConfig::default(),
+            T0,
+        )
+        .unwrap();
+        replica.add(alice.identity(), bob.bundle(), T0 + 1).unwrap();
+        let mut bob_replica = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
+        bob_replica.ingest_batch(replica.ops().cloned().collect(), T0 + 2);
+        let stamp = replica.stamp(T0 + 3);
+        let genuine = alice
+            .seal(
+                replica.view(),
+                stamp,
+                b"genuine",
+                SealOptions { sign: true },
+                &mut rng,
+            )
+            .unwrap();
+        // Bob's keyring is rebuilt per input from the same seed, so keep only his replica.
+        Fixture {
+            bob_replica,
+            genuine,
+        }
+    })
+}
+
+fn bob() -> Keyring {
+    let mut rng = Xof(blake3::Hasher::new().update(b"fuzz").finalize_xof());
+    // Same draws as the fixture: Alice's key first, then Bob's.
+    let _ = Keyring::new(identity(0), KeyringConfig::default(), &mut rng, T0);
+    Keyring::new(identity(1), KeyringConfig::default(), &mut rng, T0)
+}
+
+fuzz_target!(|bytes: &[u8]| {
+    let f = fixture();
+    let mut bob = bob();
+    if bob.open_bytes(bytes, &f.bob_replica).is_err() {
+        let opened = bob
+            .open(&f.genuine, &f.bob_replica)
+            .expect("state unchanged");
+        assert_eq!(opened.plaintext, b"genuine");
+    }
+});

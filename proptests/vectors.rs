@@ -1,0 +1,182 @@
+//! Deterministic test vectors (`spec/vectors/v1.txt`): fixed seeds and times in, every
+//! derived value out, so another implementation can check itself against this one.
+//!
+//! `cargo test` checks that this code reproduces the committed file byte for byte.
+//! `SPLITSAFE_WRITE_VECTORS=1 cargo test --test vectors` rewrites it after a deliberate
+//! format change.
+
+mod support;
+
+use rand_core::Rng;
+use splitsafe::crypto::{KeyId, Keyring, KeyringConfig, PairwiseKey, SealOptions};
+use splitsafe::group::{Replica, ReplicaConfig, SignedOp};
+use splitsafe::keys::Identity;
+use splitsafe::wire;
+use std::fmt::Write;
+use support::crypto::rng;
+use support::group::T0;
+
+const PATH: &str = "spec/vectors/v1.txt";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Out(String);
+
+impl Out {
+    fn put(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        writeln!(self.0, "{name} = {}", hex(value.as_ref())).unwrap();
+    }
+    fn text(&mut self, name: &str, value: &str) {
+        writeln!(self.0, "{name} = {value:?}").unwrap();
+    }
+    fn op(&mut self, name: &str, op: &SignedOp) {
+        self.put(&format!("{name}.signed_bytes"), op.op().signed_bytes());
+        self.put(&format!("{name}.signature"), op.signature().0);
+        self.put(&format!("{name}.id"), op.id().0);
+        self.put(&format!("{name}.cbor"), op.to_cbor());
+    }
+}
+
+/// A member: Ed25519 secret `[seed; 32]`, X25519 secret the first 32 bytes of
+/// ChaCha20Rng(seed).
+fn member(out: &mut Out, name: &str, seed: u8) -> Keyring {
+    let mut r = rng(u64::from(seed));
+    let mut x25519_secret = [0u8; 32];
+    r.clone().fill_bytes(&mut x25519_secret);
+    let keyring = Keyring::new(
+        Identity::from_secret_bytes([seed; 32]),
+        KeyringConfig::default(),
+        &mut r,
+        T0,
+    );
+    let bundle = keyring.bundle();
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(x25519_secret));
+    assert_eq!(
+        bundle.encryption_key.0,
+        public.to_bytes(),
+        "the keyring drew its secret first"
+    );
+    out.put(&format!("{name}.ed25519_secret"), [seed; 32]);
+    out.put(&format!("{name}.member_id"), keyring.identity().id().0);
+    out.put(&format!("{name}.x25519_secret"), x25519_secret);
+    out.put(&format!("{name}.x25519_public"), bundle.encryption_key.0);
+    out.put(
+        &format!("{name}.key_id"),
+        KeyId::of(&bundle.encryption_key).0,
+    );
+    out.put(
+        &format!("{name}.bundle.signed_bytes"),
+        bundle.signed_bytes(),
+    );
+    out.put(&format!("{name}.bundle.signature"), bundle.signature.0);
+    out.put(
+        &format!("{name}.bundle.cbor"),
+        splitsafe::codec::encode(&bundle),
+    );
+    keyring
+}
+
+fn vectors() -> String {
+    let mut out = Out(String::new());
+    writeln!(
+        out.0,
+        "# splitsafe v1 test vectors: hex unless quoted. T0 = {T0} (unix ms)."
+    )
+    .unwrap();
+    writeln!(out.0, "# Written by proptests/vectors.rs; spec/encryption.md and spec/membership.md say how each value is made.").unwrap();
+    let mut a = member(&mut out, "alice", 1);
+    let b = member(&mut out, "bob", 2);
+    let c = member(&mut out, "carol", 3);
+
+    let (mut replica, genesis) = Replica::create(
+        a.identity(),
+        a.bundle(),
+        [7; 16],
+        ReplicaConfig::default(),
+        T0,
+    )
+    .unwrap();
+    out.op("op.create", &genesis);
+    out.put("group_id", replica.group().0);
+    let (add_b, _) = replica.add(a.identity(), b.bundle(), T0 + 1).unwrap();
+    out.op("op.add_bob", &add_b);
+    let (add_c, _) = replica.add(a.identity(), c.bundle(), T0 + 2).unwrap();
+    out.op("op.add_carol", &add_c);
+    let (remove_c, _) = replica
+        .remove(a.identity(), c.identity().id(), T0 + 3)
+        .unwrap();
+    out.op("op.remove_carol", &remove_c);
+    out.put("view.digest", replica.view().digest().0);
+    out.text(
+        "ops.armored",
+        &wire::armor_ops(&[genesis, add_b.clone(), add_c, remove_c]),
+    );
+
+    let group = replica.group();
+    let alice_secret = {
+        let mut s = [0u8; 32];
+        rng(1).fill_bytes(&mut s);
+        x25519_dalek::StaticSecret::from(s)
+    };
+    let (a_to_b, b_to_a) =
+        PairwiseKey::between(&group, &alice_secret, &b.bundle().encryption_key).unwrap();
+    out.put("pairwise.alice_to_bob", a_to_b.as_bytes());
+    out.put("pairwise.bob_to_alice", b_to_a.as_bytes());
+
+    // The envelope: nonce then content key are the first 16 and next 32 bytes of
+    // ChaCha20Rng(99).
+    let mut r = rng(99);
+    let mut drawn = [0u8; 48];
+    r.clone().fill_bytes(&mut drawn);
+    out.put("envelope.nonce", &drawn[..16]);
+    out.put("envelope.content_key", &drawn[16..]);
+    let plaintext = b"hello from alice";
+    out.text(
+        "envelope.plaintext",
+        std::str::from_utf8(plaintext).unwrap(),
+    );
+    let stamp = replica.stamp(T0 + 10);
+    let envelope = a
+        .seal(
+            replica.view(),
+            stamp,
+            plaintext,
+            SealOptions { sign: true },
+            &mut r,
+        )
+        .unwrap();
+    out.put("envelope.header_bytes", envelope.header.to_bytes());
+    out.put("envelope.bind", envelope.header.bind(&envelope.ciphertext));
+    out.put("envelope.cbor", envelope.to_cbor());
+    out.text("envelope.armored", &wire::armor_envelope(&envelope));
+
+    // Bob opens it: the vectors are consistent with themselves.
+    let mut bob_replica = Replica::join(
+        &replica.ops().next().unwrap().clone(),
+        ReplicaConfig::default(),
+        T0,
+    )
+    .unwrap();
+    bob_replica.ingest_batch(replica.ops().cloned().collect(), T0 + 20);
+    let mut b = b;
+    let opened = b.open(&envelope, &bob_replica).unwrap();
+    assert_eq!(opened.plaintext, plaintext);
+    assert!(opened.signed && opened.same_view && opened.sender_was_member);
+    out.0
+}
+
+#[test]
+fn this_code_reproduces_the_committed_vectors() {
+    let produced = vectors();
+    assert_eq!(produced, vectors(), "vectors are deterministic");
+    if std::env::var_os("SPLITSAFE_WRITE_VECTORS").is_some() {
+        std::fs::write(PATH, &produced).unwrap();
+    }
+    let committed = std::fs::read_to_string(PATH).expect("spec/vectors/v1.txt exists");
+    for (line, (want, got)) in committed.lines().zip(produced.lines()).enumerate() {
+        assert_eq!(got, want, "line {} of {PATH} differs", line + 1);
+    }
+    assert_eq!(committed.lines().count(), produced.lines().count());
+}

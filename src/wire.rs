@@ -1,0 +1,251 @@
+//! ASCII armor: envelopes and batches of operations as text, for transports such as email.
+//!
+//! ```text
+//! -----BEGIN SPLITSAFE ENVELOPE-----
+//! <the CBOR encoding in standard base64, 64 characters a line>
+//! =<checksum: the first 6 bytes of BLAKE3 of the CBOR, in base64 (8 characters)>
+//! -----END SPLITSAFE ENVELOPE-----
+//! ```
+//!
+//! The kinds are `ENVELOPE` and `OPERATIONS` (a CBOR array of signed operations). Text
+//! before the first line and after the last is ignored, so an armored block survives being
+//! pasted into a message body; lines may carry trailing whitespace or carriage returns.
+
+use crate::codec::{self, DecodeError};
+use crate::crypto::{Envelope, Limits, OpenError};
+use crate::group::{SignedOp, MAX_OP_LEN};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use std::fmt;
+
+/// What an armored block holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArmorKind {
+    /// One [`Envelope`].
+    Envelope,
+    /// A batch of [`SignedOp`]s.
+    Operations,
+}
+
+impl ArmorKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Envelope => "ENVELOPE",
+            Self::Operations => "OPERATIONS",
+        }
+    }
+}
+
+/// Why armored text could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArmorError {
+    /// No `-----BEGIN SPLITSAFE <kind>-----` line for the expected kind.
+    MissingHeader(ArmorKind),
+    /// The block has no matching `-----END SPLITSAFE <kind>-----` line.
+    MissingFooter(ArmorKind),
+    /// The block has no `=` checksum line before its footer.
+    MissingChecksum,
+    /// A body line is not base64; lines count from 1 after the header.
+    BadBase64 {
+        /// The offending line.
+        line: usize,
+    },
+    /// The checksum does not match the body: the text was damaged in transit.
+    BadChecksum,
+    /// The body is larger than the limit.
+    TooLarge {
+        /// Length of the encoded body, in base64 characters.
+        len: usize,
+        /// Largest accepted.
+        max: usize,
+    },
+    /// The body is not a valid envelope.
+    Envelope(OpenError),
+    /// The body is not a valid batch of operations.
+    Operations(DecodeError),
+}
+
+impl fmt::Display for ArmorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingHeader(k) => write!(f, "no BEGIN SPLITSAFE {} line", k.label()),
+            Self::MissingFooter(k) => write!(f, "no END SPLITSAFE {} line", k.label()),
+            Self::MissingChecksum => f.write_str("no checksum line before the footer"),
+            Self::BadBase64 { line } => write!(f, "line {line} of the armored body is not base64"),
+            Self::BadChecksum => f.write_str("armor checksum mismatch: the text was damaged"),
+            Self::TooLarge { len, max } => {
+                write!(f, "armored body of {len} characters exceeds {max}")
+            }
+            Self::Envelope(e) => write!(f, "armored envelope: {e}"),
+            Self::Operations(e) => write!(f, "armored operations: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ArmorError {}
+
+const LINE: usize = 64;
+
+fn checksum(body: &[u8]) -> String {
+    STANDARD.encode(&blake3::hash(body).as_bytes()[..6])
+}
+
+/// Armors `bytes` as a block of `kind`.
+pub fn armor(kind: ArmorKind, bytes: &[u8]) -> String {
+    let encoded = STANDARD.encode(bytes);
+    let mut out = format!("-----BEGIN SPLITSAFE {}-----\n", kind.label());
+    for line in encoded.as_bytes().chunks(LINE) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push('=');
+    out.push_str(&checksum(bytes));
+    out.push_str(&format!("\n-----END SPLITSAFE {}-----\n", kind.label()));
+    out
+}
+
+/// Reads the first block of `kind` in `text`, whose decoded body may be at most `max_len`
+/// bytes, and checks its checksum.
+///
+/// # Errors
+///
+/// [`ArmorError`] saying what is missing or damaged.
+pub fn dearmor(kind: ArmorKind, text: &str, max_len: usize) -> Result<Vec<u8>, ArmorError> {
+    let begin = format!("-----BEGIN SPLITSAFE {}-----", kind.label());
+    let end = format!("-----END SPLITSAFE {}-----", kind.label());
+    let mut lines = text.lines().map(str::trim_end);
+    lines
+        .by_ref()
+        .find(|l| *l == begin)
+        .ok_or(ArmorError::MissingHeader(kind))?;
+    let max_chars = max_len.div_ceil(3) * 4;
+    let mut body = String::new();
+    let mut sum = None;
+    let mut closed = false;
+    for (index, line) in lines.enumerate() {
+        if line == end {
+            closed = true;
+            break;
+        }
+        if let Some(rest) = line.strip_prefix('=') {
+            sum = Some(rest.to_string());
+            continue;
+        }
+        if sum.is_some()
+            || !line
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        {
+            return Err(ArmorError::BadBase64 { line: index + 1 });
+        }
+        body.push_str(line);
+        if body.len() > max_chars {
+            return Err(ArmorError::TooLarge {
+                len: body.len(),
+                max: max_chars,
+            });
+        }
+    }
+    if !closed {
+        return Err(ArmorError::MissingFooter(kind));
+    }
+    let sum = sum.ok_or(ArmorError::MissingChecksum)?;
+    let bytes = STANDARD
+        .decode(body.as_bytes())
+        .map_err(|_| ArmorError::BadBase64 { line: 0 })?;
+    if checksum(&bytes) != sum {
+        return Err(ArmorError::BadChecksum);
+    }
+    Ok(bytes)
+}
+
+/// An envelope as armored text.
+pub fn armor_envelope(envelope: &Envelope) -> String {
+    armor(ArmorKind::Envelope, &envelope.to_cbor())
+}
+
+/// Reads an armored envelope within `limits`.
+///
+/// # Errors
+///
+/// [`ArmorError`], including [`ArmorError::Envelope`] for a body that is not a valid
+/// envelope.
+pub fn dearmor_envelope(text: &str, limits: Limits) -> Result<Envelope, ArmorError> {
+    let bytes = dearmor(ArmorKind::Envelope, text, limits.max_encoded_len())?;
+    Envelope::from_cbor(&bytes, limits).map_err(ArmorError::Envelope)
+}
+
+/// A batch of operations as armored text.
+pub fn armor_ops(ops: &[SignedOp]) -> String {
+    armor(ArmorKind::Operations, &codec::encode(ops))
+}
+
+/// Reads an armored batch of at most `max_ops` operations. Signatures are not checked
+/// here; [`Replica::ingest_batch`](crate::group::Replica::ingest_batch) checks them.
+///
+/// # Errors
+///
+/// [`ArmorError`], including [`ArmorError::Operations`] for a body that is not a batch.
+pub fn dearmor_ops(text: &str, max_ops: usize) -> Result<Vec<SignedOp>, ArmorError> {
+    let max_len = max_ops.saturating_mul(MAX_OP_LEN).saturating_add(9);
+    let bytes = dearmor(ArmorKind::Operations, text, max_len)?;
+    let ops: Vec<SignedOp> = codec::decode(&bytes, max_len).map_err(ArmorError::Operations)?;
+    if ops.len() > max_ops {
+        return Err(ArmorError::Operations(DecodeError::Invalid {
+            reason: format!("{} operations exceed the limit of {max_ops}", ops.len()),
+        }));
+    }
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_inside_surrounding_text() {
+        let body: Vec<u8> = (0..=255).collect();
+        let text = format!(
+            "Hi,\r\n> quoted\n{}\n-- \nsignature\n",
+            armor(ArmorKind::Operations, &body).replace('\n', "\r\n")
+        );
+        assert_eq!(dearmor(ArmorKind::Operations, &text, 1024), Ok(body));
+    }
+
+    #[test]
+    fn damage_is_reported_precisely() {
+        let text = armor(ArmorKind::Envelope, b"hello, world: some bytes");
+        let flipped = text.replacen("aGVsbG8", "aGVsbG9", 1);
+        assert_eq!(
+            dearmor(ArmorKind::Envelope, &flipped, 1024),
+            Err(ArmorError::BadChecksum)
+        );
+        assert_eq!(
+            dearmor(ArmorKind::Operations, &text, 1024),
+            Err(ArmorError::MissingHeader(ArmorKind::Operations))
+        );
+        let cut = text.lines().take(3).collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            dearmor(ArmorKind::Envelope, &cut, 1024),
+            Err(ArmorError::MissingFooter(ArmorKind::Envelope))
+        );
+        let no_sum: String = text
+            .lines()
+            .filter(|l| !l.starts_with('='))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            dearmor(ArmorKind::Envelope, &no_sum, 1024),
+            Err(ArmorError::MissingChecksum)
+        );
+        let junk = text.replacen("aGVsbG8", "aGV*bG8", 1);
+        assert_eq!(
+            dearmor(ArmorKind::Envelope, &junk, 1024),
+            Err(ArmorError::BadBase64 { line: 1 })
+        );
+        assert!(matches!(
+            dearmor(ArmorKind::Envelope, &text, 4),
+            Err(ArmorError::TooLarge { .. })
+        ));
+    }
+}
