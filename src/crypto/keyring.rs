@@ -4,7 +4,7 @@ use super::envelope::{Envelope, Header, Limits, SIGNATURE_DOMAIN, SLOT_LEN};
 use super::error::{OpenError, SealError};
 use super::pairwise::{self, PairwiseKey, HINT_LEN};
 use crate::clock::Timestamp;
-use crate::group::{ActionError, Change, GroupId, Replica, SignedOp, View};
+use crate::group::{ActionError, Change, GroupId, Replica, SignedOp, View, ViewDigest};
 use crate::keys::{byte_array, EncryptionKey, Identity, KeyBundle, MemberId, SignatureBytes};
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
@@ -100,8 +100,17 @@ struct OwnKey {
     retired_at_ms: Option<u64>,
 }
 
-/// Cache key: group, from key, to key.
-type Pair = (GroupId, KeyId, KeyId);
+/// The two pairwise keys between one own key and one peer key.
+struct Pair {
+    /// From the own key to the peer's.
+    out: PairwiseKey,
+    /// From the peer's key to the own one.
+    back: PairwiseKey,
+}
+
+/// Pairwise keys of one own key in one group, by peer key. Keyed by the raw public key, so
+/// the warm path hashes nothing.
+type Peers = BTreeMap<EncryptionKey, Pair>;
 
 /// A member's encryption state on one device: identity, own X25519 secrets (the current one
 /// and those retired within the grace period), every peer key seen, and a cache of pairwise
@@ -112,7 +121,9 @@ pub struct Keyring {
     /// Oldest first; the last is current.
     own: Vec<OwnKey>,
     created: Timestamp,
-    cache: BTreeMap<Pair, PairwiseKey>,
+    cache: BTreeMap<(GroupId, KeyId), Peers>,
+    /// The view digest each group's cache was last pruned against.
+    pruned_for: BTreeMap<GroupId, ViewDigest>,
 }
 
 impl fmt::Debug for Keyring {
@@ -120,7 +131,10 @@ impl fmt::Debug for Keyring {
         f.debug_struct("Keyring")
             .field("id", &self.identity.id())
             .field("own_keys", &self.own_key_ids())
-            .field("cached_pairs", &self.cache.len())
+            .field(
+                "cached_pairs",
+                &self.cache.values().map(BTreeMap::len).sum::<usize>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +162,7 @@ impl Keyring {
             own: Vec::new(),
             created: Timestamp::from_physical(now_ms),
             cache: BTreeMap::new(),
+            pruned_for: BTreeMap::new(),
         };
         keyring.push_key(StaticSecret::random_from_rng(rng));
         keyring
@@ -185,52 +200,69 @@ impl Keyring {
         self.own.iter().map(|k| k.id).collect()
     }
 
-    /// The (from, to) key-id pairs of the cached pairwise keys.
+    /// Drops every cached pairwise key (they are derived again when needed), for example to
+    /// bound memory; the next message to each peer then pays one X25519 exchange.
+    pub fn forget_pairwise_keys(&mut self) {
+        self.cache.clear();
+        self.pruned_for.clear();
+    }
+
+    /// The (from, to) key-id pairs of the cached pairwise keys, both directions.
     pub fn cached_pairs(&self) -> impl Iterator<Item = (KeyId, KeyId)> + '_ {
-        self.cache.keys().map(|(_, from, to)| (*from, *to))
+        self.cache.iter().flat_map(|((_, own), peers)| {
+            peers.keys().flat_map(move |peer| {
+                let peer = KeyId::of(peer);
+                [(*own, peer), (peer, *own)]
+            })
+        })
     }
 
     /// Drops cached pairwise keys of peer keys no longer current in `view` (rotated away, or
-    /// their member removed).
-    fn forget_stale(&mut self, view: &View) {
-        let current: std::collections::BTreeSet<KeyId> = view
-            .members()
-            .map(|(_, bundle)| KeyId::of(&bundle.encryption_key))
-            .collect();
-        let own: std::collections::BTreeSet<KeyId> = self.own.iter().map(|k| k.id).collect();
+    /// their member removed). Runs only when the view has changed since the last pruning, so
+    /// a message to an unchanged view pays nothing for it.
+    fn prune(&mut self, view: &View) {
         let group = view.group();
-        self.cache.retain(|(g, from, to), _| {
-            *g != group || {
-                let peer = if own.contains(from) { to } else { from };
-                current.contains(peer)
+        if self.pruned_for.get(&group) == Some(&view.digest()) {
+            return;
+        }
+        let current: std::collections::BTreeSet<&EncryptionKey> =
+            view.members().map(|(_, b)| &b.encryption_key).collect();
+        for ((g, _), peers) in self.cache.iter_mut() {
+            if *g == group {
+                peers.retain(|peer, _| current.contains(peer));
             }
-        });
+        }
+        self.pruned_for.insert(group, view.digest());
     }
 
-    /// The pairwise key from `from` to `to`, one of which is own key `own`, from the cache or
-    /// derived; newly derived keys (both directions) go to `staged`.
-    fn pairwise<'a>(
+    /// The pair of keys between own key `own` and `peer` in `group`: cached, or derived
+    /// into `staged`. `None` if the exchange is not contributory.
+    fn pair<'a>(
         &'a self,
         group: GroupId,
         own: &OwnKey,
-        peer: (KeyId, &PublicKey),
-        own_sends: bool,
-        staged: &'a mut BTreeMap<Pair, PairwiseKey>,
-    ) -> Option<&'a PairwiseKey> {
-        let pair = if own_sends {
-            (group, own.id, peer.0)
-        } else {
-            (group, peer.0, own.id)
-        };
-        if self.cache.contains_key(&pair) {
-            return self.cache.get(&pair);
+        peer: &EncryptionKey,
+        staged: &'a mut Peers,
+    ) -> Option<&'a Pair> {
+        if let Some(pair) = self.cache.get(&(group, own.id)).and_then(|p| p.get(peer)) {
+            return Some(pair);
         }
-        if !staged.contains_key(&pair) {
-            let (out, back) = pairwise::derive(&group, (&own.secret, own.id), (peer.1, peer.0))?;
-            staged.insert((group, own.id, peer.0), out);
-            staged.insert((group, peer.0, own.id), back);
+        if !staged.contains_key(peer) {
+            let peer_id = KeyId::of(peer);
+            let (out, back) = pairwise::derive(
+                &group,
+                (&own.secret, own.id),
+                (&PublicKey::from(peer.0), peer_id),
+            )?;
+            staged.insert(*peer, Pair { out, back });
         }
-        staged.get(&pair)
+        staged.get(peer)
+    }
+
+    fn commit(&mut self, group: GroupId, own: KeyId, staged: Peers) {
+        if !staged.is_empty() {
+            self.cache.entry((group, own)).or_default().extend(staged);
+        }
     }
 
     /// Seals `plaintext` to every member of `view` but the sender, stamped `stamp` (from
@@ -268,7 +300,7 @@ impl Keyring {
                 max: limits.max_recipients,
             });
         }
-        self.forget_stale(view);
+        self.prune(view);
 
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
@@ -285,7 +317,8 @@ impl Keyring {
             signed: options.sign,
         };
         let header_bytes = header.to_bytes();
-        let mut ciphertext = plaintext.to_vec();
+        let mut ciphertext = Vec::with_capacity(plaintext.len() + 16);
+        ciphertext.extend_from_slice(plaintext);
         let tag = aead(&content_key)
             .encrypt_inout_detached(
                 &zero_nonce(),
@@ -296,22 +329,15 @@ impl Keyring {
         ciphertext.extend_from_slice(&tag);
         let bound = header.bind(&ciphertext);
 
-        let mut staged = BTreeMap::new();
+        let mut staged = Peers::new();
         let mut slots: Vec<[u8; SLOT_LEN]> = Vec::with_capacity(recipients);
-        let current = self.own.len() - 1;
+        let current = self.current();
         for bundle in view.members().filter(|(m, _)| **m != me).map(|(_, b)| b) {
-            let peer_id = KeyId::of(&bundle.encryption_key);
-            let peer_key = PublicKey::from(bundle.encryption_key.0);
-            let Some(pairwise) = self.pairwise(
-                header.group,
-                &self.own[current],
-                (peer_id, &peer_key),
-                true,
-                &mut staged,
-            ) else {
+            let Some(pair) = self.pair(header.group, current, &bundle.encryption_key, &mut staged)
+            else {
                 continue;
             };
-            let slot_key = pairwise.slot_key(&nonce);
+            let slot_key = pair.out.slot_key(&nonce);
             let mut slot = [0u8; SLOT_LEN];
             slot[..HINT_LEN].copy_from_slice(&slot_key.hint);
             slot[HINT_LEN..HINT_LEN + 32].copy_from_slice(content_key.as_ref());
@@ -325,7 +351,8 @@ impl Keyring {
             slot[HINT_LEN + 32..].copy_from_slice(&tag);
             slots.push(slot);
         }
-        self.cache.append(&mut staged);
+        let current_id = current.id;
+        self.commit(header.group, current_id, staged);
         // Sorted by hint: the recipient finds its slot by binary search, and the order says
         // nothing about who the recipients are.
         slots.sort_unstable();
@@ -337,7 +364,7 @@ impl Keyring {
         });
         Ok(Envelope {
             header,
-            slots: slots.concat(),
+            slots: slots.into_flattened(),
             ciphertext,
             signature,
         })
@@ -380,7 +407,7 @@ impl Keyring {
         let sender_key = replica
             .published_keys(&header.sender)
             .find(|key| KeyId::of(key) == header.sender_key)
-            .map(|key| PublicKey::from(key.0))
+            .copied()
             .ok_or(unknown)?;
 
         let bound = header.bind(&envelope.ciphertext);
@@ -396,21 +423,16 @@ impl Keyring {
             return Err(OpenError::Tampered);
         }
 
-        let mut staged = BTreeMap::new();
         let mut found_slot = false;
         let mut content_key = None;
+        let mut staged = (KeyId([0; 16]), Peers::new());
         // The current key first, then retired ones, newest first.
         for own in self.own.iter().rev() {
-            let Some(pairwise) = self.pairwise(
-                header.group,
-                own,
-                (header.sender_key, &sender_key),
-                false,
-                &mut staged,
-            ) else {
+            let mut derived = Peers::new();
+            let Some(pair) = self.pair(header.group, own, &sender_key, &mut derived) else {
                 continue;
             };
-            let slot_key = pairwise.slot_key(&header.nonce);
+            let slot_key = pair.back.slot_key(&header.nonce);
             for slot in slots_with_hint(envelope, &slot_key.hint) {
                 found_slot = true;
                 let mut key = Zeroizing::new([0u8; 32]);
@@ -425,6 +447,7 @@ impl Keyring {
                 }
             }
             if content_key.is_some() {
+                staged = (own.id, derived);
                 break;
             }
         }
@@ -448,7 +471,7 @@ impl Keyring {
             )
             .map_err(|_| OpenError::Tampered)?;
 
-        self.cache.append(&mut staged);
+        self.commit(header.group, staged.0, staged.1);
         Ok(Opened {
             plaintext,
             sender: header.sender,
@@ -499,8 +522,7 @@ impl Keyring {
             });
         self.own = kept;
         for key in &expired {
-            self.cache
-                .retain(|(_, from, to), _| *from != key.id && *to != key.id);
+            self.cache.retain(|(_, own), _| *own != key.id);
         }
         // Dropping `expired` zeroizes the secrets.
         expired.len()
