@@ -1,101 +1,296 @@
-//! Two replicas of a member set diverge on both sides of a netsplit, then converge.
+//! A group keeps working through a netsplit and converges after it.
 //!
-//! Run: `cargo run --release --example netsplit`
+//! Run: `cargo run --release --example netsplit` for the story, or with
+//! `--devices N --partitions K --ops N --seed S` for a random run of N actions, and `--json`
+//! for machine-readable output. The exit code is 0 exactly when the verdict is true.
 
-use splitsafe::clock::{Clock, ClockConfig, Timestamp};
-use splitsafe::lww::LwwSet;
+use splitsafe::sim::{random_schedule, Action, Outcome, Sim, SimConfig};
+use std::collections::BTreeSet;
+use std::process::ExitCode;
 
-/// A stamp that is unique per operation: the HLC time, then the replica that issued it.
-type Stamp = (Timestamp, &'static str);
-
-#[derive(Clone)]
-struct Replica {
-    name: &'static str,
-    clock: Clock,
-    members: LwwSet<&'static str, Stamp>,
+struct Args {
+    devices: u8,
+    partitions: u8,
+    ops: Option<usize>,
+    seed: u64,
+    json: bool,
 }
 
-impl Replica {
-    fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            clock: Clock::new(ClockConfig::default()),
-            members: LwwSet::new(),
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        devices: 8,
+        partitions: 2,
+        ops: None,
+        seed: 1,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or(format!("{name} needs a value"))
+                .and_then(|v| v.parse::<u64>().map_err(|e| format!("{name} {v}: {e}")))
+        };
+        match flag.as_str() {
+            "--devices" => args.devices = value("--devices")?.clamp(2, 250) as u8,
+            "--partitions" => args.partitions = value("--partitions")?.clamp(1, 16) as u8,
+            "--ops" => args.ops = Some(value("--ops")? as usize),
+            "--seed" => args.seed = value("--seed")?,
+            "--json" => args.json = true,
+            "--help" | "-h" => {
+                return Err(
+                    "usage: netsplit [--devices N] [--partitions K] [--ops N] [--seed S] [--json]"
+                        .into(),
+                )
+            }
+            other => return Err(format!("unknown flag {other}; try --help")),
         }
     }
-
-    fn add(&mut self, member: &'static str, now_ms: u64) {
-        let stamp = (self.clock.send(now_ms), self.name);
-        self.members
-            .insert(member, stamp)
-            .expect("stamps are unique");
-        println!("  {:<6} adds    {member:<6} at {}", self.name, stamp.0);
-    }
-
-    fn remove(&mut self, member: &'static str, now_ms: u64) {
-        let stamp = (self.clock.send(now_ms), self.name);
-        self.members
-            .remove(member, stamp)
-            .expect("stamps are unique");
-        println!("  {:<6} removes {member:<6} at {}", self.name, stamp.0);
-    }
-
-    /// Merges a peer's replica, first advancing the clock past everything the peer stamped.
-    fn sync_from(&mut self, peer: &Replica, now_ms: u64) {
-        if let Some(latest) = peer.members.entries().map(|(_, e)| e.stamp.0).max() {
-            self.clock
-                .receive(latest, now_ms)
-                .expect("peer clocks are within the drift bound");
-        }
-        self.members
-            .merge(&peer.members)
-            .expect("stamps are unique");
-    }
-
-    fn show(&self) -> String {
-        let names: Vec<_> = self.members.iter().copied().collect();
-        format!("{:<6} sees [{}]", self.name, names.join(", "))
-    }
+    Ok(args)
 }
 
-fn main() {
-    // Fixed times, so every run prints the same story: 2026-11-26 12:00:00 UTC.
-    let t0 = 1_795_694_400_000;
-    let mut left = Replica::new("left");
-    let mut right = Replica::new("right");
+fn names(set: &BTreeSet<u8>) -> String {
+    let v: Vec<String> = set.iter().map(|d| format!("d{d}")).collect();
+    format!("[{}]", v.join(" "))
+}
 
-    println!("The group forms:");
-    left.add("alice", t0);
-    left.add("bob", t0 + 1);
-    left.add("carol", t0 + 2);
-    right.sync_from(&left, t0 + 10);
-    println!("  {}\n  {}", left.show(), right.show());
-
-    println!("\nThe network splits; each side edits on its own:");
-    left.remove("carol", t0 + 1_000);
-    left.add("dave", t0 + 1_100);
-    right.add("erin", t0 + 1_050);
-    right.remove("bob", t0 + 1_200);
-    // Concurrent edits of one member: right re-adds carol later than left removed her.
-    right.add("carol", t0 + 1_300);
-    println!("  {}\n  {}", left.show(), right.show());
-    let diverged = left.members != right.members;
-
-    println!("\nThe split heals; each side merges the other's replica:");
-    // Each merges what the other held at the moment the split healed.
-    let left_at_heal = left.clone();
-    left.sync_from(&right, t0 + 5_000);
-    right.sync_from(&left_at_heal, t0 + 5_000);
-    println!("  {}\n  {}", left.show(), right.show());
-
-    let converged = left.members == right.members;
-    let expected = ["alice", "carol", "dave", "erin"];
-    let correct = left.members.iter().copied().eq(expected);
-    println!(
-        "\nverdict: diverged during the split: {diverged}; converged after healing: {converged}; \
-         member list {expected:?}: {correct}"
+/// The story: eight devices, five of them members; the network splits in two; each side
+/// changes the membership and keeps messaging; the split heals.
+fn story(args: &Args) -> Outcome {
+    let config = SimConfig {
+        devices: 8,
+        initial_members: 5,
+        partitions: 2,
+        seed: args.seed,
+        // Clocks within a second of each other, so the story reads in real-time order.
+        max_skew_ms: 1_000,
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(config);
+    let say = |sim: &Sim, text: &str| {
+        println!("{text}");
+        println!(
+            "    d0 sees {}   d3 sees {}",
+            names(&sim.members_seen_by(0)),
+            names(&sim.members_seen_by(3))
+        );
+    };
+    say(
+        &sim,
+        "The group forms: d0 founds it and adds d1..d4; d5, d6, d7 are outside.",
     );
-    if !(diverged && converged && correct) {
-        std::process::exit(1);
+    // Each chapter is followed by a few seconds for the network to deliver, and a sync on
+    // each side to recover what it lost.
+    let chapters: Vec<(&str, Vec<Action>)> = vec![
+        (
+            "The network splits: {d0 d1 d2 d5} | {d3 d4 d6 d7}.",
+            vec![Action::Split {
+                sides: vec![0, 0, 0, 1, 1, 0, 1, 1],
+            }],
+        ),
+        (
+            "Left: d0 removes d4, who is on the right side. Right: d3 adds d6 and d7.",
+            vec![
+                Action::Remove {
+                    actor: 0,
+                    target: 4,
+                },
+                Action::Add {
+                    actor: 3,
+                    target: 6,
+                },
+                Action::Add {
+                    actor: 3,
+                    target: 7,
+                },
+            ],
+        ),
+        (
+            "Left: d1 adds d5. Both sides send: d2 (message 0) and d4 (message 1).",
+            vec![
+                Action::Add {
+                    actor: 1,
+                    target: 5,
+                },
+                Action::Send { actor: 2 },
+                Action::Send { actor: 4 },
+            ],
+        ),
+        (
+            "Right: d3 removes d1, who is on the left. d7 sends message 2; d5 sends message 3.",
+            vec![
+                Action::Remove {
+                    actor: 3,
+                    target: 1,
+                },
+                Action::Send { actor: 7 },
+                Action::Send { actor: 5 },
+            ],
+        ),
+        ("The split heals; everyone syncs.", vec![Action::Heal]),
+    ];
+    for (text, actions) in &chapters {
+        for action in actions {
+            sim.step(action);
+        }
+        sim.step(&Action::Advance { ms: 2_500 });
+        // Pairs across the split only sync once it has healed.
+        for (a, b) in [
+            (0, 1),
+            (1, 2),
+            (2, 5),
+            (3, 4),
+            (4, 6),
+            (6, 7),
+            (5, 6),
+            (2, 3),
+        ] {
+            sim.step(&Action::Sync { a, b });
+        }
+        say(&sim, text);
+    }
+    sim.finish()
+}
+
+fn json(outcome: &Outcome) -> String {
+    let hex = |d: &splitsafe::group::ViewDigest| d.to_string();
+    let set = |s: &BTreeSet<u8>| {
+        format!(
+            "[{}]",
+            s.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
+        )
+    };
+    let devices: Vec<String> = outcome
+        .digests
+        .iter()
+        .zip(&outcome.members)
+        .enumerate()
+        .map(|(i, (digest, members))| {
+            let opened: BTreeSet<u8> = outcome
+                .messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.opened_by.contains(&(i as u8)))
+                .map(|(k, _)| k as u8)
+                .collect();
+            format!(
+                r#"{{"device":{i},"digest":"{}","members":{},"opened":{}}}"#,
+                hex(digest),
+                set(members),
+                set(&opened)
+            )
+        })
+        .collect();
+    let messages: Vec<String> = outcome
+        .messages
+        .iter()
+        .map(|m| {
+            format!(
+                r#"{{"sender":{},"view":{},"delivered_to":{},"opened_by":{},"after_convergence":{}}}"#,
+                m.sender, set(&m.view), set(&m.delivered_to), set(&m.opened_by), m.after_convergence
+            )
+        })
+        .collect();
+    let violations: Vec<String> = outcome
+        .violations
+        .iter()
+        .map(|v| format!("{v:?}"))
+        .collect();
+    format!(
+        r#"{{"verdict":{},"converged":{},"devices":[{}],"messages":[{}],"violations":[{}],"stats":{{"ops":{},"packets":{},"lost":{},"cut":{},"duplicated":{},"syncs":{},"sync_bytes":{}}}}}"#,
+        outcome.violations.is_empty() && outcome.converged,
+        outcome.converged,
+        devices.join(","),
+        messages.join(","),
+        violations.join(","),
+        outcome.stats.ops,
+        outcome.stats.packets,
+        outcome.stats.lost,
+        outcome.stats.cut,
+        outcome.stats.duplicated,
+        outcome.stats.syncs,
+        outcome.stats.sync_bytes
+    )
+}
+
+fn table(outcome: &Outcome) {
+    let during = outcome
+        .messages
+        .iter()
+        .filter(|m| !m.after_convergence)
+        .count();
+    println!(
+        "\n{:<7} {:<18} {:<28} opened (messages during the split)",
+        "device", "view digest", "members"
+    );
+    for (i, (digest, members)) in outcome.digests.iter().zip(&outcome.members).enumerate() {
+        let opened: BTreeSet<u8> = outcome.messages[..during]
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.opened_by.contains(&(i as u8)))
+            .map(|(k, _)| k as u8)
+            .collect();
+        let opened: Vec<String> = opened.iter().map(|k| format!("m{k}")).collect();
+        println!(
+            "d{i:<6} {:<18} {:<28} {}",
+            &digest.to_string()[..16],
+            names(members),
+            opened.join(" ")
+        );
+    }
+    let s = &outcome.stats;
+    println!(
+        "\n{} membership ops, {} packets ({} lost, {} cut by the split, {} duplicated), {} sync rounds ({} bytes)",
+        s.ops, s.packets, s.lost, s.cut, s.duplicated, s.syncs, s.sync_bytes
+    );
+    for v in &outcome.violations {
+        println!("violation: {v}");
+    }
+    let verdict = outcome.violations.is_empty() && outcome.converged;
+    println!(
+        "verdict: {verdict} (one view digest on every device after healing: {}; every message opened by exactly its sender's view where delivered: {})",
+        outcome.converged,
+        outcome.violations.is_empty()
+    );
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match args.ops {
+        None if !args.json => story(&args),
+        ops => {
+            let config = SimConfig {
+                devices: args.devices,
+                partitions: args.partitions,
+                seed: args.seed,
+                ..SimConfig::default()
+            };
+            let schedule = random_schedule(args.seed, ops.unwrap_or(200), args.partitions);
+            let mut sim = Sim::new(config);
+            let tenth = (schedule.len() / 10).max(1);
+            for (k, action) in schedule.iter().enumerate() {
+                sim.step(action);
+                if !args.json && (k + 1) % tenth == 0 {
+                    eprintln!("progress: {}/{} actions", k + 1, schedule.len());
+                }
+            }
+            sim.finish()
+        }
+    };
+    if args.json {
+        println!("{}", json(&outcome));
+    } else {
+        table(&outcome);
+    }
+    if outcome.violations.is_empty() && outcome.converged {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

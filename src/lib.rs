@@ -49,6 +49,7 @@ pub mod crypto;
 pub mod group;
 pub mod keys;
 pub mod lww;
+pub mod sim;
 pub mod wire;
 
 /// The README's examples, compiled and run as doc tests.
