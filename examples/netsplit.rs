@@ -4,7 +4,7 @@
 //! `--devices N --partitions K --ops N --seed S` for a random run of N actions, and `--json`
 //! for machine-readable output. The exit code is 0 exactly when the verdict is true.
 
-use splitsafe::sim::{random_schedule, Action, Outcome, Sim, SimConfig};
+use splitsafe::sim::{random_schedule, Action, MessageRecord, Outcome, Sim, SimConfig};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
@@ -152,6 +152,16 @@ fn story(args: &Args) -> Outcome {
     sim.finish()
 }
 
+/// Indices of the messages among `messages` that device `device` opened.
+fn opened_by(messages: &[MessageRecord], device: usize) -> BTreeSet<u8> {
+    messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.opened_by.contains(&(device as u8)))
+        .map(|(k, _)| k as u8)
+        .collect()
+}
+
 fn json(outcome: &Outcome) -> String {
     let hex = |d: &splitsafe::group::ViewDigest| d.to_string();
     let set = |s: &BTreeSet<u8>| {
@@ -166,13 +176,7 @@ fn json(outcome: &Outcome) -> String {
         .zip(&outcome.members)
         .enumerate()
         .map(|(i, (digest, members))| {
-            let opened: BTreeSet<u8> = outcome
-                .messages
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.opened_by.contains(&(i as u8)))
-                .map(|(k, _)| k as u8)
-                .collect();
+            let opened = opened_by(&outcome.messages, i);
             format!(
                 r#"{{"device":{i},"digest":"{}","members":{},"opened":{}}}"#,
                 hex(digest),
@@ -224,12 +228,7 @@ fn table(outcome: &Outcome) {
         "device", "view digest", "members"
     );
     for (i, (digest, members)) in outcome.digests.iter().zip(&outcome.members).enumerate() {
-        let opened: BTreeSet<u8> = outcome.messages[..during]
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.opened_by.contains(&(i as u8)))
-            .map(|(k, _)| k as u8)
-            .collect();
+        let opened = opened_by(&outcome.messages[..during], i);
         let opened: Vec<String> = opened.iter().map(|k| format!("m{k}")).collect();
         println!(
             "d{i:<6} {:<18} {:<28} {}",

@@ -256,9 +256,11 @@ impl Outcome {
     }
 }
 
+#[derive(Clone)]
 enum Payload {
-    Op(SignedOp),
-    Envelope(usize, Envelope),
+    Op(Box<SignedOp>),
+    /// The index of a sealed message in `Sim::envelopes`.
+    Envelope(usize),
 }
 
 struct Packet {
@@ -490,19 +492,15 @@ impl Sim {
         } else {
             1
         };
-        for copy in 0..copies {
+        for _ in 0..copies {
             let at = self.now + 1 + self.rng.below(u64::from(self.config.max_delay_ms));
             self.sequence += 1;
-            let payload = match (&packet.payload, copy) {
-                (Payload::Op(op), _) => Payload::Op(op.clone()),
-                (Payload::Envelope(m, e), _) => Payload::Envelope(*m, e.clone()),
-            };
             self.in_flight.insert(
                 (at, self.sequence),
                 Packet {
                     from: packet.from,
                     to: packet.to,
-                    payload,
+                    payload: packet.payload.clone(),
                 },
             );
         }
@@ -514,7 +512,7 @@ impl Sim {
             self.enqueue(Packet {
                 from,
                 to,
-                payload: Payload::Op(op.clone()),
+                payload: Payload::Op(Box::new(op.clone())),
             });
         }
     }
@@ -549,12 +547,12 @@ impl Sim {
             opened_by: BTreeSet::new(),
             after_convergence,
         });
-        self.envelopes.push(envelope.clone());
+        self.envelopes.push(envelope);
         for to in (0..self.n()).filter(|&to| to != from) {
             self.enqueue(Packet {
                 from,
                 to,
-                payload: Payload::Envelope(id, envelope.clone()),
+                payload: Payload::Envelope(id),
             });
         }
     }
@@ -584,12 +582,12 @@ impl Sim {
         match packet.payload {
             Payload::Op(op) => {
                 let now = self.clock_of(to);
-                match self.devices[to].replica.ingest(op, now) {
+                match self.devices[to].replica.ingest(*op, now) {
                     Ok(_) => self.retry(to),
                     Err(e) => self.violation(format!("device {to} refused a genuine op: {e}")),
                 }
             }
-            Payload::Envelope(m, _) => {
+            Payload::Envelope(m) => {
                 self.outcome.messages[m].delivered_to.insert(to as u8);
                 self.try_open(to, m);
             }
