@@ -282,8 +282,10 @@ impl KeyBundle {
     }
 
     /// X25519 with any clamped scalar (a multiple of the cofactor) maps exactly the
-    /// small-order points to zero.
-    pub(crate) fn check_encryption_key(&self) -> Result<(), KeyError> {
+    /// small-order points to zero. It costs one X25519, so only local actions pay it; off
+    /// the wire such a bundle is accepted and sealing gives its key no slot (the exchange is
+    /// non-contributory), so nothing is exposed either way.
+    fn check_encryption_key(&self) -> Result<(), KeyError> {
         if x25519_dalek::x25519([1; 32], self.encryption_key.0) == [0; 32] {
             return Err(KeyError::WeakEncryptionKey(self.member));
         }

@@ -285,16 +285,7 @@ impl SignedOp {
     ///
     /// [`KeyError`] naming the key that failed.
     pub fn verify(&self) -> Result<(), KeyError> {
-        self.check_keys()?;
         self.signed_messages().try_for_each(|m| m.verify())
-    }
-
-    /// Refuses a carried bundle whose encryption key is weak (see [`KeyBundle::verify`]).
-    pub(crate) fn check_keys(&self) -> Result<(), KeyError> {
-        self.op
-            .body
-            .bundle()
-            .map_or(Ok(()), KeyBundle::check_encryption_key)
     }
 
     /// The CBOR encoding.
