@@ -143,7 +143,7 @@ impl Envelope {
         if envelope.header.version != Header::VERSION {
             return Err(OpenError::UnsupportedVersion(envelope.header.version));
         }
-        if envelope.slots.len() % SLOT_LEN != 0 {
+        if !envelope.slots.len().is_multiple_of(SLOT_LEN) {
             return Err(invalid("slots are not a whole number of 56-byte slots"));
         }
         if envelope.recipients() > limits.max_recipients {

@@ -419,7 +419,7 @@ impl Keyring {
             (None, false) => false,
             _ => return Err(OpenError::Tampered),
         };
-        if envelope.slots.len() % SLOT_LEN != 0 {
+        if !envelope.slots.len().is_multiple_of(SLOT_LEN) {
             return Err(OpenError::Tampered);
         }
 
