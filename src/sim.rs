@@ -11,7 +11,7 @@
 use crate::clock::ClockConfig;
 use crate::codec;
 use crate::crypto::{Envelope, Keyring, KeyringConfig, OpenError, SealOptions};
-use crate::group::{Replica, ReplicaConfig, SignedOp, ViewDigest};
+use crate::group::{Replica, ReplicaConfig, SignedOp, View, ViewDigest};
 use crate::keys::{Identity, MemberId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -398,10 +398,12 @@ impl Sim {
 
     /// The members device `i` sees now, as device indices.
     pub fn members_seen_by(&self, i: u8) -> BTreeSet<u8> {
-        let d = &self.devices[self.device(i)];
-        d.replica
-            .view()
-            .members()
+        self.indices(self.devices[self.device(i)].replica.view())
+    }
+
+    /// The members of `view`, as device indices.
+    fn indices(&self, view: &View) -> BTreeSet<u8> {
+        view.members()
             .filter_map(|(m, _)| self.index.get(m).copied())
             .collect()
     }
@@ -534,10 +536,7 @@ impl Sim {
         ) else {
             return; // not a member of its own view: nothing to send
         };
-        let members = view
-            .members()
-            .filter_map(|(m, _)| self.index.get(m).copied())
-            .collect();
+        let members = self.indices(&view);
         self.outcome.messages.push(MessageRecord {
             sender: from as u8,
             sealed_at: self.now,
@@ -757,17 +756,7 @@ impl Sim {
         self.config.duplicate_permille = dup;
 
         self.outcome.digests = self.digests();
-        self.outcome.members = self
-            .devices
-            .iter()
-            .map(|d| {
-                d.replica
-                    .view()
-                    .members()
-                    .filter_map(|(m, _)| self.index.get(m).copied())
-                    .collect()
-            })
-            .collect();
+        self.outcome.members = (0..n as u8).map(|i| self.members_seen_by(i)).collect();
         self.outcome
     }
 }

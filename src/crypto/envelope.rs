@@ -113,8 +113,12 @@ impl Limits {
     }
 }
 
-/// Domain string of an envelope signature.
-pub(crate) const SIGNATURE_DOMAIN: &[u8] = b"splitsafe/v1/envelope\0";
+/// What a sender signs: `"splitsafe/v1/envelope\0" || bind`.
+pub(crate) fn signature_message(bound: &[u8; 32]) -> Vec<u8> {
+    let mut message = b"splitsafe/v1/envelope\0".to_vec();
+    message.extend_from_slice(bound);
+    message
+}
 
 impl Envelope {
     /// Number of recipient slots.

@@ -1,14 +1,15 @@
 //! One member's encryption keys on one device: sealing, opening, rotation and erasure.
 
-use super::envelope::{Envelope, Header, Limits, SIGNATURE_DOMAIN, SLOT_LEN};
+use super::envelope::{signature_message, Envelope, Header, Limits, SLOT_LEN};
 use super::error::{OpenError, SealError};
 use super::pairwise::{self, PairwiseKey, HINT_LEN};
 use crate::clock::Timestamp;
 use crate::group::{ActionError, Change, GroupId, Replica, SignedOp, View, ViewDigest};
-use crate::keys::{byte_array, EncryptionKey, Identity, KeyBundle, MemberId, SignatureBytes};
+use crate::keys::{
+    byte_array, EncryptionKey, Identity, KeyBundle, MemberId, SignatureBytes, SignedMessage,
+};
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
-use ed25519_dalek::Verifier;
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -268,8 +269,9 @@ impl Keyring {
     /// Seals `plaintext` to every member of `view` but the sender, stamped `stamp` (from
     /// [`Replica::stamp`]).
     ///
-    /// Members whose published key would make the exchange non-contributory get no slot;
-    /// bundle verification refuses such keys, so this only happens for keys that bypassed it.
+    /// Members whose published key would make the exchange non-contributory (a small-order
+    /// X25519 key, which replicas accept off the wire) get no slot: nothing is ever wrapped
+    /// under a key whose exchange is public.
     ///
     /// # Errors
     ///
@@ -357,11 +359,9 @@ impl Keyring {
         // nothing about who the recipients are.
         slots.sort_unstable();
 
-        let signature = options.sign.then(|| {
-            let mut message = SIGNATURE_DOMAIN.to_vec();
-            message.extend_from_slice(&bound);
-            self.identity.sign(message).signature
-        });
+        let signature = options
+            .sign
+            .then(|| self.identity.sign(signature_message(&bound)).signature);
         Ok(Envelope {
             header,
             slots: slots.into_flattened(),
@@ -552,19 +552,17 @@ fn slots_with_hint<'a>(
         .take_while(move |slot| slot[..HINT_LEN] == hint[..])
 }
 
+/// Checks the sender's signature with the same strict Ed25519 verification as operations.
 fn verify_signature(
     sender: MemberId,
     bound: &[u8; 32],
     signature: &SignatureBytes,
 ) -> Result<(), OpenError> {
-    let key = sender
-        .verifying_key()
-        .map_err(|_| OpenError::BadSignature)?;
-    let mut message = SIGNATURE_DOMAIN.to_vec();
-    message.extend_from_slice(bound);
-    key.verify(
-        &message,
-        &ed25519_dalek::Signature::from_bytes(&signature.0),
-    )
+    SignedMessage {
+        signer: sender,
+        bytes: signature_message(bound),
+        signature: *signature,
+    }
+    .verify()
     .map_err(|_| OpenError::BadSignature)
 }
