@@ -149,27 +149,16 @@ pub struct Replica {
     clock: Clock,
     fold: Fold,
     index: AuthorIndex,
-    /// Members named by a logged `Add` or the `Create`: their operations enter the log.
-    admitted: BTreeSet<MemberId>,
     /// Every encryption key each member has published in a logged operation, authorized or
-    /// not: a bundle is signed by its member, so its key is authentic either way.
+    /// not: a bundle is signed by its member, so its key is authentic either way. Its keys
+    /// are also the admitted members: those a logged `Add` or the `Create` named (a `Rotate`
+    /// is logged only for an admitted author), whose operations enter the log.
     published: BTreeMap<MemberId, BTreeSet<EncryptionKey>>,
     held: Pen<Stamp>,
     /// Keyed by reversed arrival order, so a full quarantine drops its oldest operation.
     quarantine: Pen<Reverse<u64>>,
     arrivals: u64,
     view: OnceLock<View>,
-}
-
-/// The member an operation names as admitted, if it is an `Add` or the `Create`.
-fn admits(op: &SignedOp) -> Option<MemberId> {
-    match &op.op().body {
-        Body::Create {
-            founder: bundle, ..
-        }
-        | Body::Add { bundle } => Some(bundle.member),
-        Body::Remove { .. } | Body::Rotate { .. } => None,
-    }
 }
 
 impl Replica {
@@ -180,7 +169,6 @@ impl Replica {
             clock,
             fold: Fold::default(),
             index: AuthorIndex::default(),
-            admitted: BTreeSet::new(),
             published: BTreeMap::new(),
             held: Pen::new(config.held_limit),
             quarantine: Pen::new(config.quarantine_limit),
@@ -439,20 +427,25 @@ impl Replica {
         loop {
             let (ready, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(_, op)| {
                 matches!(op.op().body, Body::Create { .. })
-                    || self.admitted.contains(&op.op().author)
+                    || self.published.contains_key(&op.op().author)
             });
             waiting = rest;
             if ready.is_empty() {
                 break;
             }
             for (_, op) in ready {
-                self.admitted.extend(admits(&op));
+                if let Some(bundle) = op.op().body.bundle() {
+                    self.published
+                        .entry(bundle.member)
+                        .or_default()
+                        .insert(bundle.encryption_key);
+                }
                 to_log.push(op);
             }
-            let admitted = &self.admitted;
+            let published = &self.published;
             waiting.extend(
                 self.quarantine
-                    .take_where(|op| admitted.contains(&op.op().author))
+                    .take_where(|op| published.contains_key(&op.op().author))
                     .into_iter()
                     .map(|op| (None, op)),
             );
@@ -470,12 +463,6 @@ impl Replica {
             // make the clock refuse it now, and then it simply does not advance the clock.
             let _ = self.clock.receive(op.op().timestamp, physical_ms);
             self.index.insert(op.stamp());
-            if let Some(bundle) = op.op().body.bundle() {
-                self.published
-                    .entry(bundle.member)
-                    .or_default()
-                    .insert(bundle.encryption_key);
-            }
         }
         let changes = self.fold.insert(to_log);
         if !changes.is_empty() {
