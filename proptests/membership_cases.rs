@@ -241,21 +241,21 @@ fn flooding_the_quarantine_stays_within_its_bound() {
         let (op, _) = fork
             .remove(stranger, founder.id(), T0 + 2 + i as u64)
             .unwrap();
-        assert_eq!(
-            replica.ingest(op, T0 + 100).unwrap().status,
+        let expected = if i < 16 {
             Status::Quarantined
-        );
+        } else {
+            Status::Dropped
+        };
+        assert_eq!(replica.ingest(op, T0 + 100).unwrap().status, expected);
         assert!(replica.quarantined().count() <= 16);
     }
     assert_eq!(replica.quarantined().count(), 16);
-    // The oldest arrivals were dropped: the last 16 strangers' operations remain.
+    // Every stranger holds one entry, so a newcomer cannot push out anyone else's: the
+    // first 16 strangers' operations remain.
     let kept: std::collections::BTreeSet<_> =
         replica.quarantined().map(|op| op.op().author).collect();
-    let newest: std::collections::BTreeSet<_> = strangers[strangers.len() - 16..]
-        .iter()
-        .map(|s| s.id())
-        .collect();
-    assert_eq!(kept, newest);
+    let first: std::collections::BTreeSet<_> = strangers[..16].iter().map(|s| s.id()).collect();
+    assert_eq!(kept, first);
     assert_eq!(members(&replica), vec![0]);
     assert_eq!(replica.op_count(), 1);
 }
@@ -323,7 +323,10 @@ fn snapshots_round_trip_and_refuse_damage() {
         .remove(&identity(0), identity(2).id(), T0 + 50)
         .unwrap();
     let saved = replica.save();
-    let loaded = Replica::load(&saved, 1 << 20, T0 + 60).unwrap();
+    let config = ReplicaConfig::default();
+    let loaded = Replica::load(&saved, config, 1 << 20, T0 + 60).unwrap();
+    assert!(loaded.refused.is_empty());
+    let loaded = loaded.replica;
     assert_eq!(loaded.view(), replica.view());
     assert_eq!(loaded.view().digest(), replica.view().digest());
     assert_eq!(loaded.summary(), replica.summary());
@@ -332,7 +335,7 @@ fn snapshots_round_trip_and_refuse_damage() {
 
     for cut in [0, 1, saved.len() / 2, saved.len() - 1] {
         assert!(matches!(
-            Replica::load(&saved[..cut], 1 << 20, T0),
+            Replica::load(&saved[..cut], config, 1 << 20, T0),
             Err(SnapshotError::Decode(_))
         ));
     }
@@ -340,11 +343,11 @@ fn snapshots_round_trip_and_refuse_damage() {
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x40;
     assert!(matches!(
-        Replica::load(&damaged, 1 << 20, T0),
+        Replica::load(&damaged, config, 1 << 20, T0),
         Err(SnapshotError::ChecksumMismatch | SnapshotError::Decode(_))
     ));
     assert!(matches!(
-        Replica::load(&saved, saved.len() - 1, T0),
+        Replica::load(&saved, config, saved.len() - 1, T0),
         Err(SnapshotError::Decode(
             splitsafe::codec::DecodeError::TooLarge { .. }
         ))

@@ -180,3 +180,58 @@ fn this_code_reproduces_the_committed_vectors() {
     }
     assert_eq!(committed.lines().count(), produced.lines().count());
 }
+
+/// `spec/vectors/ed25519.txt`: every case gets its stated verdict alone, and the same verdict
+/// in one batch with every accepted case (so a batch never rescues nor sinks a signature).
+#[test]
+fn ed25519_edge_cases_get_their_stated_verdicts() {
+    use splitsafe::keys::{KeyError, MemberId, SignatureBytes, SignedMessage};
+    let text = std::fs::read_to_string("spec/vectors/ed25519.txt").unwrap();
+    let field = |block: &str, name: &str| -> String {
+        block
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("{name} missing in {block}"))
+            .to_string()
+    };
+    let unhex = |h: String| -> Vec<u8> {
+        (0..h.len() / 2)
+            .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    };
+    let cases: Vec<(SignedMessage, String)> = text
+        .split("\n\n")
+        .filter(|block| block.contains("msg = "))
+        .map(|block| {
+            let message = SignedMessage {
+                bytes: unhex(field(block, "msg")),
+                signer: MemberId(unhex(field(block, "pbk")).try_into().unwrap()),
+                signature: SignatureBytes(unhex(field(block, "sig")).try_into().unwrap()),
+            };
+            (message, field(block, "verdict"))
+        })
+        .collect();
+    assert_eq!(cases.len(), 21);
+    let accepted: Vec<SignedMessage> = cases
+        .iter()
+        .filter(|(_, verdict)| verdict == "accept")
+        .map(|(m, _)| m.clone())
+        .collect();
+    assert_eq!(SignedMessage::verify_batch(&accepted), Ok(()));
+    for (i, (message, verdict)) in cases.iter().enumerate() {
+        let expected = match verdict.as_str() {
+            "accept" => Ok(()),
+            "refuse-key" => Err(KeyError::InvalidPublicKey(message.signer)),
+            "refuse-signature" => Err(KeyError::BadSignature(message.signer)),
+            other => panic!("case {i}: unknown verdict {other}"),
+        };
+        assert_eq!(message.verify(), expected, "case {i} alone");
+        let mut batch = accepted.clone();
+        batch.push(message.clone());
+        assert_eq!(
+            SignedMessage::verify_batch(&batch),
+            expected,
+            "case {i} in a batch"
+        );
+    }
+}

@@ -269,9 +269,9 @@ impl Keyring {
     /// Seals `plaintext` to every member of `view` but the sender, stamped `stamp` (from
     /// [`Replica::stamp`]).
     ///
-    /// Members whose published key would make the exchange non-contributory (a small-order
-    /// X25519 key, which replicas accept off the wire) get no slot: nothing is ever wrapped
-    /// under a key whose exchange is public.
+    /// Replicas refuse small-order X25519 keys wherever a bundle appears; as a second line,
+    /// a member whose exchange would still come out non-contributory gets no slot, so nothing
+    /// is ever wrapped under a key whose exchange is public.
     ///
     /// # Errors
     ///

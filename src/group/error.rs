@@ -20,7 +20,8 @@ pub enum IngestError {
     },
     /// The operation breaks a structural rule.
     Invalid(InvalidOp),
-    /// The author's or a carried bundle's signature does not verify.
+    /// A key or signature is refused: the author's or a carried bundle's signature does not
+    /// verify, a signing key is not usable, or a carried encryption key has small order.
     Signature(KeyError),
 }
 

@@ -142,7 +142,7 @@ impl Fold {
     }
 
     /// All logged operations in stamp order.
-    pub(crate) fn ops(&self) -> impl Iterator<Item = &SignedOp> + '_ {
+    pub(crate) fn ops(&self) -> impl DoubleEndedIterator<Item = &SignedOp> + '_ {
         self.log.values().map(|l| &l.op)
     }
 

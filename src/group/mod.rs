@@ -6,6 +6,7 @@
 mod error;
 mod fold;
 mod op;
+mod pen;
 mod replica;
 mod snapshot;
 mod sync;
@@ -15,6 +16,6 @@ pub use error::{ActionError, IngestError};
 pub use fold::Change;
 pub use op::{Body, GroupId, InvalidOp, Op, OpId, SignedOp, Stamp, MAX_OP_LEN};
 pub use replica::{BatchReport, Ingested, Replica, ReplicaConfig, Status};
-pub use snapshot::SnapshotError;
+pub use snapshot::{Loaded, SnapshotError};
 pub use sync::{AuthorSummary, Fingerprint, Summary};
 pub use view::{View, ViewDigest};

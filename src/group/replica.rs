@@ -2,18 +2,25 @@
 
 use super::error::{ActionError, IngestError};
 use super::fold::{Change, Fold};
-use super::op::{Body, GroupId, InvalidOp, Op, OpId, SignedOp, Stamp};
+use super::op::{Body, GroupId, InvalidOp, Op, SignedOp, Stamp};
+use super::pen::{Evict, Pen};
 use super::sync::{AuthorIndex, Summary};
 use super::view::View;
 use crate::clock::{Clock, ClockConfig, Timestamp};
 use crate::keys::{EncryptionKey, Identity, KeyBundle, MemberId, SignedMessage};
 use crate::lww::LwwSet;
 use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-/// Settings of a [`Replica`].
+/// Settings of a [`Replica`]. They are the caller's: a snapshot does not carry them.
+///
+/// The pens bound what any author can make a replica store before its operations can be
+/// logged. In each pen, no author holds more than its per-author quota, and when the pen is
+/// full an insertion drops an operation of whoever holds the most (the inserting author on a
+/// tie), so one author, or a crowd of fresh identities, can push out only its own
+/// operations, never those of an author holding fewer. Every operation encodes to under
+/// 1 KiB, so each pen holds under `limit` KiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaConfig {
     /// The hybrid logical clock's settings, including the drift bound beyond which incoming
@@ -21,18 +28,25 @@ pub struct ReplicaConfig {
     pub clock: ClockConfig,
     /// How many operations from authors no `Add` has named yet are kept, at most.
     pub quarantine_limit: usize,
+    /// How many of those one author may have kept, at most; beyond it, its oldest goes.
+    pub quarantine_per_author: usize,
     /// How many future-dated operations are kept until local time catches up, at most.
     pub held_limit: usize,
+    /// How many of those one author may have kept, at most; beyond it, its furthest-future
+    /// operation goes.
+    pub held_per_author: usize,
 }
 
 impl Default for ReplicaConfig {
-    /// Five minutes of drift; 1,024 quarantined and 1,024 held operations (each under 1 KiB
-    /// encoded, so under about 1 MiB apiece).
+    /// Five minutes of drift; pens of 1,024 operations (under 1 MiB) each, at most 128 of
+    /// them from any one author.
     fn default() -> Self {
         Self {
             clock: ClockConfig::default(),
             quarantine_limit: 1024,
+            quarantine_per_author: 128,
             held_limit: 1024,
+            held_per_author: 128,
         }
     }
 }
@@ -50,6 +64,10 @@ pub enum Status {
     /// Its author has not been named by any `Add`: kept in the bounded quarantine and logged
     /// when such an `Add` arrives.
     Quarantined,
+    /// It would have been held or quarantined, but its author already has its share of that
+    /// pen (see [`ReplicaConfig`]), so it was not kept. Nothing is lost to the group: sync
+    /// delivers it again from any replica that logged it.
+    Dropped,
 }
 
 /// The result of ingesting one operation.
@@ -68,52 +86,6 @@ pub struct BatchReport {
     pub results: Vec<Result<Status, IngestError>>,
     /// What changed in the view.
     pub changes: Vec<Change>,
-}
-
-/// A bounded holding pen: when full, the operation with the greatest key is dropped.
-#[derive(Clone, Debug)]
-struct Pen<K> {
-    limit: usize,
-    ops: BTreeMap<K, SignedOp>,
-    ids: BTreeSet<OpId>,
-}
-
-impl<K: Ord + Clone> Pen<K> {
-    fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            ops: BTreeMap::new(),
-            ids: BTreeSet::new(),
-        }
-    }
-
-    fn contains(&self, id: &OpId) -> bool {
-        self.ids.contains(id)
-    }
-
-    fn insert(&mut self, key: K, op: SignedOp) {
-        self.ids.insert(op.id());
-        self.ops.insert(key, op);
-        while self.ops.len() > self.limit {
-            if let Some((_, dropped)) = self.ops.pop_last() {
-                self.ids.remove(&dropped.id());
-            }
-        }
-    }
-
-    fn take_where(&mut self, mut pick: impl FnMut(&SignedOp) -> bool) -> Vec<SignedOp> {
-        let keys: Vec<K> = self
-            .ops
-            .iter()
-            .filter(|(_, op)| pick(op))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let taken: Vec<SignedOp> = keys.iter().filter_map(|k| self.ops.remove(k)).collect();
-        taken.iter().for_each(|op| {
-            self.ids.remove(&op.id());
-        });
-        taken
-    }
 }
 
 /// One device's replica of a group's membership.
@@ -154,9 +126,10 @@ pub struct Replica {
     /// are also the admitted members: those a logged `Add` or the `Create` named (a `Rotate`
     /// is logged only for an admitted author), whose operations enter the log.
     published: BTreeMap<MemberId, BTreeSet<EncryptionKey>>,
+    /// Keyed by stamp: an author over its quota loses its furthest-future operation.
     held: Pen<Stamp>,
-    /// Keyed by reversed arrival order, so a full quarantine drops its oldest operation.
-    quarantine: Pen<Reverse<u64>>,
+    /// Keyed by arrival order: an author over its quota loses its oldest operation.
+    quarantine: Pen<u64>,
     arrivals: u64,
     view: OnceLock<View>,
 }
@@ -170,8 +143,12 @@ impl Replica {
             fold: Fold::default(),
             index: AuthorIndex::default(),
             published: BTreeMap::new(),
-            held: Pen::new(config.held_limit),
-            quarantine: Pen::new(config.quarantine_limit),
+            held: Pen::new(config.held_limit, config.held_per_author, Evict::Greatest),
+            quarantine: Pen::new(
+                config.quarantine_limit,
+                config.quarantine_per_author,
+                Evict::Least,
+            ),
             arrivals: 0,
             view: OnceLock::new(),
         }
@@ -295,14 +272,15 @@ impl Replica {
         self.fold.len()
     }
 
-    /// Operations held back because they are future-dated.
+    /// Operations held back because they are future-dated, in stamp order.
     pub fn held(&self) -> impl Iterator<Item = &SignedOp> + '_ {
-        self.held.ops.values()
+        self.held.ops()
     }
 
-    /// Operations quarantined because no `Add` has named their author yet.
+    /// Operations quarantined because no `Add` has named their author yet, oldest arrival
+    /// first.
     pub fn quarantined(&self) -> impl Iterator<Item = &SignedOp> + '_ {
-        self.quarantine.ops.values()
+        self.quarantine.ops()
     }
 
     /// Decodes and ingests one operation from untrusted bytes.
@@ -351,7 +329,7 @@ impl Replica {
             .filter(|(_, r)| r.is_ok())
             .flat_map(|(op, _)| op.signed_messages())
             .collect();
-        if SignedMessage::verify_all(&messages).is_err() {
+        if SignedMessage::verify_batch(&messages).is_err() {
             for (op, result) in ops.iter().zip(&mut results) {
                 if result.is_ok() {
                     if let Err(e) = op.verify() {
@@ -382,7 +360,8 @@ impl Replica {
         self.admit(due, physical_ms).1
     }
 
-    /// The checks that need no signature: structure, then group.
+    /// The checks that need no signature: structure, group, and the carried bundle's
+    /// encryption key (the same rule local actions apply).
     fn check(&self, op: &SignedOp) -> Result<(), IngestError> {
         op.op().check_structure()?;
         let found = match op.op().body {
@@ -394,6 +373,9 @@ impl Replica {
                 expected: self.group,
                 found,
             });
+        }
+        if let Some(bundle) = op.op().body.bundle() {
+            bundle.check_encryption_key()?;
         }
         Ok(())
     }
@@ -412,8 +394,11 @@ impl Replica {
             {
                 Status::Duplicate
             } else if self.clock.check(op.op().timestamp, physical_ms).is_err() {
-                self.held.insert(op.stamp(), op);
-                Status::Held
+                if self.held.insert(op.stamp(), op) {
+                    Status::Held
+                } else {
+                    Status::Dropped
+                }
             } else {
                 waiting.push((Some(statuses.len()), op));
                 Status::Logged
@@ -451,11 +436,15 @@ impl Replica {
             );
         }
         for (position, op) in waiting {
-            if let Some(i) = position {
-                statuses[i] = Status::Quarantined;
-            }
             self.arrivals += 1;
-            self.quarantine.insert(Reverse(self.arrivals), op);
+            let kept = self.quarantine.insert(self.arrivals, op);
+            if let Some(i) = position {
+                statuses[i] = if kept {
+                    Status::Quarantined
+                } else {
+                    Status::Dropped
+                };
+            }
         }
 
         for op in &to_log {
@@ -586,8 +575,13 @@ impl Replica {
             .collect())
     }
 
-    /// Sets the clock to a saved state; loading a snapshot is not receiving anything.
-    pub(crate) fn restore_clock(&mut self, last: Timestamp) {
-        self.clock = Clock::resume(self.config.clock, last);
+    /// Sets the clock to a saved state (loading a snapshot is not receiving anything), but
+    /// never below the newest logged stamp: a saved clock that low is not one this replica
+    /// could have had, and stamping below a logged operation would break the clock's promise.
+    pub(crate) fn restore_clock(&mut self, saved: Timestamp) {
+        let floor = self.fold.ops().next_back().map_or(Timestamp::ZERO, |op| {
+            Timestamp::from_raw(op.op().timestamp.as_raw().saturating_add(1))
+        });
+        self.clock = Clock::resume(self.config.clock, saved.max(floor));
     }
 }

@@ -1,15 +1,20 @@
 //! Saving a replica to bytes and loading it back.
 //!
 //! A snapshot is a CBOR map `{version, body, checksum}`: `body` is the CBOR of the replica's
-//! group, settings, clock and operations (logged, held back, quarantined); `checksum` is its
-//! BLAKE3 hash (derive-key context `"splitsafe v1 snapshot"`). Loading checks the version and
-//! the checksum, then re-verifies every signature and re-folds, so a snapshot is trusted no
-//! more than the network.
+//! group, clock and operations (logged in stamp order, held back in stamp order, quarantined
+//! oldest arrival first); `checksum` is its BLAKE3 hash (derive-key context
+//! `"splitsafe v1 snapshot"`), which catches damage, not forgery.
+//!
+//! Loading trusts the file no more than the network: the settings are the caller's, a saved
+//! clock beyond local time plus the drift bound is refused, and every operation goes through
+//! the ingest pipeline again (signatures, structure, group, the drift rule, the pens), so a
+//! future-dated operation stays held until local time reaches it, whatever list the file put
+//! it in.
 
 use super::error::IngestError;
 use super::op::{Body, GroupId, SignedOp};
 use super::replica::{Replica, ReplicaConfig};
-use crate::clock::Timestamp;
+use crate::clock::{Clock, ClockError, Timestamp};
 use crate::codec::{self, DecodeError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -23,10 +28,11 @@ struct SnapshotFile {
     checksum: [u8; 32],
 }
 
+/// Version 2. Version 1 also carried the saver's settings (ignored when read) and listed the
+/// quarantine newest first.
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
     group: GroupId,
-    config: ReplicaConfig,
     clock: Timestamp,
     ops: Vec<SignedOp>,
     held: Vec<SignedOp>,
@@ -48,8 +54,11 @@ pub enum SnapshotError {
     ChecksumMismatch,
     /// No operation in the snapshot is the group's genesis.
     NoGenesis,
-    /// An operation in the snapshot is refused, as it would be off the network.
-    Op(IngestError),
+    /// The genesis is refused, as it would be off the network.
+    Genesis(IngestError),
+    /// The saved clock is further ahead of local time than the drift bound: a replica
+    /// never gets there honestly, so the file is forged or local time is badly wrong.
+    ClockAhead(ClockError),
 }
 
 impl fmt::Display for SnapshotError {
@@ -58,17 +67,36 @@ impl fmt::Display for SnapshotError {
             Self::Decode(e) => write!(f, "malformed snapshot: {e}"),
             Self::UnsupportedVersion(v) => write!(
                 f,
-                "snapshot version {v} is not supported (this code reads version {})",
+                "snapshot version {v} is not supported (this code reads versions 1 to {})",
                 Replica::SNAPSHOT_VERSION
             ),
             Self::ChecksumMismatch => f.write_str("snapshot body does not match its checksum"),
             Self::NoGenesis => f.write_str("snapshot holds no genesis operation for its group"),
-            Self::Op(e) => write!(f, "snapshot holds a refused operation: {e}"),
+            Self::Genesis(e) => write!(f, "snapshot genesis refused: {e}"),
+            Self::ClockAhead(e) => write!(f, "snapshot clock refused: {e}"),
         }
     }
 }
 
-impl std::error::Error for SnapshotError {}
+impl std::error::Error for SnapshotError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Decode(e) => Some(e),
+            Self::Genesis(e) => Some(e),
+            Self::ClockAhead(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A loaded replica, and the saved operations that the current rules refuse.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The replica.
+    pub replica: Replica,
+    /// Each refused operation with the reason, in the file's order; the rest loaded.
+    pub refused: Vec<(SignedOp, IngestError)>,
+}
 
 impl From<DecodeError> for SnapshotError {
     fn from(e: DecodeError) -> Self {
@@ -77,14 +105,14 @@ impl From<DecodeError> for SnapshotError {
 }
 
 impl Replica {
-    /// The snapshot format this code writes and reads.
-    pub const SNAPSHOT_VERSION: u32 = 1;
+    /// The snapshot format this code writes. It reads this one and version 1.
+    pub const SNAPSHOT_VERSION: u32 = 2;
 
-    /// Saves the replica: everything needed to [`load`](Self::load) an identical one.
+    /// Saves the replica: everything needed to [`load`](Self::load) an identical one but the
+    /// settings, which are the caller's.
     pub fn save(&self) -> Vec<u8> {
         let body = codec::encode(&SnapshotBody {
             group: self.group(),
-            config: self.config(),
             clock: self.clock().last(),
             ops: self.ops().cloned().collect(),
             held: self.held().cloned().collect(),
@@ -97,40 +125,62 @@ impl Replica {
         })
     }
 
-    /// Loads a replica saved by [`save`](Self::save), from at most `max_len` bytes, at local
-    /// physical time `physical_ms`. The view and its digest equal the saved replica's.
+    /// Loads a replica saved by [`save`](Self::save), from at most `max_len` bytes, with the
+    /// caller's `config`, at local physical time `physical_ms`.
+    ///
+    /// Loaded with the saver's settings at the time it was saved (or later, before any held
+    /// operation falls due), the replica equals the saved one: view, digest, summary, held
+    /// operations, quarantine in arrival order, and clock. Saved operations that the rules
+    /// now refuse are returned in [`Loaded::refused`] and the rest loads.
     ///
     /// # Errors
     ///
-    /// [`SnapshotError`] saying what was wrong; nothing is loaded.
-    pub fn load(bytes: &[u8], max_len: usize, physical_ms: u64) -> Result<Self, SnapshotError> {
+    /// [`SnapshotError`] if the file as a whole is unusable: malformed, of an unknown
+    /// version, damaged, without a valid genesis, or with a clock beyond the drift bound.
+    pub fn load(
+        bytes: &[u8],
+        config: ReplicaConfig,
+        max_len: usize,
+        physical_ms: u64,
+    ) -> Result<Loaded, SnapshotError> {
         let file: SnapshotFile = codec::decode(bytes, max_len)?;
-        if file.version != Self::SNAPSHOT_VERSION {
+        if !(1..=Self::SNAPSHOT_VERSION).contains(&file.version) {
             return Err(SnapshotError::UnsupportedVersion(file.version));
         }
         if checksum(&file.body) != file.checksum {
             return Err(SnapshotError::ChecksumMismatch);
         }
-        let body: SnapshotBody = codec::decode(&file.body, max_len)?;
+        let mut body: SnapshotBody = codec::decode(&file.body, max_len)?;
+        if file.version == 1 {
+            body.quarantined.reverse();
+        }
+        Clock::new(config.clock)
+            .check(body.clock, physical_ms)
+            .map_err(SnapshotError::ClockAhead)?;
+        let is_genesis = |op: &SignedOp| {
+            matches!(op.op().body, Body::Create { .. }) && op.id().0 == body.group.0
+        };
         let genesis = body
             .ops
             .iter()
-            .find(|op| matches!(op.op().body, Body::Create { .. }) && op.id().0 == body.group.0)
+            .chain(&body.held)
+            .find(|op| is_genesis(op))
             .ok_or(SnapshotError::NoGenesis)?;
-        // Every logged operation was stamped at or before the saved clock, so none of them is
-        // held back as future-dated when loaded at that time or later.
-        let now = physical_ms.max(body.clock.millis());
-        let mut replica = Self::join(genesis, body.config, now).map_err(SnapshotError::Op)?;
-        let all = body
+        let mut replica =
+            Self::join(genesis, config, physical_ms).map_err(SnapshotError::Genesis)?;
+        let all: Vec<SignedOp> = body
             .ops
             .into_iter()
             .chain(body.held)
-            .chain(body.quarantined);
-        let report = replica.ingest_batch(all.collect(), now);
-        if let Some(Err(e)) = report.results.into_iter().find(Result::is_err) {
-            return Err(SnapshotError::Op(e));
-        }
+            .chain(body.quarantined)
+            .collect();
+        let report = replica.ingest_batch(all.clone(), physical_ms);
+        let refused = all
+            .into_iter()
+            .zip(report.results)
+            .filter_map(|(op, result)| result.err().map(|e| (op, e)))
+            .collect();
         replica.restore_clock(body.clock);
-        Ok(replica)
+        Ok(Loaded { replica, refused })
     }
 }

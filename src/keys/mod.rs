@@ -8,10 +8,13 @@
 //! Secret keys live only in [`Identity`], which zeroizes them on drop and never prints them.
 
 use crate::clock::Timestamp;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+mod signature;
+pub use signature::SignedMessage;
 
 /// Defines a public, fixed-size byte-string type: encoded as a CBOR byte string, shown as
 /// hex.
@@ -68,8 +71,8 @@ byte_array!(
 /// Why a public key or signature was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyError {
-    /// The bytes are not a valid Ed25519 public key, or the key has small order (such a key
-    /// would let anyone forge signatures that verify under it).
+    /// The bytes are not the canonical encoding of an Ed25519 public key, or the key has
+    /// small order (anyone could forge signatures that verify under it).
     InvalidPublicKey(MemberId),
     /// The signature does not verify under the claimed key.
     BadSignature(MemberId),
@@ -93,67 +96,18 @@ impl fmt::Display for KeyError {
 impl std::error::Error for KeyError {}
 
 impl MemberId {
-    /// The Ed25519 verifying key, refusing invalid and small-order keys.
+    /// Checks that this is a usable identity key: the canonical encoding of a curve point
+    /// that does not have small order. Such keys are refused wherever they sign, alone or in
+    /// a batch (the rule is stated in `spec/membership.md`, "Signatures").
     ///
     /// # Errors
     ///
     /// [`KeyError::InvalidPublicKey`].
-    pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
-        VerifyingKey::from_bytes(&self.0)
-            .ok()
-            .filter(|key| !key.is_weak())
-            .ok_or(KeyError::InvalidPublicKey(*self))
-    }
-}
-
-/// A message to be signed: a domain-separation prefix and the fields, in a fixed layout.
-///
-/// Every signed structure of the protocol starts with its own domain string, so a signature
-/// made for one purpose never verifies as another.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SignedMessage {
-    pub(crate) signer: MemberId,
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) signature: SignatureBytes,
-}
-
-impl SignedMessage {
-    /// Verifies this one message.
-    pub(crate) fn verify(&self) -> Result<(), KeyError> {
-        let key = self.signer.verifying_key()?;
-        let signature = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        key.verify_strict(&self.bytes, &signature)
-            .map_err(|_| KeyError::BadSignature(self.signer))
-    }
-
-    /// Verifies many messages at once with Ed25519 batch verification.
-    ///
-    /// On failure, falls back to one-by-one verification to name the first bad signer.
-    pub(crate) fn verify_all(messages: &[SignedMessage]) -> Result<(), KeyError> {
-        if messages.len() < 2 {
-            return messages.iter().try_for_each(Self::verify);
-        }
-        // Decompressing a key costs about a third of verifying a signature: parse each
-        // distinct signer once (a batch usually has few authors).
-        let mut parsed = std::collections::BTreeMap::new();
-        let keys = messages
-            .iter()
-            .map(|m| match parsed.entry(m.signer) {
-                std::collections::btree_map::Entry::Occupied(e) => Ok(*e.get()),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    Ok(*e.insert(m.signer.verifying_key()?))
-                }
-            })
-            .collect::<Result<Vec<_>, KeyError>>()?;
-        let bytes: Vec<&[u8]> = messages.iter().map(|m| m.bytes.as_slice()).collect();
-        let signatures: Vec<_> = messages
-            .iter()
-            .map(|m| ed25519_dalek::Signature::from_bytes(&m.signature.0))
-            .collect();
-        if ed25519_dalek::verify_batch(&bytes, &signatures, &keys).is_ok() {
-            return Ok(());
-        }
-        messages.iter().try_for_each(Self::verify)
+    pub fn check(&self) -> Result<(), KeyError> {
+        signature::check_key_encoding(self)?;
+        ed25519_zebra::VerificationKey::try_from(self.0)
+            .map(drop)
+            .map_err(|_| KeyError::InvalidPublicKey(*self))
     }
 }
 
@@ -193,7 +147,8 @@ impl Identity {
         MemberId(self.signing.verifying_key().to_bytes())
     }
 
-    /// Signs `bytes` (which must already carry a domain-separation prefix).
+    /// Signs `bytes` (which must already carry a domain-separation prefix). Not public: an
+    /// identity signs only the protocol's own structures.
     pub(crate) fn sign(&self, bytes: Vec<u8>) -> SignedMessage {
         let signature = SignatureBytes(self.signing.sign(&bytes).to_bytes());
         SignedMessage {
@@ -223,6 +178,25 @@ impl fmt::Debug for Identity {
             .finish_non_exhaustive()
     }
 }
+
+/// The X25519 u-coordinates (top bit clear) that have small order on the curve or its twist,
+/// with the non-canonical aliases that reduce to them; see [`KeyBundle::check_encryption_key`].
+const SMALL_ORDER_X25519: [[u8; 32]; 7] = {
+    let mut table = [[0u8; 32]; 7];
+    table[1][0] = 1; // u = 1
+    const fn near_p(low: u8) -> [u8; 32] {
+        let mut u = [0xff; 32];
+        u[0] = low;
+        u[31] = 0x7f;
+        u
+    }
+    table[2] = near_p(0xec); // p - 1
+    table[3] = near_p(0xed); // p, an alias of 0
+    table[4] = near_p(0xee); // p + 1, an alias of 1
+    table[5] = signature::hex32("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800");
+    table[6] = signature::hex32("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157");
+    table
+};
 
 /// A member's published encryption key, signed by the member.
 ///
@@ -281,12 +255,15 @@ impl KeyBundle {
         self.signed_message().verify()
     }
 
-    /// X25519 with any clamped scalar (a multiple of the cofactor) maps exactly the
-    /// small-order points to zero. It costs one X25519, so only local actions pay it; off
-    /// the wire such a bundle is accepted and sealing gives its key no slot (the exchange is
-    /// non-contributory), so nothing is exposed either way.
-    fn check_encryption_key(&self) -> Result<(), KeyError> {
-        if x25519_dalek::x25519([1; 32], self.encryption_key.0) == [0; 32] {
+    /// Refuses an X25519 key of small order: every exchange with it gives a public result,
+    /// whatever the other side's secret. Such keys are exactly the encodings whose low 255
+    /// bits are u = 0, 1 or p - 1, the two u-coordinates of the points of order 8, or the
+    /// non-canonical aliases p and p + 1 of 0 and 1 (X25519 ignores the top bit). A byte
+    /// comparison, so every replica applies it to every bundle it ingests, at no real cost.
+    pub fn check_encryption_key(&self) -> Result<(), KeyError> {
+        let mut u = self.encryption_key.0;
+        u[31] &= 0x7f;
+        if SMALL_ORDER_X25519.contains(&u) {
             return Err(KeyError::WeakEncryptionKey(self.member));
         }
         Ok(())
@@ -346,16 +323,43 @@ mod tests {
         }
     }
 
+    /// The table agrees with the definition: a clamped scalar (a multiple of the cofactor)
+    /// maps exactly the small-order points to zero. Checked on the table, its top-bit
+    /// variants, every u below 64 and every u within 64 of p, and random keys.
+    #[test]
+    fn weak_encryption_key_table_matches_x25519() {
+        let mut candidates: Vec<[u8; 32]> = SMALL_ORDER_X25519.to_vec();
+        for low in 0u8..64 {
+            let mut u = [0u8; 32];
+            u[0] = low;
+            candidates.push(u);
+            let mut near_p = [0xffu8; 32];
+            near_p[31] = 0x7f;
+            near_p[0] = 0xc0 + low;
+            candidates.push(near_p);
+        }
+        for i in 0u32..500 {
+            candidates.push(*blake3::hash(&i.to_le_bytes()).as_bytes());
+        }
+        let alice = Identity::from_secret_bytes([1; 32]);
+        for u in candidates {
+            for top in [0u8, 0x80] {
+                let mut key = u;
+                key[31] = (key[31] & 0x7f) | top;
+                let weak = x25519_dalek::x25519([1; 32], key) == [0; 32];
+                let bundle = alice.bundle(EncryptionKey(key), Timestamp::from_raw(5));
+                assert_eq!(bundle.check_encryption_key().is_err(), weak, "{key:02x?}");
+            }
+        }
+    }
+
     #[test]
     fn small_order_keys_are_refused() {
         // The identity point: every signature would "verify" under it with a weak check.
         let mut identity_point = [0u8; 32];
         identity_point[0] = 1;
         let id = MemberId(identity_point);
-        assert_eq!(
-            id.verifying_key().unwrap_err(),
-            KeyError::InvalidPublicKey(id)
-        );
+        assert_eq!(id.check().unwrap_err(), KeyError::InvalidPublicKey(id));
     }
 
     #[test]
