@@ -1,4 +1,4 @@
-//! Deterministic test vectors (`spec/vectors/v1.txt`): fixed seeds and times in, every
+//! Deterministic test vectors (`spec/vectors/v2.txt`): fixed seeds and times in, every
 //! derived value out, so another implementation can check itself against this one.
 //!
 //! `cargo test` checks that this code reproduces the committed file byte for byte.
@@ -16,7 +16,7 @@ use std::fmt::Write;
 use support::crypto::rng;
 use support::group::T0;
 
-const PATH: &str = "spec/vectors/v1.txt";
+const PATH: &str = "spec/vectors/v2.txt";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -82,7 +82,7 @@ fn vectors() -> String {
     let mut out = Out(String::new());
     writeln!(
         out.0,
-        "# splitsafe v1 test vectors: hex unless quoted. T0 = {T0} (unix ms)."
+        "# splitsafe test vectors (envelope format 2): hex unless quoted. T0 = {T0} (unix ms)."
     )
     .unwrap();
     writeln!(out.0, "# Written by proptests/vectors.rs; spec/encryption.md and spec/membership.md say how each value is made.").unwrap();
@@ -132,6 +132,12 @@ fn vectors() -> String {
     r.clone().fill_bytes(&mut drawn);
     out.put("envelope.nonce", &drawn[..16]);
     out.put("envelope.content_key", &drawn[16..]);
+    let commitment = blake3::derive_key("splitsafe v2 key commitment", &drawn[16..]);
+    out.put("envelope.key_commitment", commitment);
+    out.put(
+        "envelope.payload_key",
+        blake3::derive_key("splitsafe v2 payload key", &drawn[16..]),
+    );
     let plaintext = b"hello from alice";
     out.text(
         "envelope.plaintext",
@@ -147,6 +153,7 @@ fn vectors() -> String {
             &mut r,
         )
         .unwrap();
+    assert_eq!(envelope.header.commitment, commitment);
     out.put("envelope.header_bytes", envelope.header.to_bytes());
     out.put("envelope.bind", envelope.header.bind(&envelope.ciphertext));
     out.put("envelope.cbor", envelope.to_cbor());
@@ -174,7 +181,7 @@ fn this_code_reproduces_the_committed_vectors() {
     if std::env::var_os("SPLITSAFE_WRITE_VECTORS").is_some() {
         std::fs::write(PATH, &produced).unwrap();
     }
-    let committed = std::fs::read_to_string(PATH).expect("spec/vectors/v1.txt exists");
+    let committed = std::fs::read_to_string(PATH).expect("spec/vectors/v2.txt exists");
     for (line, (want, got)) in committed.lines().zip(produced.lines()).enumerate() {
         assert_eq!(got, want, "line {} of {PATH} differs", line + 1);
     }

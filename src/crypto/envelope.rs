@@ -14,7 +14,8 @@ pub const SLOT_LEN: usize = 8 + 32 + 16;
 /// What a reader can see without opening: who sent it, when, with which key, to which view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
-    /// Format version; this code writes and reads 1.
+    /// Format version; this code writes and reads 2 (version 1 had no key commitment and is
+    /// refused).
     pub version: u8,
     /// The group.
     pub group: GroupId,
@@ -29,18 +30,22 @@ pub struct Header {
     /// Fresh random bytes per message, from which slot keys and hints derive.
     #[serde(with = "serde_bytes")]
     pub nonce: [u8; 16],
+    /// Commits to the content key: `derive_key("splitsafe v2 key commitment", content key)`.
+    /// Every reader checks it, so all who open the envelope read the same plaintext.
+    #[serde(with = "serde_bytes")]
+    pub commitment: [u8; 32],
     /// Whether the envelope carries the sender's signature.
     pub signed: bool,
 }
 
 impl Header {
     /// The version this code writes and reads.
-    pub const VERSION: u8 = 1;
+    pub const VERSION: u8 = 2;
     /// Length of [`Header::to_bytes`].
-    pub const LEN: usize = 1 + 32 + 32 + 8 + 16 + 32 + 16 + 1;
+    pub const LEN: usize = 1 + 32 + 32 + 8 + 16 + 32 + 16 + 32 + 1;
 
     /// The fixed layout hashed and authenticated: version, group, sender, stamp
-    /// (big-endian), sender key id, view digest, nonce, signed (0 or 1).
+    /// (big-endian), sender key id, view digest, nonce, key commitment, signed (0 or 1).
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
         let mut at = 0;
@@ -52,6 +57,7 @@ impl Header {
             &self.sender_key.0,
             &self.view.0,
             &self.nonce,
+            &self.commitment,
             &[u8::from(self.signed)],
         ] {
             out[at..at + part.len()].copy_from_slice(part);

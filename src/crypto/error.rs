@@ -66,6 +66,10 @@ pub enum OpenError {
     NotAddressedToMe,
     /// The slot or the payload fails authentication: header, slots or ciphertext altered.
     Tampered,
+    /// The content key in the reader's slot is not the one the header commits to: the
+    /// sender wrapped different keys for different readers, to show them different
+    /// plaintexts.
+    CommitmentMismatch,
     /// The envelope claims a sender signature that does not verify.
     BadSignature,
 }
@@ -84,6 +88,9 @@ impl fmt::Display for OpenError {
             ),
             Self::NotAddressedToMe => f.write_str("the envelope has no slot for this reader"),
             Self::Tampered => f.write_str("envelope failed authentication: it was altered"),
+            Self::CommitmentMismatch => f.write_str(
+                "the content key in this reader's slot is not the one the header commits to",
+            ),
             Self::BadSignature => f.write_str("the sender's signature does not verify"),
         }
     }

@@ -6,12 +6,17 @@
 //! view, so they get no copy. See `spec/encryption.md` for the key schedule, the envelope
 //! layout, and what is and is not protected.
 
+mod content;
 mod envelope;
 mod error;
 mod keyring;
+mod open;
 mod pairwise;
+mod seal;
 
 pub use envelope::{Envelope, Header, Limits, SLOT_LEN};
 pub use error::{OpenError, SealError};
-pub use keyring::{KeyId, Keyring, KeyringConfig, Opened, SealOptions};
+pub use keyring::{KeyId, Keyring, KeyringConfig};
+pub use open::Opened;
 pub use pairwise::PairwiseKey;
+pub use seal::SealOptions;

@@ -2,7 +2,6 @@
 
 use super::op::GroupId;
 use crate::keys::{byte_array, KeyBundle, MemberId};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 

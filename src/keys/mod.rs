@@ -21,7 +21,9 @@ pub use signature::SignedMessage;
 macro_rules! byte_array {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize,
+        )]
         pub struct $name(#[serde(with = "serde_bytes")] pub [u8; $len]);
 
         impl $name {

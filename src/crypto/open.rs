@@ -1,0 +1,202 @@
+//! Opening: finding one's slot, checking the key commitment, decrypting, and judging the
+//! sender by the reader's replica.
+
+use super::content::{aead, zero_nonce, ContentKey};
+use super::envelope::{signature_message, Envelope, Header, SLOT_LEN};
+use super::error::OpenError;
+use super::keyring::{KeyId, Keyring, Peers};
+use super::pairwise::HINT_LEN;
+use crate::clock::Timestamp;
+use crate::group::Replica;
+use crate::keys::{MemberId, SignatureBytes, SignedMessage};
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::Tag;
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// An opened envelope.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// The payload.
+    pub plaintext: Vec<u8>,
+    /// The sender.
+    pub sender: MemberId,
+    /// The sender's stamp.
+    pub stamp: Timestamp,
+    /// Whether the sender was a member at that stamp, in the reader's replica.
+    pub sender_was_member: bool,
+    /// Whether the sender sealed to the view the reader has now. If not, the two replicas
+    /// have seen different operations: a cue to sync.
+    pub same_view: bool,
+    /// Whether the envelope carried a valid sender signature.
+    pub signed: bool,
+}
+
+impl fmt::Debug for Opened {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened")
+            .field("plaintext_len", &self.plaintext.len())
+            .field("sender", &self.sender)
+            .field("stamp", &self.stamp)
+            .field("sender_was_member", &self.sender_was_member)
+            .field("same_view", &self.same_view)
+            .field("signed", &self.signed)
+            .finish()
+    }
+}
+
+impl Keyring {
+    /// Decodes and opens an envelope from untrusted bytes.
+    ///
+    /// # Errors
+    ///
+    /// As for [`open`](Self::open), plus decoding errors.
+    pub fn open_bytes(&mut self, bytes: &[u8], replica: &Replica) -> Result<Opened, OpenError> {
+        let envelope = Envelope::from_cbor(bytes, self.config.limits)?;
+        self.open(&envelope, replica)
+    }
+
+    /// Opens an envelope with any of this device's keys still held, judging the sender by the
+    /// reader's `replica`.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`] saying what was wrong; a failed open changes nothing.
+    pub fn open(&mut self, envelope: &Envelope, replica: &Replica) -> Result<Opened, OpenError> {
+        let header = &envelope.header;
+        if header.version != Header::VERSION {
+            return Err(OpenError::UnsupportedVersion(header.version));
+        }
+        if header.group != replica.group() {
+            return Err(OpenError::WrongGroup {
+                expected: replica.group(),
+                found: header.group,
+            });
+        }
+        let view = replica.view();
+        let unknown = OpenError::UnknownSenderKey {
+            sender: header.sender,
+            key: header.sender_key,
+        };
+        // The sender's current key, or one it published earlier (a message sealed before a
+        // rotation the reader has already seen).
+        let sender_key = replica
+            .published_keys(&header.sender)
+            .find(|key| KeyId::of(key) == header.sender_key)
+            .copied()
+            .ok_or(unknown)?;
+
+        let bound = header.bind(&envelope.ciphertext);
+        let signed = match (&envelope.signature, header.signed) {
+            (Some(signature), true) => {
+                verify_signature(header.sender, &bound, signature)?;
+                true
+            }
+            (None, false) => false,
+            _ => return Err(OpenError::Tampered),
+        };
+        if !envelope.slots.len().is_multiple_of(SLOT_LEN) {
+            return Err(OpenError::Tampered);
+        }
+
+        let mut found_slot = false;
+        let mut content_key = None;
+        let mut staged = (KeyId([0; 16]), Peers::new());
+        // The current key first, then retired ones, newest first.
+        for own in self.own.iter().rev() {
+            let mut derived = Peers::new();
+            let Some(pair) = self.pair(header.group, own, &sender_key, &mut derived) else {
+                continue;
+            };
+            let slot_key = pair.back.slot_key(&header.nonce);
+            for slot in slots_with_hint(envelope, &slot_key.hint) {
+                found_slot = true;
+                let mut key = Zeroizing::new([0u8; 32]);
+                key.copy_from_slice(&slot[HINT_LEN..HINT_LEN + 32]);
+                let tag = Tag::from(<[u8; 16]>::try_from(&slot[HINT_LEN + 32..]).expect("16"));
+                if aead(&slot_key.wrap)
+                    .decrypt_inout_detached(&zero_nonce(), &bound, key.as_mut().into(), &tag)
+                    .is_ok()
+                {
+                    content_key = Some(key);
+                    break;
+                }
+            }
+            if content_key.is_some() {
+                staged = (own.id, derived);
+                break;
+            }
+        }
+        let content_key = match content_key {
+            Some(key) => ContentKey::from_bytes(key),
+            None if found_slot => return Err(OpenError::Tampered),
+            None => return Err(OpenError::NotAddressedToMe),
+        };
+        if !content_key.matches(&header.commitment) {
+            return Err(OpenError::CommitmentMismatch);
+        }
+
+        let (body, tag) = envelope
+            .ciphertext
+            .split_at(envelope.ciphertext.len().saturating_sub(16));
+        let tag = <[u8; 16]>::try_from(tag).map_err(|_| OpenError::Tampered)?;
+        let mut plaintext = body.to_vec();
+        content_key
+            .payload_aead()
+            .decrypt_inout_detached(
+                &zero_nonce(),
+                &header.to_bytes(),
+                plaintext.as_mut_slice().into(),
+                &Tag::from(tag),
+            )
+            .map_err(|_| OpenError::Tampered)?;
+
+        self.commit(header.group, staged.0, staged.1);
+        Ok(Opened {
+            plaintext,
+            sender: header.sender,
+            stamp: header.stamp,
+            sender_was_member: replica.was_member(&header.sender, header.stamp),
+            same_view: header.view == view.digest(),
+            signed,
+        })
+    }
+}
+
+/// The slots whose hint equals `hint` (almost always one or none), by binary search over
+/// the hint-sorted slots.
+fn slots_with_hint<'a>(
+    envelope: &'a Envelope,
+    hint: &'a [u8; HINT_LEN],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let slots = &envelope.slots;
+    let count = slots.len() / SLOT_LEN;
+    let at = move |i: usize| &slots[i * SLOT_LEN..(i + 1) * SLOT_LEN];
+    let (mut low, mut high) = (0, count);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if at(middle)[..HINT_LEN] < hint[..] {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    (low..count)
+        .map(at)
+        .take_while(move |slot| slot[..HINT_LEN] == hint[..])
+}
+
+/// Checks the sender's signature with the same strict Ed25519 verification as operations.
+fn verify_signature(
+    sender: MemberId,
+    bound: &[u8; 32],
+    signature: &SignatureBytes,
+) -> Result<(), OpenError> {
+    SignedMessage {
+        signer: sender,
+        bytes: signature_message(bound),
+        signature: *signature,
+    }
+    .verify()
+    .map_err(|_| OpenError::BadSignature)
+}

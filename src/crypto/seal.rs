@@ -1,0 +1,126 @@
+//! Sealing: one envelope for every other member of the sender's view.
+
+use super::content::{aead, zero_nonce, ContentKey};
+use super::envelope::{signature_message, Envelope, Header, SLOT_LEN};
+use super::error::SealError;
+use super::keyring::{Keyring, Peers};
+use super::pairwise::HINT_LEN;
+use crate::clock::Timestamp;
+use crate::group::View;
+use chacha20poly1305::aead::AeadInOut;
+use rand_core::CryptoRng;
+
+/// Options of [`Keyring::seal`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SealOptions {
+    /// Sign the envelope with the sender's identity key: transferable proof of authorship.
+    /// Off by default, so that an envelope proves nothing to third parties (deniability).
+    pub sign: bool,
+}
+
+impl Keyring {
+    /// Seals `plaintext` to every member of `view` but the sender, stamped `stamp` (from
+    /// [`Replica::stamp`]).
+    ///
+    /// Replicas refuse small-order X25519 keys wherever a bundle appears; as a second line,
+    /// a member whose exchange would still come out non-contributory gets no slot, so nothing
+    /// is ever wrapped under a key whose exchange is public.
+    ///
+    /// # Errors
+    ///
+    /// [`SealError`] if the sender is not in the view or a size limit is exceeded.
+    pub fn seal<R: CryptoRng + ?Sized>(
+        &mut self,
+        view: &View,
+        stamp: Timestamp,
+        plaintext: &[u8],
+        options: SealOptions,
+        rng: &mut R,
+    ) -> Result<Envelope, SealError> {
+        let me = self.identity.id();
+        if !view.contains(&me) {
+            return Err(SealError::NotAMember(me));
+        }
+        let limits = self.config.limits;
+        if plaintext.len() > limits.max_payload {
+            return Err(SealError::TooLarge {
+                len: plaintext.len(),
+                max: limits.max_payload,
+            });
+        }
+        let recipients = view.len() - 1;
+        if recipients > limits.max_recipients {
+            return Err(SealError::TooManyRecipients {
+                count: recipients,
+                max: limits.max_recipients,
+            });
+        }
+        self.prune(view);
+
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        let content_key = ContentKey::generate(rng);
+        let header = Header {
+            version: Header::VERSION,
+            group: view.group(),
+            sender: me,
+            stamp,
+            sender_key: self.current().id,
+            view: view.digest(),
+            nonce,
+            commitment: content_key.commitment(),
+            signed: options.sign,
+        };
+        let header_bytes = header.to_bytes();
+        let mut ciphertext = Vec::with_capacity(plaintext.len() + 16);
+        ciphertext.extend_from_slice(plaintext);
+        let tag = content_key
+            .payload_aead()
+            .encrypt_inout_detached(
+                &zero_nonce(),
+                &header_bytes,
+                ciphertext.as_mut_slice().into(),
+            )
+            .expect("payload within the AEAD's length limit");
+        ciphertext.extend_from_slice(&tag);
+        let bound = header.bind(&ciphertext);
+
+        let mut staged = Peers::new();
+        let mut slots: Vec<[u8; SLOT_LEN]> = Vec::with_capacity(recipients);
+        let current = self.current();
+        for bundle in view.members().filter(|(m, _)| **m != me).map(|(_, b)| b) {
+            let Some(pair) = self.pair(header.group, current, &bundle.encryption_key, &mut staged)
+            else {
+                continue;
+            };
+            let slot_key = pair.out.slot_key(&nonce);
+            let mut slot = [0u8; SLOT_LEN];
+            slot[..HINT_LEN].copy_from_slice(&slot_key.hint);
+            slot[HINT_LEN..HINT_LEN + 32].copy_from_slice(content_key.as_bytes());
+            let tag = aead(&slot_key.wrap)
+                .encrypt_inout_detached(
+                    &zero_nonce(),
+                    &bound,
+                    (&mut slot[HINT_LEN..HINT_LEN + 32]).into(),
+                )
+                .expect("32 bytes are within the AEAD's length limit");
+            slot[HINT_LEN + 32..].copy_from_slice(&tag);
+            slots.push(slot);
+        }
+        let current_id = current.id;
+        self.commit(header.group, current_id, staged);
+        // Sorted by hint: the recipient finds its slot by binary search, and the order says
+        // nothing about who the recipients are.
+        slots.sort_unstable();
+
+        let signature = options
+            .sign
+            .then(|| self.identity.sign(signature_message(&bound)).signature);
+        Ok(Envelope {
+            header,
+            slots: slots.into_flattened(),
+            ciphertext,
+            signature,
+        })
+    }
+}
