@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
     let x_public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([4u8; 32]));
 
     for n in [2u32, 10, 100, 1_000] {
-        let (mut sender, mut reader, mut replica, reader_replica) = group(n, &mut rng);
+        let (mut sender, mut reader, mut replica, mut reader_replica) = group(n, &mut rng);
         let stamp = replica.stamp(T0 + 200_000);
         let view = replica.view().clone();
         for (label, size) in [("64B", 64usize), ("64KiB", 64 << 10)] {
@@ -118,9 +118,10 @@ fn bench(c: &mut Criterion) {
                     }
                 })
             });
-            reader.open(&sealed, &reader_replica).unwrap();
+            let now = T0 + 300_000;
+            reader.open(&sealed, &mut reader_replica, now).unwrap();
             g.bench_function(id("open"), |b| {
-                b.iter(|| reader.open(&sealed, &reader_replica).unwrap())
+                b.iter(|| reader.open(&sealed, &mut reader_replica, now).unwrap())
             });
             g.bench_function(id("floor_open_unwrap_plus_payload"), |b| {
                 let mut key = [0u8; 32];

@@ -27,11 +27,14 @@ fn seal(devices: &mut [Device], sender: usize, text: &[u8], sign: bool, seed: u6
         .unwrap()
 }
 
+/// When readers open: later than every stamp the tests make (their clocks then pass them).
+const READ_AT: u64 = T0 + 400 * 24 * 60 * 60 * 1000;
+
 fn open(devices: &mut [Device], reader: usize, envelope: &Envelope) -> Result<Vec<u8>, OpenError> {
     let device = &mut devices[reader];
     device
         .keyring
-        .open(envelope, &device.replica)
+        .open(envelope, &mut device.replica, READ_AT)
         .map(|opened| opened.plaintext)
 }
 
@@ -67,7 +70,7 @@ proptest! {
             if member && reader != usize::from(sender) {
                 prop_assert_eq!(result, Ok(text.clone()));
                 let device = &mut devices[reader];
-                let opened = device.keyring.open(&envelope, &device.replica).unwrap();
+                let opened = device.keyring.open(&envelope, &mut device.replica, READ_AT).unwrap();
                 prop_assert!(opened.sender_was_member && opened.same_view);
                 prop_assert_eq!(opened.signed, sign);
             } else {
@@ -103,11 +106,23 @@ proptest! {
             0 => { h.version ^= 1 << (bit % 8); OpenError::UnsupportedVersion(h.version) }
             1 => { flip(&mut h.group.0); OpenError::WrongGroup { expected: envelope.header.group, found: h.group } }
             2 => { flip(&mut h.sender.0); OpenError::UnknownSenderKey { sender: h.sender, key: h.sender_key } }
-            3 => { h.stamp = splitsafe::clock::Timestamp::from_raw(h.stamp.as_raw() ^ (1 << (bit % 64))); OpenError::BadSignature }
+            3 => {
+                h.stamp = splitsafe::clock::Timestamp::from_raw(h.stamp.as_raw() ^ (1 << (bit % 64)));
+                let clock = splitsafe::clock::Clock::new(splitsafe::clock::ClockConfig::default());
+                match clock.check(h.stamp, READ_AT) {
+                    Err(e) => OpenError::StampTooFarAhead(e),
+                    Ok(()) => OpenError::BadSignature,
+                }
+            }
             4 => { flip(&mut h.sender_key.0); OpenError::UnknownSenderKey { sender: h.sender, key: h.sender_key } }
             5 => { flip(&mut h.view.0); OpenError::BadSignature }
             6 => { flip(&mut h.nonce); OpenError::BadSignature }
-            7 => { h.signed = false; OpenError::Tampered }
+            7 => {
+                h.signed = false;
+                OpenError::Malformed(splitsafe::codec::DecodeError::Invalid {
+                    reason: "signature presence disagrees with the header".into(),
+                })
+            }
             8 => {
                 let slot = &mut bad.slots[mine * SLOT_LEN..(mine + 1) * SLOT_LEN];
                 let b = bit % (SLOT_LEN * 8);
@@ -175,7 +190,7 @@ proptest! {
         for (sender, envelope) in &sent {
             for reader in (0..4).filter(|r| r != sender) {
                 let device = &mut devices[reader];
-                prop_assert!(device.keyring.open(envelope, &device.replica).is_ok(), "reader {} lost a message from {}", reader, sender);
+                prop_assert!(device.keyring.open(envelope, &mut device.replica, READ_AT).is_ok(), "reader {} lost a message from {}", reader, sender);
             }
         }
     }
@@ -261,4 +276,99 @@ fn a_sender_key_not_yet_seen_names_the_key_to_sync() {
     let source = devices[0].replica.clone();
     spread(&source, &mut devices, T0 + 2_000);
     assert_eq!(open(&mut devices, 1, &envelope), Ok(b"new key".to_vec()));
+}
+
+/// Slots out of ascending order are refused by decoding and by `open` alike, with an error
+/// that says so (they used to give every recipient `NotAddressedToMe`).
+#[test]
+fn unsorted_slots_are_refused_as_malformed() {
+    let mut r = rng(11);
+    let (mut devices, _) = world(4, KeyringConfig::default(), &mut r);
+    let envelope = seal(&mut devices, 0, b"hello", false, 11);
+    assert!(envelope.recipients() >= 2);
+    let mut swapped = envelope.clone();
+    let (first, second) = swapped.slots.split_at_mut(SLOT_LEN);
+    first.swap_with_slice(&mut second[..SLOT_LEN]);
+    let expected = OpenError::Malformed(splitsafe::codec::DecodeError::Invalid {
+        reason: "slots are not in strictly ascending order".into(),
+    });
+    assert_eq!(
+        Envelope::from_cbor(&swapped.to_cbor(), Limits::default()),
+        Err(expected.clone())
+    );
+    for reader in 1..4 {
+        assert_eq!(open(&mut devices, reader, &swapped), Err(expected.clone()));
+    }
+    let mut duplicated = envelope.clone();
+    let slot = duplicated.slots[..SLOT_LEN].to_vec();
+    duplicated.slots.splice(0..0, slot);
+    assert_eq!(open(&mut devices, 1, &duplicated), Err(expected));
+}
+
+/// `Envelope::id` is stable across encoding and tells envelopes apart.
+#[test]
+fn envelope_ids_are_stable_and_distinct() {
+    let mut r = rng(12);
+    let (mut devices, _) = world(3, KeyringConfig::default(), &mut r);
+    let a = seal(&mut devices, 0, b"one", false, 1);
+    let b = seal(&mut devices, 0, b"one", false, 2);
+    let decoded = Envelope::from_cbor(&a.to_cbor(), Limits::default()).unwrap();
+    assert_eq!(decoded.id(), a.id());
+    assert_ne!(a.id(), b.id());
+}
+
+/// B5: an envelope stamped beyond the drift bound is refused with the stamp named, and
+/// changes nothing; once local time catches up it opens. B4: opening feeds the stamp into
+/// the reader's clock, so what the reader does next is stamped after what it read.
+#[test]
+fn envelope_stamps_obey_the_drift_bound_and_reach_the_readers_clock() {
+    use splitsafe::clock::{ClockConfig, ClockError, Timestamp};
+    let mut r = rng(13);
+    let (mut devices, _) = world(3, KeyringConfig::default(), &mut r);
+    let drift = ClockConfig::DEFAULT_MAX_DRIFT_MS;
+    let now = T0 + 10_000;
+    let ahead = now + drift + 60_000;
+    let sender = &mut devices[0];
+    let stamp = sender.replica.stamp(ahead);
+    let envelope = sender
+        .keyring
+        .seal(
+            sender.replica.view(),
+            stamp,
+            b"from the future",
+            SealOptions::default(),
+            &mut r,
+        )
+        .unwrap();
+    let reader = &mut devices[1];
+    let before = reader.replica.clock().last();
+    assert_eq!(
+        reader
+            .keyring
+            .open(&envelope, &mut reader.replica, now)
+            .unwrap_err(),
+        OpenError::StampTooFarAhead(ClockError::TooFarAhead {
+            remote: stamp,
+            local_ms: now,
+            max_drift_ms: drift,
+        })
+    );
+    assert_eq!(reader.replica.clock().last(), before);
+
+    let later = ahead - drift;
+    let opened = reader
+        .keyring
+        .open(&envelope, &mut reader.replica, later)
+        .unwrap();
+    assert_eq!(opened.stamp, stamp);
+    assert!(reader.replica.clock().last() > stamp);
+    // The reader's next action (here: removing the sender) is stamped after the message.
+    let sender_id = identity(0).id();
+    let reader_identity = identity(1);
+    let (removal, _) = reader
+        .replica
+        .remove(&reader_identity, sender_id, later)
+        .unwrap();
+    assert!(removal.op().timestamp > stamp);
+    assert!(Timestamp::from_physical(later) < stamp);
 }

@@ -340,7 +340,7 @@ fn envelope_signatures_follow_the_same_rule() {
         let signed = mallory().message(kind, message.clone(), nonce as u64);
         forged.signature = Some(signed.signature);
         let bob = &mut devices[1];
-        let opened = bob.keyring.open(&forged, &bob.replica);
+        let opened = bob.keyring.open(&forged, &mut bob.replica, T0 + 300);
         assert_eq!(signed.verify().is_ok(), kind.accepted());
         match kind.accepted() {
             true => assert!(opened.unwrap().signed, "{kind:?}"),

@@ -168,7 +168,7 @@ fn vectors() -> String {
     .unwrap();
     bob_replica.ingest_batch(replica.ops().cloned().collect(), T0 + 20);
     let mut b = b;
-    let opened = b.open(&envelope, &bob_replica).unwrap();
+    let opened = b.open(&envelope, &mut bob_replica, T0 + 20).unwrap();
     assert_eq!(opened.plaintext, plaintext);
     assert!(opened.signed && opened.same_view && opened.sender_was_member);
     out.0

@@ -16,6 +16,7 @@
 //! | [`group`] | signed operations, the authorization fold, the member [`View`](group::View), sync, snapshots |
 //! | [`crypto`] | [`Keyring`](crypto::Keyring): pairwise keys, [`Envelope`](crypto::Envelope)s sealed to the view, rotation and erasure |
 //! | [`wire`] | ASCII armor for envelopes and batches of operations |
+//! | `rng` | the operating system's CSPRNG, for keys and sealing (default feature `os-rng`) |
 //!
 //! The normative rules live in the repository's `spec/` folder.
 //!
@@ -49,8 +50,11 @@ pub mod crypto;
 pub mod group;
 pub mod keys;
 pub mod lww;
+#[cfg(feature = "os-rng")]
+pub mod rng;
 pub mod sim;
 pub mod wire;
+mod xof;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -5,8 +5,14 @@ use super::keyring::KeyId;
 use crate::clock::Timestamp;
 use crate::codec;
 use crate::group::{GroupId, ViewDigest};
-use crate::keys::{MemberId, SignatureBytes};
+use crate::keys::{byte_array, MemberId, SignatureBytes};
 use serde::{Deserialize, Serialize};
+
+byte_array!(
+    /// Identifies an envelope: see [`Envelope::id`].
+    EnvelopeId,
+    32
+);
 
 /// Bytes per recipient: an 8-byte hint, the 32-byte wrapped content key, a 16-byte tag.
 pub const SLOT_LEN: usize = 8 + 32 + 16;
@@ -137,6 +143,16 @@ impl Envelope {
         codec::encode(self)
     }
 
+    /// A stable identifier: BLAKE3 (derive-key context `"splitsafe v2 envelope id"`) of the
+    /// canonical CBOR encoding. Two envelopes with one id are the same envelope, so
+    /// applications refuse replays by remembering ids.
+    pub fn id(&self) -> EnvelopeId {
+        EnvelopeId(blake3::derive_key(
+            "splitsafe v2 envelope id",
+            &self.to_cbor(),
+        ))
+    }
+
     /// Decodes an envelope from untrusted bytes, strictly and within `limits`.
     ///
     /// # Errors
@@ -145,28 +161,48 @@ impl Envelope {
     /// [`OpenError::UnsupportedVersion`] for another format version.
     pub fn from_cbor(bytes: &[u8], limits: Limits) -> Result<Self, OpenError> {
         let envelope: Self = codec::decode(bytes, limits.max_encoded_len())?;
-        let invalid = |reason: &str| {
-            OpenError::Malformed(codec::DecodeError::Invalid {
-                reason: reason.to_string(),
-            })
-        };
-        if envelope.header.version != Header::VERSION {
-            return Err(OpenError::UnsupportedVersion(envelope.header.version));
-        }
-        if !envelope.slots.len().is_multiple_of(SLOT_LEN) {
-            return Err(invalid("slots are not a whole number of 56-byte slots"));
-        }
-        if envelope.recipients() > limits.max_recipients {
-            return Err(invalid("more recipient slots than the limit"));
-        }
-        if envelope.ciphertext.len() < 16 || envelope.ciphertext.len() - 16 > limits.max_payload {
-            return Err(invalid(
-                "ciphertext shorter than its tag or over the payload limit",
-            ));
-        }
-        if envelope.signature.is_some() != envelope.header.signed {
-            return Err(invalid("signature presence disagrees with the header"));
-        }
+        envelope.validate(limits)?;
         Ok(envelope)
+    }
+
+    /// The structural rules every envelope must meet before any key is used: the version,
+    /// whole slots in strictly ascending order (as sealing writes them, so that the reader's
+    /// binary search finds its slot), the limits, and a signature exactly when the header
+    /// says so.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::UnsupportedVersion`] or [`OpenError::Malformed`] naming the broken rule.
+    pub fn validate(&self, limits: Limits) -> Result<(), OpenError> {
+        let invalid = |reason: &str| {
+            Err(OpenError::Malformed(codec::DecodeError::Invalid {
+                reason: reason.to_string(),
+            }))
+        };
+        if self.header.version != Header::VERSION {
+            return Err(OpenError::UnsupportedVersion(self.header.version));
+        }
+        if !self.slots.len().is_multiple_of(SLOT_LEN) {
+            return invalid("slots are not a whole number of 56-byte slots");
+        }
+        if self.recipients() > limits.max_recipients {
+            return invalid("more recipient slots than the limit");
+        }
+        let mut slots = self.slots.chunks_exact(SLOT_LEN);
+        if let Some(first) = slots.next() {
+            if slots
+                .try_fold(first, |previous, slot| (previous < slot).then_some(slot))
+                .is_none()
+            {
+                return invalid("slots are not in strictly ascending order");
+            }
+        }
+        if self.ciphertext.len() < 16 || self.ciphertext.len() - 16 > limits.max_payload {
+            return invalid("ciphertext shorter than its tag or over the payload limit");
+        }
+        if self.signature.is_some() != self.header.signed {
+            return invalid("signature presence disagrees with the header");
+        }
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Errors of sealing and opening.
 
 use super::keyring::KeyId;
+use crate::clock::ClockError;
 use crate::codec::DecodeError;
 use crate::group::GroupId;
 use crate::keys::MemberId;
@@ -72,6 +73,8 @@ pub enum OpenError {
     CommitmentMismatch,
     /// The envelope claims a sender signature that does not verify.
     BadSignature,
+    /// The header's stamp is further ahead of local time than the drift bound allows.
+    StampTooFarAhead(ClockError),
 }
 
 impl fmt::Display for OpenError {
@@ -92,6 +95,7 @@ impl fmt::Display for OpenError {
                 "the content key in this reader's slot is not the one the header commits to",
             ),
             Self::BadSignature => f.write_str("the sender's signature does not verify"),
+            Self::StampTooFarAhead(e) => write!(f, "envelope stamp refused: {e}"),
         }
     }
 }

@@ -14,7 +14,7 @@ mod open;
 mod pairwise;
 mod seal;
 
-pub use envelope::{Envelope, Header, Limits, SLOT_LEN};
+pub use envelope::{Envelope, EnvelopeId, Header, Limits, SLOT_LEN};
 pub use error::{OpenError, SealError};
 pub use keyring::{KeyId, Keyring, KeyringConfig};
 pub use open::Opened;

@@ -2,7 +2,7 @@
 //! sender by the reader's replica.
 
 use super::content::{aead, zero_nonce, ContentKey};
-use super::envelope::{signature_message, Envelope, Header, SLOT_LEN};
+use super::envelope::{signature_message, Envelope, SLOT_LEN};
 use super::error::OpenError;
 use super::keyring::{KeyId, Keyring, Peers};
 use super::pairwise::HINT_LEN;
@@ -51,28 +51,46 @@ impl Keyring {
     /// # Errors
     ///
     /// As for [`open`](Self::open), plus decoding errors.
-    pub fn open_bytes(&mut self, bytes: &[u8], replica: &Replica) -> Result<Opened, OpenError> {
+    pub fn open_bytes(
+        &mut self,
+        bytes: &[u8],
+        replica: &mut Replica,
+        now_ms: u64,
+    ) -> Result<Opened, OpenError> {
         let envelope = Envelope::from_cbor(bytes, self.config.limits)?;
-        self.open(&envelope, replica)
+        self.open(&envelope, replica, now_ms)
     }
 
-    /// Opens an envelope with any of this device's keys still held, judging the sender by the
-    /// reader's `replica`.
+    /// Opens an envelope with any of this device's keys still held, at local physical time
+    /// `now_ms`, judging the sender by the reader's `replica`.
+    ///
+    /// The header's stamp is held to the drift bound of operations: an envelope stamped
+    /// further ahead of local time is refused ([`OpenError::StampTooFarAhead`]; the sender
+    /// may send it again later). Once opened, the stamp is received by the replica's clock,
+    /// so whatever the reader does next (a removal, say) is stamped after the message it
+    /// read.
     ///
     /// # Errors
     ///
     /// [`OpenError`] saying what was wrong; a failed open changes nothing.
-    pub fn open(&mut self, envelope: &Envelope, replica: &Replica) -> Result<Opened, OpenError> {
+    pub fn open(
+        &mut self,
+        envelope: &Envelope,
+        replica: &mut Replica,
+        now_ms: u64,
+    ) -> Result<Opened, OpenError> {
+        envelope.validate(self.config.limits)?;
         let header = &envelope.header;
-        if header.version != Header::VERSION {
-            return Err(OpenError::UnsupportedVersion(header.version));
-        }
         if header.group != replica.group() {
             return Err(OpenError::WrongGroup {
                 expected: replica.group(),
                 found: header.group,
             });
         }
+        replica
+            .clock()
+            .check(header.stamp, now_ms)
+            .map_err(OpenError::StampTooFarAhead)?;
         let view = replica.view();
         let unknown = OpenError::UnknownSenderKey {
             sender: header.sender,
@@ -95,9 +113,6 @@ impl Keyring {
             (None, false) => false,
             _ => return Err(OpenError::Tampered),
         };
-        if !envelope.slots.len().is_multiple_of(SLOT_LEN) {
-            return Err(OpenError::Tampered);
-        }
 
         let mut found_slot = false;
         let mut content_key = None;
@@ -151,15 +166,19 @@ impl Keyring {
             )
             .map_err(|_| OpenError::Tampered)?;
 
-        self.commit(header.group, staged.0, staged.1);
-        Ok(Opened {
+        let opened = Opened {
             plaintext,
             sender: header.sender,
             stamp: header.stamp,
             sender_was_member: replica.was_member(&header.sender, header.stamp),
             same_view: header.view == view.digest(),
             signed,
-        })
+        };
+        replica
+            .observe(header.stamp, now_ms)
+            .map_err(OpenError::StampTooFarAhead)?;
+        self.commit(header.group, staged.0, staged.1);
+        Ok(opened)
     }
 }
 

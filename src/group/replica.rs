@@ -6,7 +6,7 @@ use super::op::{Body, GroupId, InvalidOp, Op, SignedOp, Stamp};
 use super::pen::{Evict, Pen};
 use super::sync::{AuthorIndex, Summary};
 use super::view::View;
-use crate::clock::{Clock, ClockConfig, Timestamp};
+use crate::clock::{Clock, ClockConfig, ClockError, Timestamp};
 use crate::keys::{EncryptionKey, Identity, KeyBundle, MemberId, SignedMessage};
 use crate::lww::LwwSet;
 use serde::{Deserialize, Serialize};
@@ -226,6 +226,17 @@ impl Replica {
     /// A stamp for a local event such as sending a message, from this replica's clock.
     pub fn stamp(&mut self, physical_ms: u64) -> Timestamp {
         self.clock.send(physical_ms)
+    }
+
+    /// Receives a stamp seen on something other than an operation (an opened message), so
+    /// that this replica's next stamps come after it.
+    ///
+    /// # Errors
+    ///
+    /// [`ClockError::TooFarAhead`] if `stamp` is beyond the drift bound at `physical_ms`;
+    /// the clock is then unchanged.
+    pub fn observe(&mut self, stamp: Timestamp, physical_ms: u64) -> Result<(), ClockError> {
+        self.clock.receive(stamp, physical_ms).map(drop)
     }
 
     /// The current view, computed once per change.

@@ -33,9 +33,9 @@ macro_rules! byte_array {
             }
         }
 
-        impl fmt::Debug for $name {
+        impl ::std::fmt::Debug for $name {
             /// The first 8 bytes in hex: enough to tell values apart in logs.
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 write!(f, "{}(", stringify!($name))?;
                 for byte in &self.0[..8] {
                     write!(f, "{byte:02x}")?;
@@ -44,9 +44,9 @@ macro_rules! byte_array {
             }
         }
 
-        impl fmt::Display for $name {
+        impl ::std::fmt::Display for $name {
             /// All bytes in lowercase hex.
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
             }
         }

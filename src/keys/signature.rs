@@ -22,6 +22,7 @@
 //! encoding checks, which ZIP 215 leaves out, are byte comparisons made here first.
 
 use super::{KeyError, MemberId, SignatureBytes};
+use crate::xof::XofRng;
 use ed25519_zebra::{batch, VerificationKey, VerificationKeyBytes};
 
 /// A message, its signer and the signer's Ed25519 signature, checked under the protocol's
@@ -172,7 +173,7 @@ impl SignedMessage {
                 let key = VerificationKeyBytes::from(m.signer.0);
                 verifier.queue((key, m.zebra_signature(), &m.bytes));
             }
-            if verifier.verify(BatchWeights::for_batch(messages)).is_ok() {
+            if verifier.verify(batch_weights(messages)).is_ok() {
                 return Ok(());
             }
         }
@@ -183,40 +184,16 @@ impl SignedMessage {
 /// The source of a batch's random weights: a BLAKE3 stream keyed by every signer, signature
 /// and message of the batch, so that no signer can choose its weight and the same batch
 /// always gets the same weights.
-struct BatchWeights(blake3::OutputReader);
-
-impl BatchWeights {
-    fn for_batch(messages: &[SignedMessage]) -> Self {
-        let mut hasher = blake3::Hasher::new_derive_key("splitsafe v1 batch weights");
-        for m in messages {
-            hasher.update(&m.signer.0);
-            hasher.update(&m.signature.0);
-            hasher.update(&(m.bytes.len() as u64).to_le_bytes());
-            hasher.update(&m.bytes);
-        }
-        Self(hasher.finalize_xof())
+fn batch_weights(messages: &[SignedMessage]) -> XofRng {
+    let mut hasher = blake3::Hasher::new_derive_key("splitsafe v1 batch weights");
+    for m in messages {
+        hasher.update(&m.signer.0);
+        hasher.update(&m.signature.0);
+        hasher.update(&(m.bytes.len() as u64).to_le_bytes());
+        hasher.update(&m.bytes);
     }
+    XofRng::new(&hasher)
 }
-
-impl rand_core::TryRng for BatchWeights {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0; 4];
-        self.0.fill(&mut b);
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0; 8];
-        self.0.fill(&mut b);
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
-        self.0.fill(dest);
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for BatchWeights {}
 
 #[cfg(test)]
 mod tests {

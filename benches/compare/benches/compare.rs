@@ -401,9 +401,10 @@ fn splitsafe(c: &mut Criterion) {
             envelope.to_cbor().len()
         ));
         let mut reader = keyrings.into_iter().next().unwrap();
-        reader.open(&envelope, &replica).unwrap();
+        let mut reader_replica = replica.clone();
+        reader.open(&envelope, &mut reader_replica, now + 20).unwrap();
         g.bench_function(BenchmarkId::new("open_1KiB", n), |b| {
-            b.iter(|| reader.open(&envelope, &replica).unwrap())
+            b.iter(|| reader.open(&envelope, &mut reader_replica, now + 20).unwrap())
         });
 
         // Membership merge alone: two replicas of n members differing in one entry.

@@ -8,266 +8,23 @@
 //! schedule, [`Sim::run`] heals the network, syncs everyone and checks the invariants of
 //! `spec/netsplit.md`; violations are reported in the [`Outcome`], never panicked on.
 
+mod checks;
+mod network;
+mod outcome;
+mod rng;
+mod schedule;
+
+pub use outcome::{MessageRecord, Outcome, SimConfig, Stats};
+pub use rng::SeededRng;
+pub use schedule::{random_schedule, Action, Schedule};
+
 use crate::clock::ClockConfig;
 use crate::codec;
 use crate::crypto::{Envelope, Keyring, KeyringConfig, OpenError, SealOptions};
 use crate::group::{Replica, ReplicaConfig, SignedOp, View, ViewDigest};
 use crate::keys::{Identity, MemberId};
-use serde::{Deserialize, Serialize};
+use network::{Network, Packet, Payload};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// A deterministic CSPRNG: BLAKE3 in XOF mode over the seed. Every random choice of a run,
-/// keys included, comes from it, so a run replays from its seed.
-pub struct SeededRng(blake3::OutputReader);
-
-impl SeededRng {
-    /// The generator for `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(
-            blake3::Hasher::new_derive_key("splitsafe v1 simulation rng")
-                .update(&seed.to_le_bytes())
-                .finalize_xof(),
-        )
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut b = [0; 8];
-        self.0.fill(&mut b);
-        u64::from_le_bytes(b)
-    }
-
-    /// A number below `n` (0 if `n` is 0); the modulo bias is below 2^-40 for the small
-    /// `n` used here.
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-
-    /// True with probability `permille` / 1000.
-    pub fn chance(&mut self, permille: u16) -> bool {
-        self.below(1000) < u64::from(permille)
-    }
-}
-
-impl rand_core::TryRng for SeededRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.next() as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(self.next())
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
-        self.0.fill(dest);
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for SeededRng {}
-
-/// One step of a schedule. Device indices are taken modulo the number of devices, so every
-/// schedule is valid for every group size.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Action {
-    /// `actor` adds `target` (a re-add if it was removed), with `target`'s current bundle.
-    Add {
-        /// Who acts.
-        actor: u8,
-        /// Who is added.
-        target: u8,
-    },
-    /// `actor` removes `target`; itself: leaves.
-    Remove {
-        /// Who acts.
-        actor: u8,
-        /// Who is removed.
-        target: u8,
-    },
-    /// `actor` rotates its encryption key.
-    Rotate {
-        /// Who rotates.
-        actor: u8,
-    },
-    /// `actor` seals a message to its current view and sends it to every device.
-    Send {
-        /// The sender.
-        actor: u8,
-    },
-    /// Two devices run a sync round, if they can reach each other.
-    Sync {
-        /// One side.
-        a: u8,
-        /// The other.
-        b: u8,
-    },
-    /// Splits the network: device `i` goes to partition `sides[i] % partitions` (0 if
-    /// `sides` is shorter).
-    Split {
-        /// Partition of each device.
-        sides: Vec<u8>,
-    },
-    /// Rejoins all partitions.
-    Heal,
-    /// Real time moves on.
-    Advance {
-        /// Milliseconds.
-        ms: u32,
-    },
-}
-
-/// A run's actions, in order.
-pub type Schedule = Vec<Action>;
-
-/// A random schedule of `len` actions from `seed`, weighted like the property tests.
-pub fn random_schedule(seed: u64, len: usize, partitions: u8) -> Schedule {
-    let mut rng = SeededRng::new(seed ^ 0x5EED_5C4E_D01E);
-    let mut byte = || rng.below(256) as u8;
-    (0..len)
-        .map(|_| match byte() % 17 {
-            0..=2 => Action::Add {
-                actor: byte(),
-                target: byte(),
-            },
-            3..=5 => Action::Remove {
-                actor: byte(),
-                target: byte(),
-            },
-            6 => Action::Rotate { actor: byte() },
-            7..=10 => Action::Send { actor: byte() },
-            11..=12 => Action::Sync {
-                a: byte(),
-                b: byte(),
-            },
-            13 => Action::Split {
-                sides: (0..32).map(|_| byte() % partitions.max(1)).collect(),
-            },
-            14 => Action::Heal,
-            _ => Action::Advance {
-                ms: u32::from(byte()) * 1_000,
-            },
-        })
-        .collect()
-}
-
-/// The network's behaviour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SimConfig {
-    /// Devices on the network.
-    pub devices: u8,
-    /// How many of them are members at the start (device 0 founds the group and adds
-    /// devices 1 to `initial_members - 1`); 0 means all.
-    pub initial_members: u8,
-    /// Most partitions a split makes.
-    pub partitions: u8,
-    /// The seed of every random choice.
-    pub seed: u64,
-    /// Chance in 1,000 that a packet is lost.
-    pub loss_permille: u16,
-    /// Chance in 1,000 that a packet is delivered twice.
-    pub duplicate_permille: u16,
-    /// Longest delivery delay, in milliseconds.
-    pub max_delay_ms: u32,
-    /// Largest clock skew of a device, either way, in milliseconds.
-    pub max_skew_ms: u32,
-    /// The replicas' drift bound.
-    pub max_drift_ms: u64,
-}
-
-impl Default for SimConfig {
-    /// Eight devices, up to three partitions, 5% loss, 5% duplication, up to 2 s of delay,
-    /// clocks skewed up to 10 minutes around a 5-minute drift bound.
-    fn default() -> Self {
-        Self {
-            devices: 8,
-            initial_members: 0,
-            partitions: 3,
-            seed: 0,
-            loss_permille: 50,
-            duplicate_permille: 50,
-            max_delay_ms: 2_000,
-            max_skew_ms: 600_000,
-            max_drift_ms: ClockConfig::DEFAULT_MAX_DRIFT_MS,
-        }
-    }
-}
-
-/// What became of one sealed message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageRecord {
-    /// The sender.
-    pub sender: u8,
-    /// When it was sealed (real time, ms since the start).
-    pub sealed_at: u64,
-    /// The devices in the sender's view at sealing, the sender included.
-    pub view: BTreeSet<u8>,
-    /// The digest of that view.
-    pub view_digest: ViewDigest,
-    /// Devices the network delivered it to.
-    pub delivered_to: BTreeSet<u8>,
-    /// Devices that opened it.
-    pub opened_by: BTreeSet<u8>,
-    /// Sent after the final heal and sync, to check the converged view.
-    pub after_convergence: bool,
-}
-
-/// Counters of a run.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stats {
-    /// Membership operations made.
-    pub ops: u64,
-    /// Packets put on the network.
-    pub packets: u64,
-    /// Packets lost at random.
-    pub lost: u64,
-    /// Packets dropped because a partition separated sender and receiver.
-    pub cut: u64,
-    /// Extra copies delivered.
-    pub duplicated: u64,
-    /// Sync rounds run.
-    pub syncs: u64,
-    /// Bytes of summaries and deltas exchanged by syncs.
-    pub sync_bytes: u64,
-}
-
-/// The result of a run: deterministic for a given configuration and schedule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// Every message sealed.
-    pub messages: Vec<MessageRecord>,
-    /// Each device's final view digest.
-    pub digests: Vec<ViewDigest>,
-    /// Each device's final member list (device indices).
-    pub members: Vec<BTreeSet<u8>>,
-    /// Whether all devices ended with one digest.
-    pub converged: bool,
-    /// Invariant violations, in the order found; empty when the library keeps its promise.
-    pub violations: Vec<String>,
-    /// Counters.
-    pub stats: Stats,
-}
-
-impl Outcome {
-    /// The canonical CBOR encoding: two runs are identical iff these bytes are.
-    pub fn to_cbor(&self) -> Vec<u8> {
-        codec::encode(self)
-    }
-}
-
-#[derive(Clone)]
-enum Payload {
-    Op(Box<SignedOp>),
-    /// The index of a sealed message in `Sim::envelopes`.
-    Envelope(usize),
-}
-
-struct Packet {
-    from: usize,
-    to: usize,
-    payload: Payload,
-}
 
 struct Device {
     keyring: Keyring,
@@ -282,10 +39,9 @@ pub struct Sim {
     now: u64,
     devices: Vec<Device>,
     index: BTreeMap<MemberId, u8>,
-    partition: Vec<u8>,
-    in_flight: BTreeMap<(u64, u64), Packet>,
-    sequence: u64,
-    /// Envelopes a device could not open yet for want of the sender's key: (device, message).
+    network: Network,
+    /// Envelopes a device could not open yet, for want of the sender's key or because their
+    /// stamp is ahead of its clock: (device, message).
     pending: BTreeSet<(usize, usize)>,
     envelopes: Vec<Envelope>,
     /// Every device any successful `Add` admitted.
@@ -312,11 +68,11 @@ impl Sim {
         let mut skews = Vec::with_capacity(n);
         for _ in 0..n {
             let mut secret = [0u8; 32];
-            rand_core::Rng::fill_bytes(&mut rng, &mut secret);
+            rand_core::Rng::fill_bytes(rng.keys(), &mut secret);
             keyrings.push(Keyring::new(
                 Identity::from_secret_bytes(secret),
                 keyring_config,
-                &mut rng,
+                rng.keys(),
                 START_MS,
             ));
             let span = u64::from(config.max_skew_ms) * 2 + 1;
@@ -369,9 +125,7 @@ impl Sim {
             now: START_MS + 1_000,
             devices,
             index,
-            partition: vec![0; n],
-            in_flight: BTreeMap::new(),
-            sequence: 0,
+            network: Network::new(n),
             pending: BTreeSet::new(),
             envelopes: Vec::new(),
             ever_added: (0..initial as u8).collect(),
@@ -457,7 +211,7 @@ impl Sim {
                 let a = self.device(*actor);
                 let now = self.clock_of(a);
                 let d = &mut self.devices[a];
-                if let Ok((op, _)) = d.keyring.rotate(&mut self.rng, &mut d.replica, now) {
+                if let Ok((op, _)) = d.keyring.rotate(self.rng.keys(), &mut d.replica, now) {
                     self.broadcast_op(a, op);
                 }
             }
@@ -467,45 +221,19 @@ impl Sim {
             }
             Action::Sync { a, b } => {
                 let (a, b) = (self.device(*a), self.device(*b));
-                if a != b && self.partition[a] == self.partition[b] {
+                if a != b && self.network.same_side(a, b) {
                     self.sync(a, b);
                 }
             }
-            Action::Split { sides } => {
-                let k = self.config.partitions.max(1);
-                for i in 0..self.n() {
-                    self.partition[i] = sides.get(i).copied().unwrap_or(0) % k;
-                }
-            }
-            Action::Heal => self.partition.iter_mut().for_each(|p| *p = 0),
+            Action::Split { sides } => self.network.split(sides, self.config.partitions),
+            Action::Heal => self.network.heal(),
             Action::Advance { ms } => self.now += u64::from(*ms),
         }
     }
 
     fn enqueue(&mut self, packet: Packet) {
-        self.outcome.stats.packets += 1;
-        if self.rng.chance(self.config.loss_permille) {
-            self.outcome.stats.lost += 1;
-            return;
-        }
-        let copies = if self.rng.chance(self.config.duplicate_permille) {
-            self.outcome.stats.duplicated += 1;
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let at = self.now + 1 + self.rng.below(u64::from(self.config.max_delay_ms));
-            self.sequence += 1;
-            self.in_flight.insert(
-                (at, self.sequence),
-                Packet {
-                    from: packet.from,
-                    to: packet.to,
-                    payload: packet.payload.clone(),
-                },
-            );
-        }
+        let (config, rng, stats) = (&self.config, &mut self.rng, &mut self.outcome.stats);
+        self.network.send(packet, self.now, config, rng, stats);
     }
 
     fn broadcast_op(&mut self, from: usize, op: SignedOp) {
@@ -532,7 +260,7 @@ impl Sim {
             stamp,
             text.as_bytes(),
             SealOptions::default(),
-            &mut self.rng,
+            self.rng.keys(),
         ) else {
             return; // not a member of its own view: nothing to send
         };
@@ -557,22 +285,15 @@ impl Sim {
     }
 
     fn deliver_due(&mut self) {
-        while let Some(entry) = self.in_flight.first_entry() {
-            if entry.key().0 > self.now {
-                break;
-            }
-            let packet = entry.remove();
-            if self.partition[packet.from] != self.partition[packet.to] {
-                self.outcome.stats.cut += 1;
-                continue;
-            }
+        while let Some(packet) = self.network.next_due(self.now, &mut self.outcome.stats) {
             self.deliver(packet);
         }
         for i in 0..self.n() {
             let now = self.clock_of(i);
-            if !self.devices[i].replica.advance(now).is_empty() {
-                self.retry(i);
-            }
+            self.devices[i].replica.advance(now);
+            // Time passed: held operations may have been logged, and envelopes stamped
+            // ahead of this device's clock may now be within its drift bound.
+            self.retry(i);
         }
     }
 
@@ -611,8 +332,9 @@ impl Sim {
         if self.outcome.messages[m].opened_by.contains(&(device as u8)) {
             return;
         }
+        let now = self.clock_of(device);
         let d = &mut self.devices[device];
-        let result = d.keyring.open(&self.envelopes[m], &d.replica);
+        let result = d.keyring.open(&self.envelopes[m], &mut d.replica, now);
         let record = &self.outcome.messages[m];
         let in_view = record.view.contains(&(device as u8)) && record.sender as usize != device;
         match result {
@@ -627,7 +349,7 @@ impl Sim {
                 }
                 self.outcome.messages[m].opened_by.insert(device as u8);
             }
-            Err(OpenError::UnknownSenderKey { .. }) => {
+            Err(OpenError::UnknownSenderKey { .. } | OpenError::StampTooFarAhead(_)) => {
                 self.pending.insert((device, m));
             }
             Err(OpenError::NotAddressedToMe) if !in_view => {}
@@ -698,32 +420,23 @@ impl Sim {
         if !self.outcome.converged {
             self.violation("convergence: views differ after heal and full sync".into());
         }
-        // Liveness: every message that reached a device in its sender's view was opened.
-        for (m, record) in self.outcome.messages.iter().enumerate() {
-            for d in record.delivered_to.intersection(&record.view) {
-                if usize::from(*d) != usize::from(record.sender) && !record.opened_by.contains(d) {
-                    let what =
-                        format!("liveness: device {d} received message {m} but never opened it");
-                    self.outcome.violations.push(what);
-                }
-            }
-        }
-        // No device that no `Add` ever admitted is in any view.
-        for (i, d) in self.devices.iter().enumerate() {
-            for (member, _) in d.replica.view().members() {
-                let idx = self.index.get(member).copied();
-                if idx.is_none_or(|x| !self.ever_added.contains(&x)) {
-                    let what = format!("safety: device {i} shows a member never added");
-                    self.outcome.violations.push(what);
-                }
-            }
-        }
+        let liveness = checks::liveness(&self.outcome.messages);
+        let views = self.devices.iter().enumerate().map(|(i, d)| {
+            let members = d.replica.view().members();
+            (
+                i,
+                members.map(|(m, _)| self.index.get(m).copied()).collect(),
+            )
+        });
+        let only_added = checks::only_added_members(views, &self.ever_added);
+        self.outcome
+            .violations
+            .extend(liveness.into_iter().chain(only_added));
 
         // After convergence, every member sends; delivery is perfect; exactly the view reads.
         let (loss, dup) = (self.config.loss_permille, self.config.duplicate_permille);
         self.config.loss_permille = 0;
         self.config.duplicate_permille = 0;
-        let first = self.outcome.messages.len();
         for sender in 0..n {
             if self.outcome.converged
                 && self.devices[sender]
@@ -734,24 +447,12 @@ impl Sim {
                 self.send(sender, true);
             }
         }
-        self.now += u64::from(self.config.max_delay_ms) + 1;
+        // Long enough for delivery and for every reader's clock to pass every sender's
+        // stamp (envelopes stamped beyond a reader's drift bound wait until then).
+        self.now += settle;
         self.deliver_due();
-        for m in first..self.outcome.messages.len() {
-            let record = &self.outcome.messages[m];
-            let expected: BTreeSet<u8> = record
-                .view
-                .iter()
-                .copied()
-                .filter(|d| *d != record.sender)
-                .collect();
-            if record.opened_by != expected {
-                let what = format!(
-                    "convergence: message {m} was opened by {:?}, its view minus the sender is {expected:?}",
-                    record.opened_by
-                );
-                self.outcome.violations.push(what);
-            }
-        }
+        let reads = checks::converged_reads(&self.outcome.messages);
+        self.outcome.violations.extend(reads);
         self.config.loss_permille = loss;
         self.config.duplicate_permille = dup;
 
