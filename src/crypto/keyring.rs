@@ -65,8 +65,10 @@ pub(super) struct Pair {
 }
 
 /// Pairwise keys of one own key in one group, by peer key. Keyed by the raw public key, so
-/// the warm path hashes nothing.
-pub(super) type Peers = BTreeMap<EncryptionKey, Pair>;
+/// the warm path hashes nothing. Boxed, so that the map moving its entries (node splits,
+/// merges, the staged map merged into the cache) moves pointers, never key bytes: each key
+/// lives at one address until it is zeroized there.
+pub(super) type Peers = BTreeMap<EncryptionKey, Box<Pair>>;
 
 /// A member's encryption state on one device: identity, own X25519 secrets (the current one
 /// and those retired within the grace period), every peer key seen, and a cache of pairwise
@@ -74,8 +76,13 @@ pub(super) type Peers = BTreeMap<EncryptionKey, Pair>;
 pub struct Keyring {
     pub(super) identity: Identity,
     pub(super) config: KeyringConfig,
-    /// Oldest first; the last is current.
-    pub(super) own: Vec<OwnKey>,
+    /// Oldest first; the last is current. Boxed, so that the vector growing or shrinking
+    /// moves pointers and each secret is zeroized where it lives.
+    #[expect(
+        clippy::vec_box,
+        reason = "the box keeps each secret at one address, so moves never copy it"
+    )]
+    pub(super) own: Vec<Box<OwnKey>>,
     created: Timestamp,
     cache: BTreeMap<(GroupId, KeyId), Peers>,
     /// The view digest each group's cache was last pruned against.
@@ -117,12 +124,12 @@ impl Keyring {
 
     fn push_key(&mut self, secret: StaticSecret) {
         let public = PublicKey::from(&secret);
-        self.own.push(OwnKey {
+        self.own.push(Box::new(OwnKey {
             id: KeyId::of(&EncryptionKey(public.to_bytes())),
             public,
             secret,
             retired_at_ms: None,
-        });
+        }));
     }
 
     pub(super) fn current(&self) -> &OwnKey {
@@ -201,9 +208,9 @@ impl Keyring {
                 (&own.secret, own.id),
                 (&PublicKey::from(peer.0), peer_id),
             )?;
-            staged.insert(*peer, Pair { out, back });
+            staged.insert(*peer, Box::new(Pair { out, back }));
         }
-        staged.get(peer)
+        staged.get(peer).map(|pair| &**pair)
     }
 
     pub(super) fn commit(&mut self, group: GroupId, own: KeyId, staged: Peers) {
@@ -245,16 +252,18 @@ impl Keyring {
     /// to an erased key can no longer be opened by anything this device holds.
     pub fn erase_expired(&mut self, now_ms: u64) -> usize {
         let grace = self.config.grace_ms;
-        let (expired, kept): (Vec<OwnKey>, Vec<OwnKey>) =
-            std::mem::take(&mut self.own).into_iter().partition(|k| {
+        let expired: Vec<KeyId> = self
+            .own
+            .iter()
+            .filter(|k| {
                 k.retired_at_ms
                     .is_some_and(|at| now_ms >= at.saturating_add(grace))
-            });
-        self.own = kept;
-        for key in &expired {
-            self.cache.retain(|(_, own), _| *own != key.id);
-        }
-        // Dropping `expired` zeroizes the secrets.
+            })
+            .map(|k| k.id)
+            .collect();
+        // Dropping a boxed secret or pair zeroizes it in place before its memory is freed.
+        self.own.retain(|k| !expired.contains(&k.id));
+        self.cache.retain(|(_, own), _| !expired.contains(own));
         expired.len()
     }
 }
