@@ -450,3 +450,70 @@ fn a_flood_cannot_evict_another_authors_held_or_quarantined_op() {
     assert_eq!(quarantined.quarantined().count(), config.quarantine_limit);
     assert!(quarantined.quarantined().any(|op| op.id() == early.id()));
 }
+
+/// The other fields of a forged file: an unknown version is refused; a group id naming no
+/// genesis in the file is refused; a clock below the newest logged stamp is raised above
+/// it; and an op filed in the wrong list (a loggable op among the quarantined, a due op
+/// among the held) goes where the normal rules send it.
+#[test]
+fn every_other_forged_field_is_refused_or_overridden() {
+    let (mut replica, _, founder) = found();
+    replica
+        .add(&founder, bundle(&identity(1), 1, T0), T0 + 1)
+        .unwrap();
+    let ops: Vec<SignedOp> = replica.ops().cloned().collect();
+    let newest = ops.iter().map(|op| op.op().timestamp).max().unwrap();
+    let body = |group, clock, ops: Vec<SignedOp>, held, quarantined| BodyV2 {
+        group,
+        clock,
+        ops,
+        held,
+        quarantined,
+    };
+    let config = ReplicaConfig::default();
+    let now = T0 + 1_000;
+    let honest = body(
+        replica.group(),
+        replica.clock().last(),
+        ops.clone(),
+        vec![],
+        vec![],
+    );
+
+    assert_eq!(
+        Replica::load(&file(3, &honest), config, MAX_LEN, now).err(),
+        Some(SnapshotError::UnsupportedVersion(3))
+    );
+    let elsewhere = body(
+        GroupId([9; 32]),
+        replica.clock().last(),
+        ops.clone(),
+        vec![],
+        vec![],
+    );
+    assert_eq!(
+        Replica::load(&file(2, &elsewhere), config, MAX_LEN, now).err(),
+        Some(SnapshotError::NoGenesis)
+    );
+    let low_clock = body(
+        replica.group(),
+        Timestamp::ZERO,
+        ops.clone(),
+        vec![],
+        vec![],
+    );
+    let loaded = Replica::load(&file(2, &low_clock), config, MAX_LEN, now).unwrap();
+    assert!(loaded.replica.clock().last() > newest);
+
+    let (genesis, rest) = ops.split_first().unwrap();
+    let misfiled = body(
+        replica.group(),
+        replica.clock().last(),
+        vec![],
+        vec![genesis.clone()],
+        rest.to_vec(),
+    );
+    let loaded = Replica::load(&file(2, &misfiled), config, MAX_LEN, now).unwrap();
+    assert!(loaded.refused.is_empty());
+    assert_eq!(state(&loaded.replica), state(&replica));
+}
