@@ -79,7 +79,7 @@ impl Keyring {
         replica: &mut Replica,
         now_ms: u64,
     ) -> Result<Opened, OpenError> {
-        envelope.validate(self.config.limits)?;
+        envelope.check_shape(self.config.limits)?;
         let header = &envelope.header;
         if header.group != replica.group() {
             return Err(OpenError::WrongGroup {
@@ -145,7 +145,12 @@ impl Keyring {
         let content_key = match content_key {
             Some(key) => ContentKey::from_bytes(key),
             None if found_slot => return Err(OpenError::Tampered),
-            None => return Err(OpenError::NotAddressedToMe),
+            None => {
+                // Decoding refuses slots out of order; an envelope built by hand may have
+                // them, and then the search can miss the reader's slot: say so.
+                envelope.check_slot_order()?;
+                return Err(OpenError::NotAddressedToMe);
+            }
         };
         if !content_key.matches(&header.commitment) {
             return Err(OpenError::CommitmentMismatch);
