@@ -23,8 +23,18 @@ use splitsafe::keys::{EncryptionKey, Identity, SignatureBytes};
 use support::crypto::rng;
 use support::group::T0;
 
+/// The content key schedule of the spec: 64 bytes, the payload key then the commitment.
+fn schedule(content_key: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    blake3::Hasher::new_derive_key("splitsafe v2 content key schedule")
+        .update(content_key)
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
 fn payload_key(content_key: &[u8; 32]) -> [u8; 32] {
-    blake3::derive_key("splitsafe v2 payload key", content_key)
+    schedule(content_key)[..32].try_into().unwrap()
 }
 
 /// Poly1305's (r, s) for one ChaCha20-Poly1305 message under `key` with the zero nonce.
@@ -199,7 +209,7 @@ fn one_envelope_cannot_show_two_readers_two_plaintexts() {
     };
     let (k1, k2) = ([1u8; 32], [2u8; 32]);
     let header = Header {
-        commitment: blake3::derive_key("splitsafe v2 key commitment", &k1),
+        commitment: schedule(&k1)[32..].try_into().unwrap(),
         ..honest.header
     };
     let aad = header.to_bytes();

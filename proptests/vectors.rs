@@ -132,12 +132,14 @@ fn vectors() -> String {
     r.clone().fill_bytes(&mut drawn);
     out.put("envelope.nonce", &drawn[..16]);
     out.put("envelope.content_key", &drawn[16..]);
-    let commitment = blake3::derive_key("splitsafe v2 key commitment", &drawn[16..]);
+    let mut schedule = [0u8; 64];
+    blake3::Hasher::new_derive_key("splitsafe v2 content key schedule")
+        .update(&drawn[16..])
+        .finalize_xof()
+        .fill(&mut schedule);
+    let commitment: [u8; 32] = schedule[32..].try_into().unwrap();
+    out.put("envelope.payload_key", &schedule[..32]);
     out.put("envelope.key_commitment", commitment);
-    out.put(
-        "envelope.payload_key",
-        blake3::derive_key("splitsafe v2 payload key", &drawn[16..]),
-    );
     let plaintext = b"hello from alice";
     out.text(
         "envelope.plaintext",

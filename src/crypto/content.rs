@@ -2,54 +2,69 @@
 //!
 //! ChaCha20-Poly1305 does not commit to its key: whoever picks two keys can make one
 //! ciphertext that authenticates under both. So the content key `CK` is never used directly:
-//! the payload is encrypted under `derive_key("splitsafe v2 payload key", CK)`, and the
-//! header carries `derive_key("splitsafe v2 key commitment", CK)`, which the slots' binding
-//! hash, the signature and the payload's associated data all cover. A reader checks it after
-//! unwrapping `CK` and before decrypting, so every reader who opens an envelope holds the one
-//! content key the header names: one envelope, one plaintext.
+//! one BLAKE3 derivation (derive-key context `"splitsafe v2 content key schedule"`, 64 bytes
+//! of output) gives the payload key (bytes 0..32) and the key commitment (bytes 32..64). The
+//! header carries the commitment, which the slots' binding hash, the signature and the
+//! payload's associated data all cover. A reader checks it after unwrapping `CK` and before
+//! decrypting, so every reader who opens an envelope holds the one content key the header
+//! names: one envelope, one plaintext. (The two halves of one XOF output are independent
+//! outputs of one PRF call, as separate as two contexts would make them, at half the cost.)
 
 use chacha20poly1305::aead::KeyInit;
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-/// One message's content key: fresh from the sender's CSPRNG, or unwrapped from a slot.
-/// Zeroized on drop.
-pub(crate) struct ContentKey(Zeroizing<[u8; 32]>);
+/// One message's content key, fresh from the sender's CSPRNG or unwrapped from a slot, with
+/// the payload key and commitment derived from it. Zeroized on drop.
+pub(crate) struct ContentKey {
+    key: Zeroizing<[u8; 32]>,
+    payload_key: Zeroizing<[u8; 32]>,
+    commitment: [u8; 32],
+}
 
 impl ContentKey {
     pub(crate) fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(key.as_mut());
-        Self(key)
+        Self::from_bytes(key)
     }
 
-    pub(crate) fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Self {
-        Self(bytes)
+    pub(crate) fn from_bytes(key: Zeroizing<[u8; 32]>) -> Self {
+        let mut schedule = Zeroizing::new([0u8; 64]);
+        blake3::Hasher::new_derive_key("splitsafe v2 content key schedule")
+            .update(key.as_ref())
+            .finalize_xof()
+            .fill(schedule.as_mut());
+        let mut payload_key = Zeroizing::new([0u8; 32]);
+        payload_key.copy_from_slice(&schedule[..32]);
+        let mut commitment = [0u8; 32];
+        commitment.copy_from_slice(&schedule[32..]);
+        Self {
+            key,
+            payload_key,
+            commitment,
+        }
     }
 
     /// The bytes wrapped into each slot.
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+        &self.key
     }
 
     /// The commitment the header carries.
     pub(crate) fn commitment(&self) -> [u8; 32] {
-        blake3::derive_key("splitsafe v2 key commitment", self.0.as_ref())
+        self.commitment
     }
 
     /// Whether this key is the one `commitment` names (compared in constant time).
     pub(crate) fn matches(&self, commitment: &[u8; 32]) -> bool {
-        blake3::Hash::from(self.commitment()) == blake3::Hash::from(*commitment)
+        blake3::Hash::from(self.commitment) == blake3::Hash::from(*commitment)
     }
 
     /// The AEAD that encrypts the payload.
     pub(crate) fn payload_aead(&self) -> ChaCha20Poly1305 {
-        let key = Zeroizing::new(blake3::derive_key(
-            "splitsafe v2 payload key",
-            self.0.as_ref(),
-        ));
-        aead(&key)
+        aead(&self.payload_key)
     }
 }
 
