@@ -11,6 +11,7 @@ use splitsafe::group::{
 };
 use splitsafe::keys::{EncryptionKey, Identity, KeyError, MemberId};
 use support::group::{bundle, found, identity, T0};
+use support::snapshot::file;
 
 const DRIFT: u64 = ClockConfig::DEFAULT_MAX_DRIFT_MS;
 const MAX_LEN: usize = 1 << 22;
@@ -258,24 +259,6 @@ struct ReplicaConfigV1 {
     clock: ClockConfig,
     quarantine_limit: usize,
     held_limit: usize,
-}
-
-#[derive(Serialize)]
-struct File {
-    version: u32,
-    #[serde(with = "serde_bytes")]
-    body: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    checksum: [u8; 32],
-}
-
-fn file(version: u32, body: &impl Serialize) -> Vec<u8> {
-    let body = splitsafe::codec::encode(body);
-    splitsafe::codec::encode(&File {
-        version,
-        checksum: blake3::derive_key("splitsafe v1 snapshot", &body),
-        body,
-    })
 }
 
 /// F6: a forged snapshot cannot set the settings, the clock, or apply future ops. Its

@@ -8,22 +8,16 @@
 #[allow(dead_code)]
 mod group;
 
+#[path = "../../proptests/support/snapshot.rs"]
+#[allow(dead_code)]
+mod snapshot;
+
 use group::{bundle, found, identity, T0};
 use libfuzzer_sys::fuzz_target;
-use serde::{Deserialize, Serialize};
+use snapshot::File;
 use splitsafe::codec;
 use splitsafe::group::{Replica, ReplicaConfig, SignedOp};
 use std::sync::OnceLock;
-
-/// The outer layer of a snapshot file (spec/membership.md, "Snapshots").
-#[derive(Serialize, Deserialize)]
-struct File {
-    version: u32,
-    #[serde(with = "serde_bytes")]
-    body: Vec<u8>,
-    #[serde(with = "serde_bytes")]
-    checksum: [u8; 32],
-}
 
 fn genuine() -> &'static File {
     static FILE: OnceLock<File> = OnceLock::new();
@@ -72,11 +66,7 @@ fuzz_target!(|input: &[u8]| {
             let at = (usize::from(mode) * 31 + i * 97) % body.len();
             body[at] ^= byte;
         }
-        codec::encode(&File {
-            version: genuine.version,
-            checksum: blake3::derive_key("splitsafe v1 snapshot", &body),
-            body,
-        })
+        File::new(genuine.version, body).to_bytes()
     };
     if let Some(replica) = load(&bytes) {
         let again = load(&replica.save()).expect("a replica reloads its own snapshot");

@@ -5,6 +5,7 @@ pub mod crdts_oracle;
 pub mod crypto;
 pub mod forge;
 pub mod group;
+pub mod snapshot;
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
