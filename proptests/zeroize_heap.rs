@@ -9,11 +9,11 @@
 mod support;
 
 use rand_core::{Rng as _, SeedableRng};
-use splitsafe::crypto::{Keyring, KeyringConfig, PairwiseKey, SealOptions};
-use splitsafe::group::{Replica, ReplicaConfig};
+use splitsafe::crypto::{KeyringConfig, PairwiseKey, SealOptions};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use support::group::{identity, T0};
+use support::crypto::{world, Device};
+use support::group::T0;
 
 const NEEDLES: usize = 4;
 
@@ -21,6 +21,9 @@ struct Scanning;
 static ARMED: AtomicBool = AtomicBool::new(false);
 static NEEDLE_BYTES: [AtomicU8; 32 * NEEDLES] = [const { AtomicU8::new(0) }; 32 * NEEDLES];
 static HITS: [AtomicUsize; NEEDLES] = [const { AtomicUsize::new(0) }; NEEDLES];
+/// Bit i is set once needle i holds a secret: an unset needle is all zeros, which every
+/// properly zeroized block matches.
+static WATCHED: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: every call is forwarded unchanged to the system allocator; `dealloc` only reads
 // the block it is given, which is valid for `layout.size()` bytes until it is released.
@@ -32,7 +35,11 @@ unsafe impl GlobalAlloc for Scanning {
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         if ARMED.load(Relaxed) && layout.size() >= 32 {
             let freed = unsafe { std::slice::from_raw_parts(block, layout.size()) };
+            let watched = WATCHED.load(Relaxed);
             for (i, hits) in HITS.iter().enumerate() {
+                if watched & (1 << i) == 0 {
+                    continue;
+                }
                 let needle: [u8; 32] =
                     std::array::from_fn(|j| NEEDLE_BYTES[32 * i + j].load(Relaxed));
                 if freed.windows(32).any(|w| w == needle) {
@@ -51,6 +58,7 @@ fn watch(i: usize, secret: &[u8; 32]) {
     for (j, byte) in secret.iter().enumerate() {
         NEEDLE_BYTES[32 * i + j].store(*byte, Relaxed);
     }
+    WATCHED.fetch_or(1 << i, Relaxed);
 }
 
 fn hits() -> [usize; NEEDLES] {
@@ -68,54 +76,48 @@ fn peek(rng: &rand_chacha::ChaCha20Rng) -> [u8; 32] {
 fn no_secret_survives_in_freed_heap_blocks() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
     let config = KeyringConfig::default();
+    // `world` draws device 0's X25519 secret first: Alice's, watched below.
     let first_secret = peek(&rng);
-    let mut alice = Keyring::new(identity(0), config, &mut rng, T0);
-    let mut bob = Keyring::new(identity(1), config, &mut rng, T0);
-    let (mut at_alice, genesis) = Replica::create(
-        alice.identity(),
-        alice.bundle(),
-        [0; 16],
-        ReplicaConfig::default(),
-        T0,
-    )
-    .unwrap();
-    at_alice
-        .add(alice.identity(), bob.bundle(), T0 + 1)
-        .unwrap();
-    let mut at_bob = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
-    at_bob.ingest_batch(at_alice.ops().cloned().collect(), T0 + 2);
+    let (devices, _) = world(2, config, &mut rng);
+    let [alice, bob, _outsider]: [Device; 3] = devices.try_into().ok().unwrap();
+    let (mut alice, mut bob) = (alice, bob);
     {
         let secret = x25519_dalek::StaticSecret::from(first_secret);
-        let (out, back) =
-            PairwiseKey::between(&at_alice.group(), &secret, &bob.bundle().encryption_key).unwrap();
+        let peer = bob.keyring.bundle().encryption_key;
+        let (out, back) = PairwiseKey::between(&alice.replica.group(), &secret, &peer).unwrap();
         watch(0, &first_secret);
         watch(1, out.as_bytes());
         watch(2, back.as_bytes());
     }
     ARMED.store(true, Relaxed);
 
-    // Traffic in both directions fills and moves the pairwise caches.
+    // Alice seals, Bob opens: both fill and move their pairwise caches.
     for i in 0..20u64 {
-        let stamp = at_alice.stamp(T0 + 10 + i);
+        let now = T0 + 200 + i;
+        let stamp = alice.replica.stamp(now);
         let envelope = alice
+            .keyring
             .seal(
-                at_alice.view(),
+                alice.replica.view(),
                 stamp,
                 b"m",
                 SealOptions::default(),
                 &mut rng,
             )
             .unwrap();
-        bob.open(&envelope, &mut at_bob, T0 + 10 + i).unwrap();
+        bob.keyring.open(&envelope, &mut bob.replica, now).unwrap();
     }
     watch(3, &peek(&rng));
-    alice.rotate(&mut rng, &mut at_alice, T0 + 1_000).unwrap();
+    alice
+        .keyring
+        .rotate(&mut rng, &mut alice.replica, T0 + 1_000)
+        .unwrap();
     assert_eq!(hits(), [0; NEEDLES], "seal, open and rotate");
 
-    assert_eq!(alice.erase_expired(T0 + 1_000 + config.grace_ms), 1);
+    assert_eq!(alice.keyring.erase_expired(T0 + 1_000 + config.grace_ms), 1);
     assert_eq!(hits(), [0; NEEDLES], "erasing the retired secret");
 
-    drop((alice, bob));
+    drop((alice.keyring, bob.keyring));
     let at_end = hits();
     ARMED.store(false, Relaxed);
     assert_eq!(at_end, [0; NEEDLES], "dropping the keyrings");
