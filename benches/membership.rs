@@ -123,7 +123,7 @@ fn signatures(ops: &[SignedOp]) -> Vec<SignedMessage> {
             bytes: op.op().signed_bytes(),
             signature: *op.signature(),
         });
-        if let Body::Add { bundle } = &op.op().body {
+        if let Body::Add { bundle, .. } = &op.op().body {
             out.push(SignedMessage {
                 signer: bundle.member,
                 bytes: bundle.signed_bytes(),

@@ -384,13 +384,8 @@ fn envelope_stamps_obey_the_drift_bound_and_reach_the_readers_clock() {
         .unwrap();
     assert_eq!(opened.stamp, stamp);
     assert!(reader.replica.clock().last() > stamp);
-    // The reader's next action (here: removing the sender) is stamped after the message.
-    let sender_id = identity(0).id();
-    let reader_identity = identity(1);
-    let (removal, _) = reader
-        .replica
-        .remove(&reader_identity, sender_id, later)
-        .unwrap();
-    assert!(removal.op().timestamp > stamp);
+    // The reader's next action (here: leaving) is stamped after the message.
+    let (leave, _) = reader.replica.leave(&identity(1), later).unwrap();
+    assert!(leave.op().timestamp > stamp);
     assert!(Timestamp::from_physical(later) < stamp);
 }

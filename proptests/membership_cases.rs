@@ -4,7 +4,8 @@ mod support;
 
 use splitsafe::clock::{ClockConfig, Timestamp};
 use splitsafe::group::{
-    ActionError, Change, IngestError, InvalidOp, Replica, ReplicaConfig, SnapshotError, Status,
+    ActionError, Body, Change, IngestError, InvalidOp, Op, Rank, Replica, ReplicaConfig,
+    SnapshotError, Status, Watermark,
 };
 use splitsafe::keys::KeyError;
 use support::group::{bundle, enc_key, found, identity, T0};
@@ -34,35 +35,168 @@ fn members(replica: &Replica) -> Vec<u8> {
         .collect()
 }
 
+/// Makes each of `who` an admin.
+fn promote(replica: &mut Replica, who: &[u8], now: u64) {
+    for i in who {
+        replica
+            .promote(&identity(0), identity(*i).id(), now)
+            .unwrap();
+    }
+}
+
 #[test]
-fn mutual_concurrent_removal_keeps_the_earlier_remover() {
-    let (mut left, genesis) = group_of(2);
+fn equals_cannot_remove_each_other_and_members_cannot_remove_at_all() {
+    let (mut replica, _) = group_of(3);
+    promote(&mut replica, &[1, 2], T0 + 10);
+    let rank = |r: &Replica, i: u8| r.view().rank(&identity(i).id());
+    assert_eq!(rank(&replica, 0), Some(Rank::Owner));
+    assert_eq!(rank(&replica, 1), Some(Rank::Admin));
+    assert_eq!(rank(&replica, 3), Some(Rank::Member));
+    let refused = |author: u8| ActionError::NotPermitted {
+        author: identity(author).id(),
+        rank: if author == 3 {
+            Rank::Member
+        } else {
+            Rank::Admin
+        },
+    };
+    let before = replica.save();
+    assert_eq!(
+        replica.remove(&identity(1), identity(2).id(), T0 + 20),
+        Err(refused(1))
+    );
+    assert_eq!(
+        replica.remove(&identity(1), identity(0).id(), T0 + 20),
+        Err(refused(1))
+    );
+    assert_eq!(
+        replica.remove(&identity(3), identity(1).id(), T0 + 20),
+        Err(refused(3))
+    );
+    assert_eq!(
+        replica.add(&identity(3), bundle(&identity(5), 5, T0), T0 + 20),
+        Err(refused(3))
+    );
+    assert_eq!(
+        replica.promote(&identity(1), identity(3).id(), T0 + 20),
+        Err(refused(1))
+    );
+    assert_eq!(replica.save(), before);
+    // The owner cannot leave; an admin can remove a plain member.
+    assert!(matches!(
+        replica.leave(&identity(0), T0 + 20),
+        Err(ActionError::NotPermitted { .. })
+    ));
+    replica
+        .remove(&identity(1), identity(3).id(), T0 + 30)
+        .unwrap();
+    assert_eq!(members(&replica), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_removed_admins_concurrent_actions_are_void() {
+    let (mut left, genesis) = group_of(3);
+    promote(&mut left, &[1], T0 + 10);
     let mut right = copy_of(&left, &genesis, T0 + 10);
-    // Split: 1 removes 2 on the left, slightly before 2 removes 1 on the right.
-    let (op_l, _) = left
-        .remove(&identity(1), identity(2).id(), T0 + 100)
+    // Split: the owner removes admin 1 on the left; on the right, unaware, 1 removes 3 and
+    // adds 4, stamped later than its removal.
+    let (remove_1, _) = left
+        .remove(&identity(0), identity(1).id(), T0 + 100)
         .unwrap();
-    let (op_r, _) = right
-        .remove(&identity(2), identity(1).id(), T0 + 101)
+    right
+        .remove(&identity(1), identity(3).id(), T0 + 200)
         .unwrap();
-    assert_eq!(members(&left), vec![0, 1]);
-    assert_eq!(members(&right), vec![0, 2]);
-    // Heal: 2 was no longer a member when it acted, so its removal of 1 is void.
-    left.ingest(op_r, T0 + 200).unwrap();
-    right.ingest(op_l, T0 + 200).unwrap();
-    assert_eq!(members(&left), vec![0, 1]);
+    right
+        .add(&identity(1), bundle(&identity(4), 4, T0), T0 + 300)
+        .unwrap();
+    assert_eq!(members(&right), vec![0, 1, 2, 4]);
+    // Heal: the removal recorded that the owner had seen none of 1's operations, so both are
+    // void whatever their stamps: 3 is back, 4 never joins.
+    let ingested = right.ingest(remove_1, T0 + 400).unwrap();
+    let mut changes = ingested.changes;
+    changes.sort();
+    let mut expected = vec![
+        Change::Removed(identity(1).id()),
+        Change::Added(identity(3).id()),
+        Change::Removed(identity(4).id()),
+    ];
+    expected.sort();
+    assert_eq!(changes, expected);
+    let ops: Vec<_> = right.ops().cloned().collect();
+    left.ingest_batch(ops, T0 + 400);
+    assert_eq!(members(&right), vec![0, 2, 3]);
     assert_eq!(left.view(), right.view());
 }
 
 #[test]
+fn a_removed_admins_actions_its_remover_had_seen_stand() {
+    let (mut replica, _) = group_of(3);
+    promote(&mut replica, &[1], T0 + 10);
+    replica
+        .remove(&identity(1), identity(3).id(), T0 + 20)
+        .unwrap();
+    replica
+        .remove(&identity(0), identity(1).id(), T0 + 30)
+        .unwrap();
+    // 1's removal of 3 was at or below the watermark: it stands.
+    assert_eq!(members(&replica), vec![0, 2]);
+}
+
+#[test]
+fn concurrent_add_and_remove_by_two_admins_take_the_later_stamp() {
+    for (remove_at, add_at, present) in [(T0 + 100, T0 + 101, true), (T0 + 101, T0 + 100, false)] {
+        let (mut left, genesis) = group_of(3);
+        promote(&mut left, &[1, 2], T0 + 10);
+        let mut right = copy_of(&left, &genesis, T0 + 10);
+        left.remove(&identity(0), identity(3).id(), T0 + 50)
+            .unwrap();
+        right.ingest_batch(left.ops().cloned().collect(), T0 + 60);
+        let mut other = right.clone();
+        // 1 removes 3 again (a no-op) while 2 re-adds it: the later stamp decides.
+        let (remove, _) = left
+            .remove(&identity(1), identity(3).id(), remove_at)
+            .unwrap();
+        let (add, _) = other
+            .add(&identity(2), bundle(&identity(3), 3, T0), add_at)
+            .unwrap();
+        left.ingest(add.clone(), T0 + 200).unwrap();
+        right.ingest_batch(vec![add, remove], T0 + 200);
+        assert_eq!(left.is_member(&identity(3).id()), present);
+        assert_eq!(left.view(), right.view());
+    }
+}
+
+#[test]
 fn re_adding_after_removal_takes_the_later_add() {
-    let (mut replica, _) = group_of(1);
+    let (mut replica, genesis) = group_of(1);
     let (founder, one) = (identity(0), identity(1));
+    let mut stale = copy_of(&replica, &genesis, T0 + 5);
     let (_, changes) = replica.remove(&founder, one.id(), T0 + 10).unwrap();
     assert_eq!(changes, vec![Change::Removed(one.id())]);
+    // While out, 1 rotates on a device that has not heard of the removal: void, and kept
+    // aside.
+    let (rotated, _) = stale
+        .rotate(&one, bundle(&one, 11, T0 + 12), T0 + 12)
+        .unwrap();
+    assert_eq!(
+        replica.ingest(rotated.clone(), T0 + 15).unwrap().status,
+        Status::Quarantined
+    );
     let (_, changes) = replica.add(&founder, bundle(&one, 1, T0), T0 + 20).unwrap();
     assert_eq!(changes, vec![Change::Added(one.id())]);
     assert!(replica.is_member(&one.id()));
+    // The re-add vouched for the rotation, so it is logged, and stays void: the removal
+    // is not undone for what 1 did while out.
+    assert_eq!(replica.is_effective(&rotated.id()), Some(false));
+    assert_eq!(
+        replica.view().bundle(&one.id()).unwrap().encryption_key,
+        enc_key(1)
+    );
+    // 1's next operation follows the void one on its chain and counts.
+    let (_, changes) = replica
+        .rotate(&one, bundle(&one, 12, T0 + 30), T0 + 30)
+        .unwrap();
+    assert_eq!(changes, vec![Change::KeyRotated(one.id())]);
     // History answers for each moment.
     let at = |ms| Timestamp::from_physical(ms);
     assert!(replica.was_member(&one.id(), at(T0 + 5)));
@@ -73,21 +207,32 @@ fn re_adding_after_removal_takes_the_later_add() {
 
 #[test]
 fn leaving_removes_oneself_and_voids_later_actions() {
-    let (mut replica, genesis) = group_of(2);
-    let mut elsewhere = copy_of(&replica, &genesis, T0 + 10);
+    let (mut replica, _) = group_of(2);
+    promote(&mut replica, &[1], T0 + 5);
     let leaver = identity(1);
-    let (_, changes) = replica.leave(&leaver, T0 + 50).unwrap();
+    let (leave, changes) = replica.leave(&leaver, T0 + 50).unwrap();
     assert_eq!(changes, vec![Change::Removed(leaver.id())]);
     assert_eq!(
         replica.remove(&leaver, identity(2).id(), T0 + 60),
         Err(ActionError::NotAMember(leaver.id()))
     );
-    // On a device that has not seen the leave, 1 removes 2 after having left: once the
-    // leave arrives, that removal is void.
-    let (late_remove, _) = elsewhere
-        .remove(&leaver, identity(2).id(), T0 + 60)
-        .unwrap();
-    replica.ingest(late_remove, T0 + 70).unwrap();
+    // Its next op on its chain, crafted after leaving (any stamp): void, kept aside.
+    let crafted = Op {
+        group: replica.group(),
+        author: leaver.id(),
+        seq: leave.op().seq + 1,
+        prev: leave.id(),
+        timestamp: Timestamp::from_physical(T0 + 1),
+        body: Body::Remove {
+            member: identity(2).id(),
+            watermark: Watermark::NONE,
+        },
+    }
+    .sign(&leaver);
+    assert_eq!(
+        replica.ingest(crafted, T0 + 70).unwrap().status,
+        Status::Quarantined
+    );
     assert_eq!(members(&replica), vec![0, 2]);
     assert_eq!(
         replica.past_members().map(|(m, _)| *m).collect::<Vec<_>>(),
@@ -96,22 +241,42 @@ fn leaving_removes_oneself_and_voids_later_actions() {
 }
 
 #[test]
-fn a_late_op_from_across_a_split_refolds_later_ops() {
+fn an_equivocation_voids_both_operations_and_what_follows() {
+    let (mut replica, genesis) = group_of(3);
+    promote(&mut replica, &[1], T0 + 5);
+    let mut twin = copy_of(&replica, &genesis, T0 + 10);
+    // Two devices sharing 1's identity each make 1's first operation.
+    let (a, _) = replica
+        .remove(&identity(1), identity(2).id(), T0 + 20)
+        .unwrap();
+    let (b, _) = twin
+        .remove(&identity(1), identity(3).id(), T0 + 21)
+        .unwrap();
+    let (c, _) = twin
+        .add(&identity(1), bundle(&identity(4), 4, T0), T0 + 22)
+        .unwrap();
+    assert_eq!(a.op().seq, b.op().seq);
+    replica.ingest_batch(vec![b.clone(), c.clone()], T0 + 30);
+    for op in [&a, &b, &c] {
+        assert_eq!(replica.is_effective(&op.id()), Some(false));
+    }
+    assert_eq!(members(&replica), vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn a_late_op_from_across_a_split_changes_only_what_it_governs() {
     let (mut left, genesis) = group_of(2);
+    promote(&mut left, &[1], T0 + 5);
     let mut right = copy_of(&left, &genesis, T0 + 10);
-    // Left removes 1 early; right, unaware, lets 1 add 3, then 3 add 4.
+    // Left: the owner removes admin 1 early; right, unaware, lets 1 add 3. The removal
+    // arrives late: it voids 1's add and nothing else.
     let (remove_1, _) = left
         .remove(&identity(0), identity(1).id(), T0 + 100)
         .unwrap();
     right
         .add(&identity(1), bundle(&identity(3), 3, T0), T0 + 200)
         .unwrap();
-    right
-        .add(&identity(3), bundle(&identity(4), 4, T0), T0 + 300)
-        .unwrap();
-    assert_eq!(members(&right), vec![0, 1, 2, 3, 4]);
-    // The removal arrives late and lands before both adds: 1 could not add 3, so 3 could
-    // not add 4.
+    assert_eq!(members(&right), vec![0, 1, 2, 3]);
     let ingested = right.ingest(remove_1, T0 + 400).unwrap();
     assert_eq!(ingested.status, Status::Logged);
     let mut changes = ingested.changes;
@@ -119,7 +284,6 @@ fn a_late_op_from_across_a_split_refolds_later_ops() {
     let mut expected = vec![
         Change::Removed(identity(1).id()),
         Change::Removed(identity(3).id()),
-        Change::Removed(identity(4).id()),
     ];
     expected.sort();
     assert_eq!(changes, expected);
@@ -160,7 +324,7 @@ fn a_bad_signature_is_refused_and_changes_nothing() {
     let (mut replica, genesis) = group_of(1);
     let mut other = copy_of(&replica, &genesis, T0 + 10);
     let (op, _) = other
-        .add(&identity(1), bundle(&identity(2), 2, T0), T0 + 20)
+        .add(&identity(0), bundle(&identity(2), 2, T0), T0 + 20)
         .unwrap();
     let mut bytes = op.to_cbor();
     // Flip a bit of the signature, the last field encoded.
@@ -170,7 +334,7 @@ fn a_bad_signature_is_refused_and_changes_nothing() {
     assert_eq!(
         replica.ingest_bytes(&bytes, T0 + 30),
         Err(IngestError::Signature(KeyError::BadSignature(
-            identity(1).id()
+            identity(0).id()
         )))
     );
     assert_eq!(replica.save(), before);
@@ -238,9 +402,8 @@ fn flooding_the_quarantine_stays_within_its_bound() {
         fork.add(&founder, bundle(stranger, 9, T0), T0 + 1).unwrap();
     }
     for (i, stranger) in strangers.iter().enumerate() {
-        let (op, _) = fork
-            .remove(stranger, founder.id(), T0 + 2 + i as u64)
-            .unwrap();
+        let at = T0 + 2 + i as u64;
+        let (op, _) = fork.rotate(stranger, bundle(stranger, 8, at), at).unwrap();
         let expected = if i < 16 {
             Status::Quarantined
         } else {
@@ -267,6 +430,9 @@ fn quarantined_ops_enter_the_log_when_their_author_is_added() {
     let (add_1, _) = origin
         .add(&identity(0), bundle(&identity(1), 1, T0), T0 + 1)
         .unwrap();
+    let (promote_1, _) = origin
+        .promote(&identity(0), identity(1).id(), T0 + 1)
+        .unwrap();
     let (add_2, _) = origin
         .add(&identity(1), bundle(&identity(2), 2, T0), T0 + 2)
         .unwrap();
@@ -275,8 +441,12 @@ fn quarantined_ops_enter_the_log_when_their_author_is_added() {
         replica.ingest(add_2, T0 + 3).unwrap().status,
         Status::Quarantined
     );
-    let ingested = replica.ingest(add_1, T0 + 4).unwrap();
-    assert_eq!(ingested.status, Status::Logged);
+    // The owner's two ops arrive in the wrong order, in one batch.
+    let ingested = replica.ingest_batch(vec![promote_1, add_1], T0 + 4);
+    assert_eq!(
+        ingested.results,
+        vec![Ok(Status::Logged), Ok(Status::Logged)]
+    );
     assert_eq!(
         ingested.changes,
         vec![
@@ -357,6 +527,7 @@ fn snapshots_round_trip_and_refuse_damage() {
 #[test]
 fn sync_converges_in_three_messages() {
     let (mut a, genesis) = group_of(3);
+    promote(&mut a, &[1, 2], T0 + 5);
     let mut b = copy_of(&a, &genesis, T0 + 10);
     a.add(&identity(1), bundle(&identity(7), 7, T0), T0 + 100)
         .unwrap();

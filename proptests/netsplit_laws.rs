@@ -14,6 +14,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (d, d).prop_map(|(actor, target)| Action::Add { actor, target }),
         3 => (d, d).prop_map(|(actor, target)| Action::Remove { actor, target }),
         1 => d.prop_map(|actor| Action::Rotate { actor }),
+        1 => (0u8..2, d, any::<bool>()).prop_map(|(actor, target, admin)| Action::Rank { actor, target, admin }),
         4 => d.prop_map(|actor| Action::Send { actor }),
         2 => (d, d).prop_map(|(a, b)| Action::Sync { a, b }),
         1 => proptest::collection::vec(any::<u8>(), 0..30).prop_map(|sides| Action::Split { sides }),
@@ -100,7 +101,8 @@ fn a_removal_on_one_side_and_adds_on_the_other_converge() {
         Action::Split {
             sides: vec![0, 0, 0, 1, 1, 1],
         },
-        // Left removes device 4 while right (where 4 is) keeps messaging and removes 1.
+        // Left: the owner removes device 4, while the right (where 4 is) keeps messaging and
+        // its admin 3 removes device 2.
         Action::Remove {
             actor: 0,
             target: 4,
@@ -109,7 +111,7 @@ fn a_removal_on_one_side_and_adds_on_the_other_converge() {
         Action::Send { actor: 4 },
         Action::Remove {
             actor: 3,
-            target: 1,
+            target: 2,
         },
         Action::Advance { ms: 5_000 },
         Action::Sync { a: 0, b: 2 },
@@ -122,7 +124,7 @@ fn a_removal_on_one_side_and_adds_on_the_other_converge() {
     assert!(outcome.violations.is_empty(), "{:#?}", outcome.violations);
     assert!(outcome.converged);
     let members: Vec<u8> = outcome.members[0].iter().copied().collect();
-    assert_eq!(members, vec![0, 2, 3, 5]);
+    assert_eq!(members, vec![0, 1, 3, 5]);
     // Device 4 was removed on the left but still read what the right side sent it.
     let from_five = &outcome.messages[2];
     assert_eq!(from_five.sender, 5);
@@ -130,5 +132,5 @@ fn a_removal_on_one_side_and_adds_on_the_other_converge() {
     // After convergence, exactly the converged view reads.
     let last = outcome.messages.last().unwrap();
     assert!(last.after_convergence);
-    assert!(!last.opened_by.contains(&4) && !last.opened_by.contains(&1));
+    assert!(!last.opened_by.contains(&4) && !last.opened_by.contains(&2));
 }

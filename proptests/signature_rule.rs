@@ -11,7 +11,9 @@ mod support;
 use proptest::prelude::*;
 use splitsafe::clock::Timestamp;
 use splitsafe::crypto::{KeyringConfig, OpenError, SealOptions};
-use splitsafe::group::{Body, IngestError, Op, Replica, ReplicaConfig, SignedOp, Status};
+use splitsafe::group::{
+    Body, IngestError, Op, Replica, ReplicaConfig, SignedOp, Status, Watermark,
+};
 use splitsafe::keys::{KeyError, MemberId, SignatureBytes, SignedMessage};
 use support::forge::{self, Kind, RawKey};
 use support::group::{bundle, enc_key, found, identity, T0};
@@ -144,10 +146,13 @@ fn group() -> (Replica, SignedOp) {
     );
     replica.add(&founder, mixed_bundle, T0 + 3).unwrap();
     assert!(replica.is_member(&mixed().id()));
+    // Both may remove and add plain members, so their crafted ops can take effect.
+    replica.promote(&founder, mallory().id(), T0 + 4).unwrap();
+    replica.promote(&founder, mixed().id(), T0 + 4).unwrap();
     (replica, genesis)
 }
 
-/// Operations by Mallory and by the mixed-order member with every kind of author signature:
+/// Operations by Mallory and by the mixed-order member (both admins) with every kind of author signature:
 /// removals of Bob and of each other, and adds whose carried bundle is signed with every
 /// kind too (two signatures per op). Each comes with whether the rule accepts both.
 fn crafted_ops(group: &Replica) -> Vec<(SignedOp, bool)> {
@@ -159,12 +164,18 @@ fn crafted_ops(group: &Replica) -> Vec<(SignedOp, bool)> {
     };
     for (a, author) in [mallory(), mixed()].iter().enumerate() {
         for kind in Kind::ALL {
-            for target in [identity(1).id(), mallory().id(), mixed().id()] {
+            let targets = [identity(1).id(), mallory().id(), mixed().id()];
+            for target in targets.into_iter().filter(|t| *t != author.id()) {
                 let op = Op {
                     group: group.group(),
                     author: author.id(),
+                    seq: 1,
+                    prev: Op::NO_PREV,
                     timestamp: Timestamp::from_physical(next()),
-                    body: Body::Remove { member: target },
+                    body: Body::Remove {
+                        member: target,
+                        watermark: Watermark::NONE,
+                    },
                 };
                 out.push((forge::signed_op(op, author, kind, next()), kind.accepted()));
             }
@@ -180,8 +191,13 @@ fn crafted_ops(group: &Replica) -> Vec<(SignedOp, bool)> {
                 let op = Op {
                     group: group.group(),
                     author: author.id(),
+                    seq: 1,
+                    prev: Op::NO_PREV,
                     timestamp: Timestamp::from_physical(next()),
-                    body: Body::Add { bundle: carried },
+                    body: Body::Add {
+                        bundle: carried,
+                        watermark: Watermark::NONE,
+                    },
                 };
                 let accepted = kind.accepted() && bundle_kind.accepted();
                 out.push((forge::signed_op(op, author, kind, next()), accepted));
@@ -279,9 +295,12 @@ fn the_reviewed_constructions_never_split_replicas() {
             let op = Op {
                 group: base.group(),
                 author: author.id(),
+                seq: 1,
+                prev: Op::NO_PREV,
                 timestamp: Timestamp::from_physical(T0 + 1_000),
                 body: Body::Remove {
                     member: identity(1).id(),
+                    watermark: Watermark::NONE,
                 },
             };
             let bad = forge::signed_op(op, &author, kind, nonce);

@@ -8,6 +8,7 @@
 mod support;
 
 use rand_core::Rng;
+use splitsafe::clock::Timestamp;
 use splitsafe::crypto::{KeyId, Keyring, KeyringConfig, PairwiseKey, SealOptions};
 use splitsafe::group::{Replica, ReplicaConfig, SignedOp};
 use splitsafe::keys::Identity;
@@ -82,7 +83,7 @@ fn vectors() -> String {
     let mut out = Out(String::new());
     writeln!(
         out.0,
-        "# splitsafe test vectors (envelope format 2): hex unless quoted. T0 = {T0} (unix ms)."
+        "# splitsafe test vectors (op format 2, envelope format 2): hex unless quoted. T0 = {T0} (unix ms)."
     )
     .unwrap();
     writeln!(out.0, "# Written by proptests/vectors.rs; spec/encryption.md and spec/membership.md say how each value is made.").unwrap();
@@ -104,6 +105,16 @@ fn vectors() -> String {
     out.op("op.add_bob", &add_b);
     let (add_c, _) = replica.add(a.identity(), c.bundle(), T0 + 2).unwrap();
     out.op("op.add_carol", &add_c);
+    // Carol's first operation: the watermark of her removal names it.
+    let republished = c
+        .identity()
+        .bundle(c.bundle().encryption_key, Timestamp::from_physical(T0 + 2));
+    let (rotate_c, _) = replica.rotate(c.identity(), republished, T0 + 2).unwrap();
+    out.op("op.rotate_carol", &rotate_c);
+    let (promote_b, _) = replica
+        .promote(a.identity(), b.identity().id(), T0 + 3)
+        .unwrap();
+    out.op("op.promote_bob", &promote_b);
     let (remove_c, _) = replica
         .remove(a.identity(), c.identity().id(), T0 + 3)
         .unwrap();
@@ -111,7 +122,7 @@ fn vectors() -> String {
     out.put("view.digest", replica.view().digest().0);
     out.text(
         "ops.armored",
-        &wire::armor_ops(&[genesis, add_b.clone(), add_c, remove_c]),
+        &wire::armor_ops(&[genesis, add_b.clone(), add_c, rotate_c, promote_b, remove_c]),
     );
 
     let group = replica.group();

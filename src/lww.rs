@@ -300,19 +300,6 @@ impl<E: Ord, S: Ord> LwwSet<E, S> {
         Ok(true)
     }
 
-    /// Puts back an entry exactly as it was (or removes it), bypassing the stamp rule.
-    ///
-    /// Only for layers that fold operations in stamp order and must undo a suffix of that
-    /// fold when an older operation arrives late; every other caller uses `apply`/`merge`.
-    pub(crate) fn restore(&mut self, element: E, entry: Option<Entry<S>>) {
-        let to = entry.as_ref().map(|e| e.action);
-        let from = match entry {
-            Some(entry) => self.entries.insert(element, entry),
-            None => self.entries.remove(&element),
-        };
-        self.recount(from.map(|e| e.action), to);
-    }
-
     /// Inserts `element` at `stamp`; shorthand for [`apply`](Self::apply).
     ///
     /// # Errors

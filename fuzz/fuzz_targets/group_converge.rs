@@ -17,6 +17,7 @@ enum Action {
     Add { device: u8, target: u8 },
     Remove { device: u8, target: u8 },
     Rotate { device: u8 },
+    Rank { device: u8, target: u8, admin: bool },
     Deliver { from: u8, to: u8 },
 }
 
@@ -25,6 +26,17 @@ struct Input {
     actions: Vec<Action>,
     /// Which replicas (bits 0..3) get each operation.
     scatter: Vec<u8>,
+}
+
+fn held_ops(
+    ops: &[splitsafe::group::SignedOp],
+    scatter: &dyn Fn(usize) -> u8,
+) -> Vec<splitsafe::group::SignedOp> {
+    ops.iter()
+        .enumerate()
+        .filter(|(i, _)| scatter(*i) & 0b111 != 0)
+        .map(|(_, op)| op.clone())
+        .collect()
 }
 
 fuzz_target!(|input: Input| {
@@ -43,6 +55,15 @@ fuzz_target!(|input: Input| {
                 target: d(target),
             },
             Action::Rotate { device } => Step::Rotate { device: d(device) },
+            Action::Rank {
+                device,
+                target,
+                admin,
+            } => Step::Rank {
+                device: d(device),
+                target: d(target),
+                admin,
+            },
             Action::Deliver { from, to } => Step::Deliver {
                 from: d(from),
                 to: d(to),
@@ -75,4 +96,7 @@ fuzz_target!(|input: Input| {
     for replica in &replicas {
         assert_eq!(replica.view().digest(), reference.view().digest());
     }
+    // And that view is the rules' own, evaluated from scratch.
+    let all: Vec<_> = held_ops(&ops, &scatter);
+    assert_eq!(group::view_map(&reference), group::naive_fold(&all));
 });

@@ -11,6 +11,7 @@ enum Step {
     Add { actor: u8, target: u8 },
     Remove { actor: u8, target: u8 },
     Rotate { actor: u8 },
+    Rank { actor: u8, target: u8, admin: bool },
     Send { actor: u8 },
     Sync { a: u8, b: u8 },
     Split { sides: Vec<u8> },
@@ -49,6 +50,15 @@ fuzz_target!(|input: Input| {
             Step::Add { actor, target } => Action::Add { actor, target },
             Step::Remove { actor, target } => Action::Remove { actor, target },
             Step::Rotate { actor } => Action::Rotate { actor },
+            Step::Rank {
+                actor,
+                target,
+                admin,
+            } => Action::Rank {
+                actor,
+                target,
+                admin,
+            },
             Step::Send { actor } => Action::Send { actor },
             Step::Sync { a, b } => Action::Sync { a, b },
             Step::Split { sides } => Action::Split { sides },

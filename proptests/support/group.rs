@@ -41,7 +41,8 @@ pub fn found() -> (Replica, SignedOp, Identity) {
 use splitsafe::group::Summary;
 use std::collections::BTreeMap;
 
-/// Devices in a random history; device 0 founds the group and adds 1 and 2 at the start.
+/// Devices in a random history; device 0 founds the group (the owner), adds 1 and 2 and
+/// makes 1 an admin at the start.
 pub const DEVICES: u8 = 5;
 
 /// One step of a random history.
@@ -53,6 +54,8 @@ pub enum Step {
     Remove { device: u8, target: u8 },
     /// `device` rotates its own key.
     Rotate { device: u8 },
+    /// `device` makes `target` an admin (`admin`) or a plain member.
+    Rank { device: u8, target: u8, admin: bool },
     /// `to` learns what `from` has that it lacks.
     Deliver { from: u8, to: u8 },
 }
@@ -68,7 +71,7 @@ pub fn deliver(from: &Replica, to: &mut Replica, now: u64) -> usize {
 
 /// A random history played out on one replica per device, with concurrency wherever
 /// devices have not heard from each other. Returns the genesis and every operation any
-/// device produced (including those void at their stamp); actions a device's own view
+/// device produced (including those that turn out void); actions a device's own view
 /// refuses are skipped.
 pub fn play(steps: &[Step]) -> (SignedOp, Vec<SignedOp>) {
     let (mut founder_replica, genesis, founder) = found();
@@ -79,6 +82,10 @@ pub fn play(steps: &[Step]) -> (SignedOp, Vec<SignedOp>) {
             .unwrap();
         ops.push(op);
     }
+    let (op, _) = founder_replica
+        .promote(&founder, identity(1).id(), T0 + 3)
+        .unwrap();
+    ops.push(op);
     let mut devices: Vec<Replica> = (0..DEVICES).map(|_| founder_replica.clone()).collect();
     for (k, step) in steps.iter().enumerate() {
         let now = T0 + 10 * (k as u64 + 1);
@@ -96,6 +103,19 @@ pub fn play(steps: &[Step]) -> (SignedOp, Vec<SignedOp>) {
                 bundle(&identity(device), k as u8, now),
                 now,
             ),
+            Step::Rank {
+                device,
+                target,
+                admin,
+            } => {
+                let replica = &mut devices[usize::from(device)];
+                let (author, target) = (identity(device), identity(target).id());
+                if admin {
+                    replica.promote(&author, target, now)
+                } else {
+                    replica.demote(&author, target, now)
+                }
+            }
             Step::Deliver { from, to } => {
                 let from = devices[usize::from(from)].clone();
                 deliver(&from, &mut devices[usize::from(to)], now);
@@ -139,51 +159,185 @@ pub fn sync_until_quiet(a: &mut Replica, b: &mut Replica, now: u64) -> usize {
     }
 }
 
-/// An independent, from-scratch fold: sort by stamp, apply each op whose author is a member.
-/// Returns member -> encryption key bytes.
-pub fn naive_fold(ops: &[SignedOp]) -> BTreeMap<[u8; 32], [u8; 32]> {
-    use splitsafe::group::Body;
-    let mut sorted: Vec<&SignedOp> = ops.iter().collect();
-    sorted.sort_by_key(|op| op.stamp());
-    sorted.dedup_by_key(|op| op.stamp());
-    let mut present: BTreeMap<[u8; 32], bool> = BTreeMap::new();
-    let mut keys: BTreeMap<[u8; 32], (Timestamp, [u8; 32])> = BTreeMap::new();
-    for op in sorted {
-        let author = op.op().author.0;
-        let is_create = matches!(op.op().body, Body::Create { .. });
-        if !is_create && present.get(&author) != Some(&true) {
-            continue;
+/// An independent, from-scratch evaluation of the authorization rules of
+/// `spec/membership.md`: keep the operations whose chain reaches back to sequence number 1,
+/// start with every verdict false, and judge every operation against the current verdicts
+/// until nothing changes. Returns member -> (encryption key bytes, rank tag).
+pub fn naive_fold(ops: &[SignedOp]) -> BTreeMap<[u8; 32], ([u8; 32], u8)> {
+    use splitsafe::group::{Body, OpId, Rank};
+    use splitsafe::keys::MemberId;
+    let by_id: BTreeMap<OpId, &SignedOp> = ops.iter().map(|op| (op.id(), op)).collect();
+    let parent = |op: &SignedOp| -> Option<&SignedOp> {
+        let p = by_id.get(&op.op().prev)?;
+        (p.op().author == op.op().author && p.op().seq + 1 == op.op().seq).then_some(*p)
+    };
+    let connected = |op: &SignedOp| {
+        let mut at = op;
+        while at.op().seq > 1 {
+            match parent(at) {
+                Some(p) => at = p,
+                None => return false,
+            }
         }
-        let mut offer = |b: &KeyBundle| {
-            let candidate = (b.created, b.encryption_key.0);
-            let held = keys.entry(b.member.0).or_insert(candidate);
-            if candidate > *held {
-                *held = candidate;
-            }
+        true
+    };
+    let Some(owner) = ops
+        .iter()
+        .find(|op| matches!(op.op().body, Body::Create { .. }))
+        .map(|op| op.op().author)
+    else {
+        return BTreeMap::new();
+    };
+    let live: Vec<&SignedOp> = by_id.values().copied().filter(|op| connected(op)).collect();
+    let at_seq = |author: MemberId, seq: u64| {
+        live.iter()
+            .filter(|o| o.op().author == author && o.op().seq == seq)
+            .count()
+    };
+    let ancestors = |op: &SignedOp| {
+        let mut out = vec![op.id()];
+        let mut at = op;
+        while let Some(p) = parent(at) {
+            out.push(p.id());
+            at = p;
+        }
+        out
+    };
+    let mut effective: BTreeMap<OpId, bool> = live.iter().map(|op| (op.id(), false)).collect();
+    loop {
+        let eff = |id: &OpId| effective[id];
+        // Effective ops about `m`: (stamp, watermark, present) for adds, removes and leaves.
+        let standing = |m: MemberId| -> Vec<(splitsafe::group::Stamp, u64, bool)> {
+            live.iter()
+                .filter(|o| eff(&o.id()))
+                .filter_map(|o| match &o.op().body {
+                    Body::Create { .. } if o.op().author == m => Some((o.stamp(), 0, true)),
+                    Body::Leave if o.op().author == m => Some((o.stamp(), o.op().seq, false)),
+                    Body::Add { bundle, watermark } if bundle.member == m => {
+                        Some((o.stamp(), watermark.seq, true))
+                    }
+                    Body::Remove { member, watermark } if *member == m => {
+                        Some((o.stamp(), watermark.seq, false))
+                    }
+                    _ => None,
+                })
+                .collect()
         };
-        match &op.op().body {
-            Body::Create { founder: b, .. } | Body::Add { bundle: b } => {
-                present.insert(b.member.0, true);
-                offer(b);
+        let grants = |m: MemberId| -> Vec<(u64, u64, Rank)> {
+            live.iter()
+                .filter(|o| eff(&o.id()) && o.op().author == owner)
+                .filter_map(|o| match &o.op().body {
+                    Body::Rank {
+                        member,
+                        rank,
+                        watermark,
+                    } if *member == m => Some((o.op().seq, watermark.seq, *rank)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let enabled = |m: MemberId, seq: u64| {
+            standing(m)
+                .into_iter()
+                .filter(|(_, w, _)| *w < seq)
+                .max_by_key(|(stamp, _, _)| *stamp)
+                .is_some_and(|(_, _, present)| present)
+        };
+        let rank_at = |m: MemberId, seq: u64| {
+            if m == owner {
+                return Rank::Owner;
             }
-            Body::Remove { member } => {
-                present.insert(member.0, false);
+            grants(m)
+                .into_iter()
+                .filter(|(_, w, _)| *w < seq)
+                .max_by_key(|(s, _, _)| *s)
+                .map_or(Rank::Member, |(_, _, r)| r)
+        };
+        let ever_admin = |m: MemberId| grants(m).iter().any(|(_, _, r)| *r == Rank::Admin);
+        let pinned = |author: MemberId, id: OpId| {
+            live.iter().filter(|o| eff(&o.id())).any(|o| {
+                o.op().body.subject().is_some_and(|(s, w)| {
+                    s == author
+                        && by_id
+                            .get(&w.op)
+                            .is_some_and(|p| connected(p) && ancestors(p).contains(&id))
+                })
+            })
+        };
+        let judge = |op: &SignedOp| -> bool {
+            let (author, seq) = (op.op().author, op.op().seq);
+            let on_chain = ancestors(op).iter().all(|a| {
+                let a_seq = by_id[a].op().seq;
+                at_seq(author, a_seq) == 1 || pinned(author, *a)
+            });
+            let genesis = matches!(op.op().body, Body::Create { .. });
+            let authorized = match &op.op().body {
+                Body::Create { .. } => author == owner,
+                Body::Rotate { .. } => true,
+                Body::Leave => author != owner,
+                Body::Rank { .. } => author == owner,
+                Body::Add { .. } | Body::Remove { .. } => {
+                    let (subject, _) = op.op().body.subject().unwrap();
+                    subject != owner
+                        && (author == owner
+                            || (rank_at(author, seq) == Rank::Admin && !ever_admin(subject)))
+                }
+            };
+            on_chain && (genesis || enabled(author, seq)) && authorized
+        };
+        let next: BTreeMap<OpId, bool> = live.iter().map(|op| (op.id(), judge(op))).collect();
+        if next == effective {
+            break;
+        }
+        effective = next;
+    }
+    let mut view = BTreeMap::new();
+    let members: std::collections::BTreeSet<MemberId> = live
+        .iter()
+        .flat_map(|o| [Some(o.op().author), o.op().body.subject().map(|(s, _)| s)])
+        .flatten()
+        .collect();
+    for m in members {
+        let mut entries: Vec<(splitsafe::group::Stamp, bool)> = Vec::new();
+        let mut bundles: Vec<KeyBundle> = Vec::new();
+        let mut grants: Vec<(u64, Rank)> = Vec::new();
+        for o in live.iter().filter(|o| effective[&o.id()]) {
+            match &o.op().body {
+                Body::Create { founder, .. } if o.op().author == m => {
+                    entries.push((o.stamp(), true));
+                    bundles.push(*founder);
+                }
+                Body::Leave if o.op().author == m => entries.push((o.stamp(), false)),
+                Body::Rotate { bundle } if o.op().author == m => bundles.push(*bundle),
+                Body::Add { bundle, .. } if bundle.member == m => {
+                    entries.push((o.stamp(), true));
+                    bundles.push(*bundle);
+                }
+                Body::Remove { member, .. } if *member == m => entries.push((o.stamp(), false)),
+                Body::Rank { member, rank, .. } if *member == m => grants.push((o.op().seq, *rank)),
+                _ => {}
             }
-            Body::Rotate { bundle } => offer(bundle),
+        }
+        let present = entries.iter().max().is_some_and(|(_, p)| *p);
+        let newest = bundles
+            .iter()
+            .max_by_key(|b| (b.created, b.encryption_key, b.signature));
+        let rank = if m == owner {
+            Rank::Owner
+        } else {
+            grants.iter().max().map_or(Rank::Member, |(_, r)| *r)
+        };
+        if let (true, Some(bundle)) = (present, newest) {
+            view.insert(m.0, (bundle.encryption_key.0, rank.tag()));
         }
     }
-    present
-        .into_iter()
-        .filter(|(_, p)| *p)
-        .map(|(m, _)| (m, keys[&m].1))
-        .collect()
+    view
 }
 
 /// The view of a replica in the naive fold's terms.
-pub fn view_map(replica: &Replica) -> BTreeMap<[u8; 32], [u8; 32]> {
-    replica
-        .view()
-        .members()
-        .map(|(m, b)| (m.0, b.encryption_key.0))
+pub fn view_map(replica: &Replica) -> BTreeMap<[u8; 32], ([u8; 32], u8)> {
+    let view = replica.view();
+    view.members()
+        .map(|(m, b)| (m.0, (b.encryption_key.0, view.rank(m).unwrap().tag())))
         .collect()
 }

@@ -101,7 +101,6 @@ impl Keyring {
         let sender_key = replica
             .published_keys(&header.sender)
             .find(|key| KeyId::of(key) == header.sender_key)
-            .copied()
             .ok_or(unknown)?;
 
         let bound = header.bind(&envelope.ciphertext);

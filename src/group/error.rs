@@ -1,6 +1,6 @@
 //! Errors of the membership layer.
 
-use super::op::{GroupId, InvalidOp};
+use super::op::{GroupId, InvalidOp, Rank};
 use crate::codec::DecodeError;
 use crate::keys::{KeyError, MemberId};
 use std::fmt;
@@ -74,6 +74,15 @@ impl From<InvalidOp> for IngestError {
 pub enum ActionError {
     /// Only members act on the group; this identity is not one in the current view.
     NotAMember(MemberId),
+    /// The author's rank does not allow this action on that member (an admin acting on a
+    /// member who has ever been an admin, a member adding or removing anyone, anyone but the
+    /// owner changing a rank, the owner leaving): the operation would be void.
+    NotPermitted {
+        /// Who tried.
+        author: MemberId,
+        /// Its rank.
+        rank: Rank,
+    },
     /// The bundle does not verify, or (for a rotation) is not the author's own.
     BadBundle(IngestError),
 }
@@ -82,6 +91,9 @@ impl fmt::Display for ActionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotAMember(id) => write!(f, "{id:?} is not a member of the group"),
+            Self::NotPermitted { author, rank } => {
+                write!(f, "{author:?}, of rank {rank:?}, may not do this")
+            }
             Self::BadBundle(e) => write!(f, "bundle refused: {e}"),
         }
     }

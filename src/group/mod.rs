@@ -3,8 +3,8 @@
 //!
 //! The normative text is `spec/membership.md`.
 
+mod authority;
 mod error;
-mod fold;
 mod op;
 mod pen;
 mod replica;
@@ -12,9 +12,9 @@ mod snapshot;
 mod sync;
 mod view;
 
+pub use authority::Change;
 pub use error::{ActionError, IngestError};
-pub use fold::Change;
-pub use op::{Body, GroupId, InvalidOp, Op, OpId, SignedOp, Stamp, MAX_OP_LEN};
+pub use op::{Body, GroupId, InvalidOp, Op, OpId, Rank, SignedOp, Stamp, Watermark, MAX_OP_LEN};
 pub use replica::{BatchReport, Ingested, Replica, ReplicaConfig, Status};
 pub use snapshot::{Loaded, SnapshotError};
 pub use sync::{AuthorSummary, Fingerprint, Summary};

@@ -15,20 +15,73 @@ byte_array!(
 );
 byte_array!(
     /// An operation's identity: the BLAKE3 hash (derive-key mode, context
-    /// `"splitsafe v1 op id"`) of its signed bytes.
+    /// `"splitsafe v2 op id"`) of its signed bytes.
     OpId,
     32
 );
 
-/// The largest encoded operation [`SignedOp::from_cbor`] accepts. A `Create`, the largest
-/// operation, encodes to under 400 bytes.
+/// The largest encoded operation [`SignedOp::from_cbor`] accepts. An `Add`, the largest
+/// operation, encodes to under 600 bytes.
 pub const MAX_OP_LEN: usize = 1024;
+
+/// A member's standing in the group: authority flows strictly downward, from the owner (the
+/// founder, whom no one can remove or demote) to admins (granted and revoked by the owner
+/// alone) to members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rank {
+    /// May leave, rotate its key and send; no authority over anyone.
+    Member,
+    /// May also add and remove members who have never been admins.
+    Admin,
+    /// The founder: may add, remove, promote and demote anyone else; cannot leave.
+    Owner,
+}
+
+impl Rank {
+    /// Its byte in signed bytes and digests: 0 member, 1 admin, 2 owner.
+    pub const fn tag(self) -> u8 {
+        match self {
+            Self::Member => 0,
+            Self::Admin => 1,
+            Self::Owner => 2,
+        }
+    }
+}
+
+/// What the author of a remove, add or rank change had seen of its subject's own chain:
+/// the subject's highest sequence number it had logged, and that operation's id. The
+/// subject's operations above it are the ones the author's decision did not see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Watermark {
+    /// The subject's sequence number; 0 if the author had seen none of its operations.
+    pub seq: u64,
+    /// The id of the subject's operation at `seq`; all zeros when `seq` is 0.
+    pub op: OpId,
+}
+
+impl Watermark {
+    /// Nothing seen: the watermark of an add of someone new.
+    pub const NONE: Self = Self {
+        seq: 0,
+        op: OpId([0; 32]),
+    };
+
+    fn is_well_formed(&self) -> bool {
+        (self.seq == 0) == (self.op == Self::NONE.op)
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.op.0);
+    }
+}
 
 /// What an operation does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Body {
-    /// The genesis: founds the group with its author as the only member.
+    /// The genesis: founds the group with its author as owner and only member.
     Create {
         /// Makes two groups founded by one member at one time distinct.
         #[serde(with = "serde_bytes")]
@@ -40,16 +93,32 @@ pub enum Body {
     Add {
         /// The new member's self-signed bundle.
         bundle: KeyBundle,
+        /// What the author had seen of the member's chain (for a re-add).
+        watermark: Watermark,
     },
-    /// Removes a member; removing oneself is leaving.
+    /// Removes another member; its operations above the watermark are void.
     Remove {
         /// The member removed.
         member: MemberId,
+        /// What the author had seen of the member's chain.
+        watermark: Watermark,
     },
+    /// The author leaves; its own later operations are void.
+    Leave,
     /// Publishes the author's own new encryption key.
     Rotate {
         /// The author's new self-signed bundle.
         bundle: KeyBundle,
+    },
+    /// The owner grants or revokes admin rank.
+    Rank {
+        /// Whose rank.
+        member: MemberId,
+        /// [`Rank::Admin`] (promote) or [`Rank::Member`] (demote).
+        rank: Rank,
+        /// What the owner had seen of the member's chain: its operations above it hold the
+        /// new rank.
+        watermark: Watermark,
     },
 }
 
@@ -60,6 +129,8 @@ impl Body {
             Self::Add { .. } => 1,
             Self::Remove { .. } => 2,
             Self::Rotate { .. } => 3,
+            Self::Leave => 4,
+            Self::Rank { .. } => 5,
         }
     }
 
@@ -69,9 +140,22 @@ impl Body {
             Self::Create {
                 founder: bundle, ..
             }
-            | Self::Add { bundle }
+            | Self::Add { bundle, .. }
             | Self::Rotate { bundle } => Some(bundle),
-            Self::Remove { .. } => None,
+            Self::Remove { .. } | Self::Leave | Self::Rank { .. } => None,
+        }
+    }
+
+    /// The other member this operation is about (added, removed or ranked), with the
+    /// author's watermark of it.
+    pub fn subject(&self) -> Option<(MemberId, Watermark)> {
+        match self {
+            Self::Add { bundle, watermark } => Some((bundle.member, *watermark)),
+            Self::Remove { member, watermark }
+            | Self::Rank {
+                member, watermark, ..
+            } => Some((*member, *watermark)),
+            Self::Create { .. } | Self::Leave | Self::Rotate { .. } => None,
         }
     }
 }
@@ -83,6 +167,11 @@ pub struct Op {
     pub group: GroupId,
     /// Who signs it.
     pub author: MemberId,
+    /// The author's sequence number in this group: 1 for its first operation, then one more
+    /// for each next one.
+    pub seq: u64,
+    /// The id of the author's operation at `seq - 1`; all zeros when `seq` is 1.
+    pub prev: OpId,
     /// The author's hybrid-logical-clock stamp.
     pub timestamp: Timestamp,
     /// What it does.
@@ -100,6 +189,15 @@ pub enum InvalidOp {
     RotateForeignBundle,
     /// A group can only be joined from its genesis `Create`.
     NotGenesis,
+    /// Sequence number 0, a first operation naming a predecessor, a later one naming
+    /// none, or a `Create` that is not its author's first operation.
+    Chain,
+    /// A watermark with sequence number 0 and an id, or the reverse.
+    Watermark,
+    /// An add, remove or rank change of the author itself (leaving is `Leave`).
+    SelfSubject,
+    /// A rank change to anything but admin or member.
+    RankValue,
 }
 
 impl fmt::Display for InvalidOp {
@@ -109,23 +207,33 @@ impl fmt::Display for InvalidOp {
             Self::FounderNotAuthor => "the founder bundle of a create is not the author's",
             Self::RotateForeignBundle => "a rotate carries a bundle of another member",
             Self::NotGenesis => "a group is joined from its create operation only",
+            Self::Chain => "the sequence number and predecessor do not form a chain",
+            Self::Watermark => "a watermark names an op at sequence 0 or none above it",
+            Self::SelfSubject => "an add, remove or rank change names its own author",
+            Self::RankValue => "a rank change grants neither admin nor member",
         })
     }
 }
 
 impl Op {
     /// Domain string of an operation signature.
-    pub const DOMAIN: &'static [u8; 16] = b"splitsafe/v1/op\0";
+    pub const DOMAIN: &'static [u8; 16] = b"splitsafe/v2/op\0";
     /// The group field of a `Create`.
     pub const NO_GROUP: GroupId = GroupId([0; 32]);
+    /// The `prev` field of an author's first operation.
+    pub const NO_PREV: OpId = OpId([0; 32]);
 
-    /// The bytes the author signs: domain, group, author, timestamp (big-endian), a body tag
-    /// (0 create, 1 add, 2 remove, 3 rotate), then the body's fields.
+    /// The bytes the author signs: domain, group, author, sequence number (big-endian),
+    /// previous op id, timestamp (big-endian), a body tag (0 create, 1 add, 2 remove,
+    /// 3 rotate, 4 leave, 5 rank), then the body's fields (a watermark as its sequence
+    /// number, big-endian, then its op id; a rank as one byte, 0 member, 1 admin, 2 owner).
     pub fn signed_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::DOMAIN.len() + 73 + 16 + KeyBundle::LEN);
+        let mut out = Vec::with_capacity(Self::DOMAIN.len() + 121 + 40 + KeyBundle::LEN);
         out.extend_from_slice(Self::DOMAIN);
         out.extend_from_slice(&self.group.0);
         out.extend_from_slice(&self.author.0);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.prev.0);
         out.extend_from_slice(&self.timestamp.as_raw().to_be_bytes());
         out.push(self.body.tag());
         match &self.body {
@@ -133,10 +241,25 @@ impl Op {
                 out.extend_from_slice(nonce);
                 out.extend_from_slice(&founder.to_bytes());
             }
-            Body::Add { bundle } | Body::Rotate { bundle } => {
+            Body::Add { bundle, watermark } => {
                 out.extend_from_slice(&bundle.to_bytes());
+                watermark.write(&mut out);
             }
-            Body::Remove { member } => out.extend_from_slice(&member.0),
+            Body::Rotate { bundle } => out.extend_from_slice(&bundle.to_bytes()),
+            Body::Remove { member, watermark } => {
+                out.extend_from_slice(&member.0);
+                watermark.write(&mut out);
+            }
+            Body::Leave => {}
+            Body::Rank {
+                member,
+                rank,
+                watermark,
+            } => {
+                out.extend_from_slice(&member.0);
+                out.push(rank.tag());
+                watermark.write(&mut out);
+            }
         }
         out
     }
@@ -151,6 +274,20 @@ impl Op {
         if is_create != (self.group == Self::NO_GROUP) {
             return Err(InvalidOp::GroupField);
         }
+        if self.seq == 0 || (self.seq == 1) != (self.prev == Self::NO_PREV) {
+            return Err(InvalidOp::Chain);
+        }
+        if is_create && self.seq != 1 {
+            return Err(InvalidOp::Chain);
+        }
+        if let Some((subject, watermark)) = self.body.subject() {
+            if subject == self.author {
+                return Err(InvalidOp::SelfSubject);
+            }
+            if !watermark.is_well_formed() {
+                return Err(InvalidOp::Watermark);
+            }
+        }
         match &self.body {
             Body::Create { founder, .. } if founder.member != self.author => {
                 Err(InvalidOp::FounderNotAuthor)
@@ -158,12 +295,17 @@ impl Op {
             Body::Rotate { bundle } if bundle.member != self.author => {
                 Err(InvalidOp::RotateForeignBundle)
             }
+            Body::Rank { rank, .. } if *rank == Rank::Owner => Err(InvalidOp::RankValue),
             _ => Ok(()),
         }
     }
 
-    /// Signs the operation. The author field must be `identity`'s id; it is set here.
-    pub(crate) fn sign(mut self, identity: &Identity) -> SignedOp {
+    /// Signs the operation with `identity`, whose id the author field is set to.
+    ///
+    /// A [`Replica`](super::Replica) makes its members' operations, with the right sequence
+    /// number, predecessor and watermarks; this is for tools and tests that need to craft
+    /// operations as any signer could.
+    pub fn sign(mut self, identity: &Identity) -> SignedOp {
         self.author = identity.id();
         let signed = identity.sign(self.signed_bytes());
         SignedOp::new(self, signed.signature)
@@ -237,7 +379,7 @@ impl Stamp {
 impl SignedOp {
     fn new(op: Op, signature: SignatureBytes) -> Self {
         let id = OpId(
-            blake3::Hasher::new_derive_key("splitsafe v1 op id")
+            blake3::Hasher::new_derive_key("splitsafe v2 op id")
                 .update(&op.signed_bytes())
                 .finalize()
                 .into(),

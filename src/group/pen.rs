@@ -6,50 +6,56 @@
 //! least as many as anyone else. So an author can only ever push out operations of an author
 //! that holds strictly more than it does; a flood of operations, or of fresh identities
 //! with one operation each, pushes out only the flooder's own operations once the pen is
-//! full. Within an author, the pen's [`Evict`] order says which operation goes first.
+//! full. Within an author, the operation with the greatest key goes first.
 
 use super::op::{OpId, SignedOp};
 use crate::keys::MemberId;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Which of an author's operations a pen drops first.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Evict {
-    /// The one with the greatest key.
-    Greatest,
-    /// The one with the least key.
-    Least,
-}
-
 #[derive(Clone, Debug)]
 pub(crate) struct Pen<K> {
     limit: usize,
     per_author: usize,
-    evict: Evict,
     ops: BTreeMap<K, SignedOp>,
-    ids: BTreeSet<OpId>,
+    ids: BTreeMap<OpId, K>,
     by_author: BTreeMap<MemberId, BTreeSet<K>>,
 }
 
 impl<K: Ord + Clone> Pen<K> {
-    pub(crate) fn new(limit: usize, per_author: usize, evict: Evict) -> Self {
+    pub(crate) fn new(limit: usize, per_author: usize) -> Self {
         Self {
             limit,
             per_author,
-            evict,
             ops: BTreeMap::new(),
-            ids: BTreeSet::new(),
+            ids: BTreeMap::new(),
             by_author: BTreeMap::new(),
         }
     }
 
     pub(crate) fn contains(&self, id: &OpId) -> bool {
-        self.ids.contains(id)
+        self.ids.contains_key(id)
+    }
+
+    /// The operation with this id, if the pen holds it.
+    pub(crate) fn get(&self, id: &OpId) -> Option<&SignedOp> {
+        self.ids.get(id).and_then(|key| self.ops.get(key))
     }
 
     /// The operations in key order.
     pub(crate) fn ops(&self) -> impl Iterator<Item = &SignedOp> + '_ {
         self.ops.values()
+    }
+
+    /// `author`'s operations in the pen, in key order.
+    pub(crate) fn of_author<'a>(
+        &'a self,
+        author: &MemberId,
+    ) -> impl Iterator<Item = &'a SignedOp> + 'a {
+        self.by_author
+            .get(author)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.ops.get(key))
     }
 
     /// How many operations `author` has in the pen.
@@ -58,24 +64,24 @@ impl<K: Ord + Clone> Pen<K> {
     }
 
     /// Inserts `op` under `key`, then drops operations until both bounds hold again.
-    /// Returns whether `op` itself is still in the pen.
-    pub(crate) fn insert(&mut self, key: K, op: SignedOp) -> bool {
+    /// Returns the operations dropped (`op` itself among them if it did not stay).
+    pub(crate) fn insert(&mut self, key: K, op: SignedOp) -> Vec<SignedOp> {
         let author = op.op().author;
-        let id = op.id();
-        self.ids.insert(id);
+        self.ids.insert(op.id(), key.clone());
         self.by_author
             .entry(author)
             .or_default()
             .insert(key.clone());
         self.ops.insert(key, op);
+        let mut dropped = Vec::new();
         while self.count(&author) > self.per_author {
-            self.drop_one_of(author);
+            dropped.extend(self.drop_one_of(author));
         }
         while self.ops.len() > self.limit {
             let victim = self.victim(author);
-            self.drop_one_of(victim);
+            dropped.extend(self.drop_one_of(victim));
         }
-        self.ids.contains(&id)
+        dropped
     }
 
     /// The author who gives up an operation when the pen is over its limit after `inserting`
@@ -90,20 +96,15 @@ impl<K: Ord + Clone> Pen<K> {
         victim.1
     }
 
-    fn drop_one_of(&mut self, author: MemberId) {
-        let Some(keys) = self.by_author.get_mut(&author) else {
-            return;
-        };
-        let key = match self.evict {
-            Evict::Greatest => keys.pop_last(),
-            Evict::Least => keys.pop_first(),
-        };
+    fn drop_one_of(&mut self, author: MemberId) -> Option<SignedOp> {
+        let keys = self.by_author.get_mut(&author)?;
+        let key = keys.pop_last();
         if keys.is_empty() {
             self.by_author.remove(&author);
         }
-        if let Some(op) = key.and_then(|key| self.ops.remove(&key)) {
-            self.ids.remove(&op.id());
-        }
+        let op = key.and_then(|key| self.ops.remove(&key))?;
+        self.ids.remove(&op.id());
+        Some(op)
     }
 
     /// Removes and returns, in key order, the operations `pick` selects.
@@ -147,10 +148,10 @@ mod tests {
         Op {
             group: crate::group::GroupId([1; 32]),
             author: author.id(),
+            seq: 1,
+            prev: Op::NO_PREV,
             timestamp: Timestamp::from_raw(n),
-            body: Body::Remove {
-                member: MemberId([2; 32]),
-            },
+            body: Body::Leave,
         }
         .sign(author)
     }
@@ -170,12 +171,10 @@ mod tests {
         fn bounds_hold_and_only_larger_shares_lose(
             limit in 0usize..12,
             per_author in 0usize..6,
-            greatest in any::<bool>(),
             inserts in proptest::collection::vec((0u8..6, 0u64..1_000), 1..80),
         ) {
             let authors: Vec<Identity> = (0..6).map(|i| Identity::from_secret_bytes([i + 1; 32])).collect();
-            let evict = if greatest { Evict::Greatest } else { Evict::Least };
-            let mut pen = Pen::new(limit, per_author, evict);
+            let mut pen = Pen::new(limit, per_author);
             for (n, (who, key)) in inserts.into_iter().enumerate() {
                 let op = op(&authors[usize::from(who)], n as u64);
                 if pen.contains(&op.id()) {
@@ -183,9 +182,12 @@ mod tests {
                 }
                 let before = counts(&pen);
                 let (id, author) = (op.id(), op.op().author);
-                let kept = pen.insert(key * 1_000 + n as u64, op);
+                let held_before = pen.ops.len();
+                let dropped = pen.insert(key * 1_000 + n as u64, op);
                 let after = counts(&pen);
-                prop_assert_eq!(kept, pen.contains(&id));
+                prop_assert_eq!(dropped.iter().all(|d| d.id() != id), pen.contains(&id));
+                prop_assert_eq!(held_before + 1 - dropped.len(), pen.ops.len());
+                prop_assert!(dropped.iter().all(|d| !pen.contains(&d.id())));
                 prop_assert!(pen.ops.len() <= limit);
                 prop_assert!(after.values().all(|c| *c <= per_author));
                 prop_assert_eq!(pen.ops.len(), pen.ids.len());

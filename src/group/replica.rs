@@ -1,19 +1,26 @@
 //! A replica of one group: the ingest pipeline, local actions, and queries.
 
+use super::authority::{Authority, Change};
 use super::error::{ActionError, IngestError};
-use super::fold::{Change, Fold};
-use super::op::{Body, GroupId, InvalidOp, Op, SignedOp, Stamp};
-use super::pen::{Evict, Pen};
+use super::op::{Body, GroupId, InvalidOp, Op, OpId, Rank, SignedOp, Stamp, Watermark};
+use super::pen::Pen;
 use super::sync::{AuthorIndex, Summary};
 use super::view::View;
 use crate::clock::{Clock, ClockConfig, ClockError, Timestamp};
 use crate::keys::{EncryptionKey, Identity, KeyBundle, MemberId, SignedMessage};
-use crate::lww::LwwSet;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 /// Settings of a [`Replica`]. They are the caller's: a snapshot does not carry them.
+///
+/// What an author can make a replica store: operations enter the log only while their author
+/// is enabled (admitted by an add that takes effect, and not removed as of their sequence
+/// number) and their predecessor is logged. Everything else waits in one of two pens:
+/// future-dated operations in the held pen, the others (unknown or removed author, missing
+/// predecessor) in the quarantine. So a removed member, or anyone it names in void adds, can
+/// make a replica keep at most `quarantine_per_author` of its operations, and no key of
+/// theirs is admitted.
 ///
 /// The pens bound what any author can make a replica store before its operations can be
 /// logged. In each pen, no author holds more than its per-author quota, and when the pen is
@@ -26,9 +33,11 @@ pub struct ReplicaConfig {
     /// The hybrid logical clock's settings, including the drift bound beyond which incoming
     /// operations are held back.
     pub clock: ClockConfig,
-    /// How many operations from authors no `Add` has named yet are kept, at most.
+    /// How many operations that cannot be logged yet (author not enabled, predecessor
+    /// missing) are kept, at most.
     pub quarantine_limit: usize,
-    /// How many of those one author may have kept, at most; beyond it, its oldest goes.
+    /// How many of those one author may have kept, at most; beyond it, the one furthest
+    /// along its chain goes.
     pub quarantine_per_author: usize,
     /// How many future-dated operations are kept until local time catches up, at most.
     pub held_limit: usize,
@@ -51,22 +60,36 @@ impl Default for ReplicaConfig {
     }
 }
 
+/// Where an operation comes from. This replica's own operations are stamped by its own
+/// clock, which may run ahead of local physical time (it has received stamps from clocks
+/// that run ahead): they are never held back, or the author's next operation would reuse
+/// their sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    Local,
+    Remote,
+}
+
 /// What became of an incoming operation that was not refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
-    /// Entered the log (whether or not its author was authorized at its stamp).
+    /// Entered the log. Whether it takes effect is [`Replica::is_effective`]: that can change
+    /// as other operations arrive (a removal whose watermark is below it voids it).
     Logged,
     /// Already held in the log, the quarantine or the held-back set.
     Duplicate,
     /// Stamped further ahead of local time than the drift bound: held back, and logged by
     /// [`Replica::advance`] once local time has caught up.
     Held,
-    /// Its author has not been named by any `Add`: kept in the bounded quarantine and logged
-    /// when such an `Add` arrives.
+    /// Its author is not enabled at its sequence number (never admitted, or removed as of
+    /// it), or its predecessor is not logged yet: kept in the bounded quarantine and logged
+    /// when that changes.
     Quarantined,
-    /// It would have been held or quarantined, but its author already has its share of that
-    /// pen (see [`ReplicaConfig`]), so it was not kept. Nothing is lost to the group: sync
-    /// delivers it again from any replica that logged it.
+    /// Not kept: it would have been held or quarantined, but its author already has its
+    /// share of that pen (see [`ReplicaConfig`]), or it names as predecessor a logged
+    /// operation that is not its author's previous one, so it can never be on a chain.
+    /// Nothing usable is lost to the group: sync delivers it again from any replica that
+    /// holds it.
     Dropped,
 }
 
@@ -119,18 +142,15 @@ pub struct Replica {
     group: GroupId,
     config: ReplicaConfig,
     clock: Clock,
-    fold: Fold,
+    authority: Authority,
     index: AuthorIndex,
-    /// Every encryption key each member has published in a logged operation, authorized or
-    /// not: a bundle is signed by its member, so its key is authentic either way. Its keys
-    /// are also the admitted members: those a logged `Add` or the `Create` named (a `Rotate`
-    /// is logged only for an admitted author), whose operations enter the log.
-    published: BTreeMap<MemberId, BTreeSet<EncryptionKey>>,
     /// Keyed by stamp: an author over its quota loses its furthest-future operation.
     held: Pen<Stamp>,
     /// Keyed by arrival order: an author over its quota loses its oldest operation.
-    quarantine: Pen<u64>,
-    arrivals: u64,
+    /// Keyed by sequence number: an author over its quota loses its furthest operation
+    /// along its chain (the last one it could log), whatever the arrival order, so what a
+    /// replica keeps is a function of what it was offered.
+    quarantine: Pen<(u64, OpId)>,
     view: OnceLock<View>,
 }
 
@@ -140,21 +160,15 @@ impl Replica {
             group,
             config,
             clock,
-            fold: Fold::default(),
+            authority: Authority::default(),
             index: AuthorIndex::default(),
-            published: BTreeMap::new(),
-            held: Pen::new(config.held_limit, config.held_per_author, Evict::Greatest),
-            quarantine: Pen::new(
-                config.quarantine_limit,
-                config.quarantine_per_author,
-                Evict::Least,
-            ),
-            arrivals: 0,
+            held: Pen::new(config.held_limit, config.held_per_author),
+            quarantine: Pen::new(config.quarantine_limit, config.quarantine_per_author),
             view: OnceLock::new(),
         }
     }
 
-    /// Founds a group with `founder` as its only member; returns the replica and the genesis
+    /// Founds a group with `founder` as its owner and only member; returns the replica and the genesis
     /// operation that others [`join`](Self::join) from. `nonce` (random bytes from the
     /// caller) keeps two groups founded at the same moment apart.
     ///
@@ -178,6 +192,8 @@ impl Replica {
         let genesis = Op {
             group: Op::NO_GROUP,
             author: founder.id(),
+            seq: 1,
+            prev: Op::NO_PREV,
             timestamp: clock.send(physical_ms),
             body: Body::Create {
                 nonce,
@@ -186,7 +202,7 @@ impl Replica {
         }
         .sign(founder);
         let mut replica = Self::empty(GroupId(genesis.id().0), config, clock);
-        replica.admit(vec![genesis.clone()], physical_ms);
+        replica.admit(vec![genesis.clone()], physical_ms, Origin::Local);
         Ok((replica, genesis))
     }
 
@@ -242,45 +258,73 @@ impl Replica {
     /// The current view, computed once per change.
     pub fn view(&self) -> &View {
         self.view
-            .get_or_init(|| View::new(self.group, self.fold.members()))
+            .get_or_init(|| View::new(self.group, self.authority.view()))
     }
 
     /// Whether `member` is in the current view.
     pub fn is_member(&self, member: &MemberId) -> bool {
-        self.fold.is_member(member)
+        self.authority.is_member(member)
     }
 
-    /// Whether `member` was in the group once every operation stamped at or before `at` is
-    /// taken into account, as far as this replica knows.
+    /// `member`'s rank: the owner's, or the last one the owner granted it (a removal does
+    /// not change it), or [`Rank::Member`].
+    pub fn rank(&self, member: &MemberId) -> Rank {
+        self.authority.rank(member)
+    }
+
+    /// The group's owner (its founder).
+    pub fn owner(&self) -> MemberId {
+        self.authority
+            .owner()
+            .expect("a replica holds its genesis from the start")
+    }
+
+    /// Whether the logged operation `id` takes effect; `None` if it is not logged.
+    pub fn is_effective(&self, id: &OpId) -> Option<bool> {
+        self.authority.is_effective(id)
+    }
+
+    /// Whether `member` was in the group once every add, remove and leave that takes effect
+    /// and is stamped at or before `at` is taken into account, as far as this replica knows.
     pub fn was_member(&self, member: &MemberId, at: Timestamp) -> bool {
-        self.fold.was_member_at(member, Stamp::last_at(at))
+        self.authority.was_member_at(member, Stamp::last_at(at))
     }
 
-    /// Every encryption key `member` has published in a logged operation, current or not,
-    /// so that messages sealed under a since-rotated key can still be attributed.
-    pub fn published_keys(&self, member: &MemberId) -> impl Iterator<Item = &EncryptionKey> + '_ {
-        self.published.get(member).into_iter().flatten()
+    /// Every encryption key `member` has published, current or not, so that messages sealed
+    /// under a since-rotated key can still be attributed: keys from its adds that take
+    /// effect, and, once an add of it has taken effect, from its own rotations, logged or
+    /// quarantined, whether or not they take effect (each bundle is signed by the member, so
+    /// the key is authentic; a rotation made concurrently with its removal is void but still
+    /// names the key its messages of that time were sealed under). A void add admits no key.
+    pub fn published_keys(&self, member: &MemberId) -> impl Iterator<Item = EncryptionKey> + '_ {
+        let mut keys = self.authority.keys(member);
+        if self.authority.admitted(member) {
+            let rotations =
+                self.quarantine
+                    .of_author(member)
+                    .filter_map(|op| match &op.op().body {
+                        Body::Rotate { bundle } => Some(bundle.encryption_key),
+                        _ => None,
+                    });
+            keys.extend(rotations);
+        }
+        keys.into_iter()
     }
 
-    /// Members no longer in the view, with the stamp of the operation that removed them.
+    /// Members no longer in the view, with the stamp of the remove or leave that took them
+    /// out.
     pub fn past_members(&self) -> impl Iterator<Item = (&MemberId, &Stamp)> + '_ {
-        self.fold.past_members()
-    }
-
-    /// The member set as the fold maintains it: an [`LwwSet`] whose entries are the applied
-    /// adds and removes.
-    pub fn member_set(&self) -> &LwwSet<MemberId, Stamp> {
-        self.fold.member_set()
+        self.authority.past_members()
     }
 
     /// Logged operations in stamp order.
     pub fn ops(&self) -> impl Iterator<Item = &SignedOp> + '_ {
-        self.fold.ops()
+        self.authority.ops()
     }
 
     /// Number of logged operations.
     pub fn op_count(&self) -> usize {
-        self.fold.len()
+        self.authority.len()
     }
 
     /// Operations held back because they are future-dated, in stamp order.
@@ -288,8 +332,8 @@ impl Replica {
         self.held.ops()
     }
 
-    /// Operations quarantined because no `Add` has named their author yet, oldest arrival
-    /// first.
+    /// Operations quarantined because their author is not enabled at their sequence number
+    /// or their predecessor is not logged, in sequence-number order.
     pub fn quarantined(&self) -> impl Iterator<Item = &SignedOp> + '_ {
         self.quarantine.ops()
     }
@@ -310,7 +354,7 @@ impl Replica {
     /// Ingests one operation received at local physical time `physical_ms`.
     ///
     /// Checks, in order: right group, structure, signatures; then logs, holds back (future
-    /// dated) or quarantines (unknown author) it.
+    /// dated) or quarantines (author not enabled, predecessor missing) it.
     ///
     /// # Errors
     ///
@@ -326,8 +370,8 @@ impl Replica {
 
     /// Ingests many operations at once, verifying their signatures in one Ed25519 batch.
     ///
-    /// Operations are taken as a set: an `Add` in the batch admits its member's operations in
-    /// the same batch, whatever their order. Refused operations change nothing; the others
+    /// Operations are taken as a set: an `Add` in the batch admits its member's operations,
+    /// and an operation its successors, in the same batch, whatever their order. Refused operations change nothing; the others
     /// are ingested.
     pub fn ingest_batch(&mut self, ops: Vec<SignedOp>, physical_ms: u64) -> BatchReport {
         let mut results: Vec<Result<Status, IngestError>> = ops
@@ -355,7 +399,7 @@ impl Replica {
             .filter(|(i, _)| results[*i].is_ok())
             .map(|(i, op)| (op, i))
             .unzip();
-        let (statuses, changes) = self.admit(accepted, physical_ms);
+        let (statuses, changes) = self.admit(accepted, physical_ms, Origin::Remote);
         for (i, status) in positions.into_iter().zip(statuses) {
             results[i] = Ok(status);
         }
@@ -368,7 +412,7 @@ impl Replica {
         let due = self
             .held
             .take_where(|op| clock.check(op.op().timestamp, physical_ms).is_ok());
-        self.admit(due, physical_ms).1
+        self.admit(due, physical_ms, Origin::Remote).1
     }
 
     /// The checks that need no signature: structure, group, and the carried bundle's
@@ -392,20 +436,29 @@ impl Replica {
     }
 
     /// Routes verified operations to the log, the held-back set or the quarantine.
-    fn admit(&mut self, ops: Vec<SignedOp>, physical_ms: u64) -> (Vec<Status>, Vec<Change>) {
+    fn admit(
+        &mut self,
+        ops: Vec<SignedOp>,
+        physical_ms: u64,
+        origin: Origin,
+    ) -> (Vec<Status>, Vec<Change>) {
         let mut statuses = Vec::with_capacity(ops.len());
         let mut waiting: Vec<(Option<usize>, SignedOp)> = Vec::new();
         let mut seen = BTreeSet::new();
         for op in ops {
             let id = op.id();
-            let status = if self.fold.contains(&op.stamp())
+            let status = if self.authority.contains(&id)
                 || self.held.contains(&id)
                 || self.quarantine.contains(&id)
                 || !seen.insert(id)
             {
                 Status::Duplicate
-            } else if self.clock.check(op.op().timestamp, physical_ms).is_err() {
-                if self.held.insert(op.stamp(), op) {
+            } else if origin == Origin::Remote
+                && self.clock.check(op.op().timestamp, physical_ms).is_err()
+            {
+                let id = op.id();
+                let dropped = self.held.insert(op.stamp(), op);
+                if dropped.iter().all(|d| d.id() != id) {
                     Status::Held
                 } else {
                     Status::Dropped
@@ -417,40 +470,56 @@ impl Replica {
             statuses.push(status);
         }
 
-        // Admit in rounds: each logged `Add` may admit more authors, in this batch or in
-        // the quarantine.
-        let mut to_log = Vec::new();
-        loop {
-            let (ready, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(_, op)| {
-                matches!(op.op().body, Body::Create { .. })
-                    || self.published.contains_key(&op.op().author)
-            });
-            waiting = rest;
-            if ready.is_empty() {
-                break;
-            }
-            for (_, op) in ready {
-                if let Some(bundle) = op.op().body.bundle() {
-                    self.published
-                        .entry(bundle.member)
-                        .or_default()
-                        .insert(bundle.encryption_key);
+        // Log in rounds, each chain in order: an operation may wait for its predecessor or
+        // for the add that enables its author, in this batch or in the quarantine.
+        let mut progress = true;
+        while progress {
+            progress = false;
+            waiting.sort_by_key(|(_, op)| (op.op().author, op.op().seq));
+            let mut still = Vec::new();
+            for (position, op) in waiting {
+                match self.authority.loggable(&op) {
+                    Some(true) => {
+                        // Within the drift bound when checked; a physical clock stepped back
+                        // since can make the clock refuse it now, and then it simply does not
+                        // advance the clock.
+                        let _ = self.clock.receive(op.op().timestamp, physical_ms);
+                        self.index.insert(op.stamp());
+                        self.authority.insert(op);
+                        progress = true;
+                    }
+                    Some(false) => still.push((position, op)),
+                    None => {
+                        self.index.remove(op.stamp());
+                        if let Some(i) = position {
+                            statuses[i] = Status::Dropped;
+                        }
+                    }
                 }
-                to_log.push(op);
             }
-            let published = &self.published;
-            waiting.extend(
-                self.quarantine
-                    .take_where(|op| published.contains_key(&op.op().author))
-                    .into_iter()
-                    .map(|op| (None, op)),
-            );
+            waiting = still;
+            let authority = &self.authority;
+            let released = self
+                .quarantine
+                .take_where(|op| authority.loggable(op) == Some(true));
+            if !released.is_empty() {
+                progress = true;
+                waiting.extend(released.into_iter().map(|op| (None, op)));
+            }
         }
+        waiting.sort_by_key(|(position, _)| *position);
         for (position, op) in waiting {
-            self.arrivals += 1;
-            let kept = self.quarantine.insert(self.arrivals, op);
+            let (id, stamp) = (op.id(), op.stamp());
+            // The summary covers what the replica holds, quarantined or logged, so that two
+            // replicas holding one set of operations (whichever of them each could log)
+            // have one summary.
+            self.index.insert(stamp);
+            let dropped = self.quarantine.insert((op.op().seq, id), op);
+            for op in &dropped {
+                self.index.remove(op.stamp());
+            }
             if let Some(i) = position {
-                statuses[i] = if kept {
+                statuses[i] = if dropped.iter().all(|d| d.id() != id) {
                     Status::Quarantined
                 } else {
                     Status::Dropped
@@ -458,46 +527,79 @@ impl Replica {
             }
         }
 
-        for op in &to_log {
-            // Within the drift bound when checked; a physical clock stepped back since can
-            // make the clock refuse it now, and then it simply does not advance the clock.
-            let _ = self.clock.receive(op.op().timestamp, physical_ms);
-            self.index.insert(op.stamp());
-        }
-        let changes = self.fold.insert(to_log);
+        let changes = self.authority.take_changes();
         if !changes.is_empty() {
             self.view = OnceLock::new();
         }
         (statuses, changes)
     }
 
-    /// Signs and logs an operation of `author`'s.
+    /// Signs and logs `author`'s next operation, if it would take effect.
     fn act(
         &mut self,
         author: &Identity,
         body: Body,
         physical_ms: u64,
     ) -> Result<(SignedOp, Vec<Change>), ActionError> {
-        if !self.is_member(&author.id()) {
-            return Err(ActionError::NotAMember(author.id()));
+        let id = author.id();
+        if !self.is_member(&id) {
+            return Err(ActionError::NotAMember(id));
         }
-        let op = Op {
+        let (seq, prev) = self
+            .authority
+            .head(&id)
+            .map_or((1, Op::NO_PREV), |(seq, op)| (seq + 1, op));
+        let mut op = Op {
             group: self.group,
-            author: author.id(),
-            timestamp: self.clock.send(physical_ms),
+            author: id,
+            seq,
+            prev,
+            timestamp: Timestamp::ZERO,
             body,
+        };
+        if !self.authority.would_take_effect(&op) {
+            return Err(ActionError::NotPermitted {
+                author: id,
+                rank: self.rank(&id),
+            });
         }
-        .sign(author);
-        let (_, changes) = self.admit(vec![op.clone()], physical_ms);
+        op.timestamp = self.clock.send(physical_ms);
+        let op = op.sign(author);
+        let (_, changes) = self.admit(vec![op.clone()], physical_ms, Origin::Local);
         Ok((op, changes))
+    }
+
+    /// What this replica has seen of `member`'s chain, logged or quarantined: the watermark
+    /// of an operation about it. Quarantined operations count: a removed member's operations
+    /// wait there, and a re-add must vouch for them so they stay void and the member's next
+    /// operations can follow them.
+    fn watermark(&self, member: &MemberId) -> Watermark {
+        let (mut seq, mut op) = self.authority.head(member).unwrap_or((0, Op::NO_PREV));
+        while let Some(next) = self
+            .quarantine
+            .of_author(member)
+            .find(|q| q.op().seq == seq + 1 && q.op().prev == op)
+        {
+            (seq, op) = (seq + 1, next.id());
+        }
+        if seq == 0 {
+            Watermark::NONE
+        } else {
+            Watermark { seq, op }
+        }
     }
 
     /// `author` adds (or re-adds) the member whose self-signed `bundle` this is.
     ///
+    /// The owner may add anyone; an admin may add anyone who has never been an admin. The
+    /// operation records what this replica has seen of the member's chain, so that on a
+    /// re-add the member's operations made while it was out stay void.
+    ///
     /// # Errors
     ///
     /// [`ActionError::NotAMember`] if `author` is not a member;
-    /// [`ActionError::BadBundle`] if the bundle does not verify.
+    /// [`ActionError::NotPermitted`] if its rank does not allow it;
+    /// [`ActionError::BadBundle`] if the bundle does not verify or is the author's own.
     pub fn add(
         &mut self,
         author: &Identity,
@@ -507,34 +609,99 @@ impl Replica {
         bundle
             .verify()
             .map_err(|e| ActionError::BadBundle(e.into()))?;
-        self.act(author, Body::Add { bundle }, physical_ms)
+        if bundle.member == author.id() {
+            return Err(ActionError::BadBundle(InvalidOp::SelfSubject.into()));
+        }
+        let watermark = self.watermark(&bundle.member);
+        self.act(author, Body::Add { bundle, watermark }, physical_ms)
     }
 
-    /// `author` removes `member` (itself: leaves).
+    /// `author` removes `member` (itself: leaves). The owner may remove anyone else; an
+    /// admin anyone who has never been an admin. The operation records what this replica
+    /// has seen of the member's chain: the member's operations above it are void.
     ///
     /// # Errors
     ///
-    /// [`ActionError::NotAMember`] if `author` is not a member.
+    /// [`ActionError::NotAMember`] if `author` is not a member;
+    /// [`ActionError::NotPermitted`] if its rank does not allow it.
     pub fn remove(
         &mut self,
         author: &Identity,
         member: MemberId,
         physical_ms: u64,
     ) -> Result<(SignedOp, Vec<Change>), ActionError> {
-        self.act(author, Body::Remove { member }, physical_ms)
+        if member == author.id() {
+            return self.leave(author, physical_ms);
+        }
+        let watermark = self.watermark(&member);
+        self.act(author, Body::Remove { member, watermark }, physical_ms)
     }
 
-    /// `author` leaves the group.
+    /// `author` leaves the group; its own later operations are void.
     ///
     /// # Errors
     ///
-    /// [`ActionError::NotAMember`] if `author` is not a member.
+    /// [`ActionError::NotAMember`] if `author` is not a member;
+    /// [`ActionError::NotPermitted`] for the owner, who cannot leave.
     pub fn leave(
         &mut self,
         author: &Identity,
         physical_ms: u64,
     ) -> Result<(SignedOp, Vec<Change>), ActionError> {
-        self.remove(author, author.id(), physical_ms)
+        self.act(author, Body::Leave, physical_ms)
+    }
+
+    /// The owner makes `member` an admin. The member's operations above what this replica
+    /// has seen of its chain hold admin rank.
+    ///
+    /// # Errors
+    ///
+    /// [`ActionError::NotAMember`] if `author` is not a member;
+    /// [`ActionError::NotPermitted`] unless `author` is the owner and `member` someone else.
+    pub fn promote(
+        &mut self,
+        author: &Identity,
+        member: MemberId,
+        physical_ms: u64,
+    ) -> Result<(SignedOp, Vec<Change>), ActionError> {
+        self.set_rank(author, member, Rank::Admin, physical_ms)
+    }
+
+    /// The owner makes `member` a plain member again. The member's operations above what
+    /// this replica has seen of its chain have no admin authority, whatever their stamp.
+    ///
+    /// # Errors
+    ///
+    /// As for [`promote`](Self::promote).
+    pub fn demote(
+        &mut self,
+        author: &Identity,
+        member: MemberId,
+        physical_ms: u64,
+    ) -> Result<(SignedOp, Vec<Change>), ActionError> {
+        self.set_rank(author, member, Rank::Member, physical_ms)
+    }
+
+    fn set_rank(
+        &mut self,
+        author: &Identity,
+        member: MemberId,
+        rank: Rank,
+        physical_ms: u64,
+    ) -> Result<(SignedOp, Vec<Change>), ActionError> {
+        if member == author.id() {
+            return Err(ActionError::NotPermitted {
+                author: member,
+                rank: self.rank(&member),
+            });
+        }
+        let watermark = self.watermark(&member);
+        let body = Body::Rank {
+            member,
+            rank,
+            watermark,
+        };
+        self.act(author, body, physical_ms)
     }
 
     /// `author` publishes its own new encryption key.
@@ -560,13 +727,16 @@ impl Replica {
         self.act(author, Body::Rotate { bundle }, physical_ms)
     }
 
-    /// A compact summary of the logged operations, for a peer to answer with
+    /// A compact summary of the operations held, logged or quarantined, for a peer to answer
+    /// with
     /// [`missing_for`](Self::missing_for).
     pub fn summary(&self) -> Summary {
         self.index.summary(self.group)
     }
 
-    /// The logged operations that a peer with summary `peer` may lack.
+    /// The operations, logged or quarantined, that a peer with summary `peer` may lack, per
+    /// the rules of [`Summary`]. Quarantined ones are offered too: one may be what the peer's
+    /// own quarantine waits for (a predecessor, or the add that enables an author).
     ///
     /// # Errors
     ///
@@ -582,7 +752,12 @@ impl Replica {
             .index
             .missing_for(peer)
             .iter()
-            .filter_map(|stamp| self.fold.get(stamp).cloned())
+            .filter_map(|stamp| {
+                self.authority
+                    .get(stamp)
+                    .or_else(|| self.quarantine.get(&stamp.op))
+                    .cloned()
+            })
             .collect())
     }
 
@@ -590,9 +765,13 @@ impl Replica {
     /// never below the newest logged stamp: a saved clock that low is not one this replica
     /// could have had, and stamping below a logged operation would break the clock's promise.
     pub(crate) fn restore_clock(&mut self, saved: Timestamp) {
-        let floor = self.fold.ops().next_back().map_or(Timestamp::ZERO, |op| {
-            Timestamp::from_raw(op.op().timestamp.as_raw().saturating_add(1))
-        });
+        let floor = self
+            .authority
+            .ops()
+            .next_back()
+            .map_or(Timestamp::ZERO, |op| {
+                Timestamp::from_raw(op.op().timestamp.as_raw().saturating_add(1))
+            });
         self.clock = Clock::resume(self.config.clock, saved.max(floor));
     }
 }

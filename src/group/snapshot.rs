@@ -2,7 +2,7 @@
 //!
 //! A snapshot is a CBOR map `{version, body, checksum}`: `body` is the CBOR of the replica's
 //! group, clock and operations (logged in stamp order, held back in stamp order, quarantined
-//! oldest arrival first); `checksum` is its BLAKE3 hash (derive-key context
+//! in sequence-number order); `checksum` is its BLAKE3 hash (derive-key context
 //! `"splitsafe v1 snapshot"`), which catches damage, not forgery.
 //!
 //! Loading trusts the file no more than the network: the settings are the caller's, a saved
@@ -28,8 +28,8 @@ struct SnapshotFile {
     checksum: [u8; 32],
 }
 
-/// Version 2. Version 1 also carried the saver's settings (ignored when read) and listed the
-/// quarantine newest first.
+/// Version 3: operations in the chained layout of op format v2. Versions 1 and 2 held
+/// operations of op format v1, which carried no chain and no watermarks: they are refused.
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
     group: GroupId,
@@ -67,7 +67,7 @@ impl fmt::Display for SnapshotError {
             Self::Decode(e) => write!(f, "malformed snapshot: {e}"),
             Self::UnsupportedVersion(v) => write!(
                 f,
-                "snapshot version {v} is not supported (this code reads versions 1 to {})",
+                "snapshot version {v} is not supported (this code reads version {})",
                 Replica::SNAPSHOT_VERSION
             ),
             Self::ChecksumMismatch => f.write_str("snapshot body does not match its checksum"),
@@ -105,8 +105,8 @@ impl From<DecodeError> for SnapshotError {
 }
 
 impl Replica {
-    /// The snapshot format this code writes. It reads this one and version 1.
-    pub const SNAPSHOT_VERSION: u32 = 2;
+    /// The snapshot format this code writes and reads.
+    pub const SNAPSHOT_VERSION: u32 = 3;
 
     /// Saves the replica: everything needed to [`load`](Self::load) an identical one but the
     /// settings, which are the caller's.
@@ -130,7 +130,7 @@ impl Replica {
     ///
     /// Loaded with the saver's settings at the time it was saved (or later, before any held
     /// operation falls due), the replica equals the saved one: view, digest, summary, held
-    /// operations, quarantine in arrival order, and clock. Saved operations that the rules
+    /// operations, quarantine, and clock. Saved operations that the rules
     /// now refuse are returned in [`Loaded::refused`] and the rest loads.
     ///
     /// # Errors
@@ -144,16 +144,13 @@ impl Replica {
         physical_ms: u64,
     ) -> Result<Loaded, SnapshotError> {
         let file: SnapshotFile = codec::decode(bytes, max_len)?;
-        if !(1..=Self::SNAPSHOT_VERSION).contains(&file.version) {
+        if file.version != Self::SNAPSHOT_VERSION {
             return Err(SnapshotError::UnsupportedVersion(file.version));
         }
         if checksum(&file.body) != file.checksum {
             return Err(SnapshotError::ChecksumMismatch);
         }
-        let mut body: SnapshotBody = codec::decode(&file.body, max_len)?;
-        if file.version == 1 {
-            body.quarantined.reverse();
-        }
+        let body: SnapshotBody = codec::decode(&file.body, max_len)?;
         Clock::new(config.clock)
             .check(body.clock, physical_ms)
             .map_err(SnapshotError::ClockAhead)?;

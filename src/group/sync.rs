@@ -114,6 +114,17 @@ impl AuthorIndex {
         }
     }
 
+    pub(crate) fn remove(&mut self, stamp: Stamp) {
+        if let Some(log) = self.authors.get_mut(&stamp.author) {
+            if log.stamps.remove(&stamp) {
+                log.fingerprint.toggle(&stamp.op);
+            }
+            if log.stamps.is_empty() {
+                self.authors.remove(&stamp.author);
+            }
+        }
+    }
+
     pub(crate) fn summary(&self, group: GroupId) -> Summary {
         let authors = self
             .authors

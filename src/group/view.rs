@@ -1,6 +1,6 @@
 //! The member view: who is in the group now, with each member's encryption key.
 
-use super::op::GroupId;
+use super::op::{GroupId, Rank};
 use crate::keys::{byte_array, KeyBundle, MemberId};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,32 +11,34 @@ byte_array!(
     32
 );
 
-/// The members of a group at one replica, with their current key bundles.
+/// The members of a group at one replica, with their current key bundles and ranks.
 #[derive(Clone, PartialEq, Eq)]
 pub struct View {
     group: GroupId,
-    members: BTreeMap<MemberId, KeyBundle>,
+    members: BTreeMap<MemberId, (KeyBundle, Rank)>,
     digest: ViewDigest,
 }
 
 impl View {
     /// BLAKE3 derive-key context of the digest.
-    pub const DIGEST_CONTEXT: &'static str = "splitsafe v1 view digest";
+    pub const DIGEST_CONTEXT: &'static str = "splitsafe v2 view digest";
 
     pub(crate) fn new<'a>(
         group: GroupId,
-        members: impl Iterator<Item = (&'a MemberId, &'a KeyBundle)>,
+        members: impl Iterator<Item = (&'a MemberId, &'a KeyBundle, Rank)>,
     ) -> Self {
-        let members: BTreeMap<MemberId, KeyBundle> =
-            members.map(|(id, bundle)| (*id, *bundle)).collect();
-        // group id, member count (u64 big-endian), then each member id and its encryption
-        // key in ascending member order.
+        let members: BTreeMap<MemberId, (KeyBundle, Rank)> = members
+            .map(|(id, bundle, rank)| (*id, (*bundle, rank)))
+            .collect();
+        // group id, member count (u64 big-endian), then each member id, its encryption key
+        // and its rank (one byte: 0 member, 1 admin, 2 owner) in ascending member order.
         let mut hasher = blake3::Hasher::new_derive_key(Self::DIGEST_CONTEXT);
         hasher.update(&group.0);
         hasher.update(&(members.len() as u64).to_be_bytes());
-        for (id, bundle) in &members {
+        for (id, (bundle, rank)) in &members {
             hasher.update(&id.0);
             hasher.update(&bundle.encryption_key.0);
+            hasher.update(&[rank.tag()]);
         }
         Self {
             group,
@@ -72,12 +74,17 @@ impl View {
 
     /// The current bundle of `member`, if it is in the view.
     pub fn bundle(&self, member: &MemberId) -> Option<&KeyBundle> {
-        self.members.get(member)
+        self.members.get(member).map(|(bundle, _)| bundle)
+    }
+
+    /// The rank of `member`, if it is in the view.
+    pub fn rank(&self, member: &MemberId) -> Option<Rank> {
+        self.members.get(member).map(|(_, rank)| *rank)
     }
 
     /// Members with their bundles, in ascending member order.
     pub fn members(&self) -> impl Iterator<Item = (&MemberId, &KeyBundle)> + '_ {
-        self.members.iter()
+        self.members.iter().map(|(id, (bundle, _))| (id, bundle))
     }
 }
 

@@ -98,6 +98,16 @@ impl Sim {
                     START_MS + i as u64,
                 )
                 .expect("the founder is a member");
+            // Odd devices start as admins, so that removals by others than the owner happen.
+            if i % 2 == 1 {
+                founder
+                    .promote(
+                        keyrings[0].identity(),
+                        keyring.identity().id(),
+                        START_MS + i as u64,
+                    )
+                    .expect("the owner ranks");
+            }
         }
         let ops: Vec<SignedOp> = founder.ops().cloned().collect();
         let index = keyrings
@@ -204,6 +214,25 @@ impl Sim {
                 let now = self.clock_of(a);
                 let d = &mut self.devices[a];
                 if let Ok((op, _)) = d.replica.remove(d.keyring.identity(), member, now) {
+                    self.broadcast_op(a, op);
+                }
+            }
+            Action::Rank {
+                actor,
+                target,
+                admin,
+            } => {
+                let (a, t) = (self.device(*actor), self.device(*target));
+                let member = self.devices[t].keyring.identity().id();
+                let now = self.clock_of(a);
+                let d = &mut self.devices[a];
+                let author = d.keyring.identity();
+                let made = if *admin {
+                    d.replica.promote(author, member, now)
+                } else {
+                    d.replica.demote(author, member, now)
+                };
+                if let Ok((op, _)) = made {
                     self.broadcast_op(a, op);
                 }
             }

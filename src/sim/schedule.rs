@@ -22,6 +22,16 @@ pub enum Action {
         /// Who is removed.
         target: u8,
     },
+    /// `actor` makes `target` an admin (`admin`) or a plain member; only the owner (device
+    /// 0) can.
+    Rank {
+        /// Who acts.
+        actor: u8,
+        /// Whose rank.
+        target: u8,
+        /// Admin, or back to member.
+        admin: bool,
+    },
     /// `actor` rotates its encryption key.
     Rotate {
         /// Who rotates.
@@ -62,7 +72,7 @@ pub fn random_schedule(seed: u64, len: usize, partitions: u8) -> Schedule {
     let mut rng = SeededRng::new(seed ^ 0x5EED_5C4E_D01E);
     let mut byte = || rng.below(256) as u8;
     (0..len)
-        .map(|_| match byte() % 17 {
+        .map(|_| match byte() % 18 {
             0..=2 => Action::Add {
                 actor: byte(),
                 target: byte(),
@@ -81,6 +91,11 @@ pub fn random_schedule(seed: u64, len: usize, partitions: u8) -> Schedule {
                 sides: (0..32).map(|_| byte() % partitions.max(1)).collect(),
             },
             14 => Action::Heal,
+            15 => Action::Rank {
+                actor: byte() % 2,
+                target: byte(),
+                admin: byte() % 2 == 0,
+            },
             _ => Action::Advance {
                 ms: u32::from(byte()) * 1_000,
             },

@@ -1,0 +1,602 @@
+//! The authorization engine: which logged operations take effect, and the member view that
+//! follows from them, as a pure function of the set of logged operations.
+//!
+//! An operation takes effect iff it is on its author's chain, its author is enabled at its
+//! sequence number, and its author's rank allows it (`spec/membership.md`, "Authorization").
+//! Timestamps decide only one thing: among the adds, removes and leaves of one member that
+//! take effect, the latest stamp wins (an LWW-Element-Set).
+//!
+//! The rules are stratified: the owner's operations depend on nothing but the owner's
+//! chain; those about anyone who has ever been an admin count only if the owner made them;
+//! those about a member who has never been an admin count only if the owner or an admin (at
+//! its own sequence number) made them. Dependencies therefore never form a cycle, the result
+//! is unique, and it can be maintained incrementally: an operation whose verdict changes
+//! marks only the operations that verdict can change (its subject's operations above its
+//! watermark, the operations about a member whose rank changed, an equivocator's chain), and
+//! those are judged again, lowest stratum first, until nothing changes.
+
+use super::op::{Body, Op, OpId, Rank, SignedOp, Stamp, Watermark};
+use crate::clock::Timestamp;
+use crate::keys::{EncryptionKey, KeyBundle, MemberId, SignatureBytes};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What changed in the view for one member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Change {
+    /// The member joined the view.
+    Added(MemberId),
+    /// The member left the view (removed or left).
+    Removed(MemberId),
+    /// The member stayed and its encryption key changed.
+    KeyRotated(MemberId),
+    /// The member stayed and its rank changed.
+    RankChanged(MemberId),
+}
+
+/// A logged operation and its verdict.
+#[derive(Clone, Debug)]
+struct Node {
+    op: SignedOp,
+    /// On its author's chain: every equivocation at or below it is pinned to it.
+    on_chain: bool,
+    /// Takes effect.
+    effective: bool,
+}
+
+/// One add, remove or leave of a member that takes effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Standing {
+    /// The member's operations above it are governed by this entry.
+    watermark: u64,
+    present: bool,
+}
+
+/// Orders a member's bundles as [`KeyBundle::is_newer_than`] does, and tells apart bundles
+/// that differ only in their signature bytes, so the newest one is a function of the set.
+type BundleKey = (Timestamp, EncryptionKey, SignatureBytes);
+
+/// Everything known about one member, as author and as subject.
+#[derive(Clone, Debug, Default)]
+struct Member {
+    /// Its logged operations by sequence number; two or more at one number are a fork.
+    chain: BTreeMap<u64, Vec<OpId>>,
+    /// Sequence numbers with a fork.
+    forks: BTreeSet<u64>,
+    /// Its adds, removes and leaves that take effect, by stamp.
+    standing: BTreeMap<Stamp, Standing>,
+    /// The owner's rank changes of it that take effect, in the owner's chain order:
+    /// (owner's seq, op) -> (watermark, rank).
+    grants: BTreeMap<(u64, OpId), (u64, Rank)>,
+    /// Its operations named by a watermark of an operation that takes effect (a multiset).
+    pins: BTreeMap<OpId, usize>,
+    /// Logged operations of others about it.
+    about: BTreeSet<OpId>,
+    /// Keys of the bundles its own logged operations carry, whatever their verdict.
+    own_keys: BTreeSet<EncryptionKey>,
+    /// Bundles of its operations and of adds of it that take effect (a multiset).
+    bundles: BTreeMap<BundleKey, (KeyBundle, usize)>,
+}
+
+impl Member {
+    fn is_present(&self) -> bool {
+        self.standing
+            .values()
+            .next_back()
+            .is_some_and(|s| s.present)
+    }
+
+    fn newest_bundle(&self) -> Option<&KeyBundle> {
+        self.bundles.values().next_back().map(|(bundle, _)| bundle)
+    }
+
+    /// The highest watermark of an operation about it that takes effect.
+    fn vouched_to(&self) -> u64 {
+        let standing = self.standing.values().map(|s| s.watermark);
+        let grants = self.grants.values().map(|(watermark, _)| *watermark);
+        standing.chain(grants).max().unwrap_or(0)
+    }
+
+    fn ever_admin(&self) -> bool {
+        self.grants.values().any(|(_, rank)| *rank == Rank::Admin)
+    }
+
+    /// Enabled at `seq`: the latest (by stamp) standing entry whose watermark is below `seq`
+    /// is an add.
+    fn enabled_at(&self, seq: u64) -> bool {
+        self.standing
+            .values()
+            .rev()
+            .find(|s| s.watermark < seq)
+            .is_some_and(|s| s.present)
+    }
+
+    /// Rank at `seq`: the owner's latest grant whose watermark is below `seq`.
+    fn rank_at(&self, seq: u64) -> Rank {
+        self.grants
+            .values()
+            .rev()
+            .find(|(watermark, _)| *watermark < seq)
+            .map_or(Rank::Member, |(_, rank)| *rank)
+    }
+
+    fn current_rank(&self) -> Rank {
+        self.grants
+            .values()
+            .next_back()
+            .map_or(Rank::Member, |(_, rank)| *rank)
+    }
+}
+
+/// A member as the view shows it, for telling what changed.
+type Shown = Option<(EncryptionKey, Rank)>;
+
+fn toggle<K: Ord>(map: &mut BTreeMap<K, usize>, key: K, on: bool) {
+    if on {
+        *map.entry(key).or_insert(0) += 1;
+    } else if let Some(count) = map.get_mut(&key) {
+        *count -= 1;
+        if *count == 0 {
+            map.remove(&key);
+        }
+    }
+}
+
+/// The logged operations, their verdicts, and the view that follows.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Authority {
+    owner: Option<MemberId>,
+    nodes: HashMap<OpId, Node>,
+    by_stamp: BTreeMap<Stamp, OpId>,
+    members: BTreeMap<MemberId, Member>,
+    /// Members whose view entry may have changed since the last `take_changes`, as they were.
+    journal: BTreeMap<MemberId, Shown>,
+    /// Operations to judge again: (stratum, author, seq).
+    dirty: BTreeSet<(u8, MemberId, u64)>,
+}
+
+impl Authority {
+    /// Whether the operation is logged.
+    pub(crate) fn contains(&self, id: &OpId) -> bool {
+        self.nodes.contains_key(id)
+    }
+
+    /// Number of logged operations.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// All logged operations in stamp order.
+    pub(crate) fn ops(&self) -> impl DoubleEndedIterator<Item = &SignedOp> + '_ {
+        self.by_stamp.values().map(|id| &self.nodes[id].op)
+    }
+
+    /// The logged operation with this stamp.
+    pub(crate) fn get(&self, stamp: &Stamp) -> Option<&SignedOp> {
+        self.by_stamp.get(stamp).map(|id| &self.nodes[id].op)
+    }
+
+    /// Whether the logged operation `id` takes effect (`None`: not logged).
+    pub(crate) fn is_effective(&self, id: &OpId) -> Option<bool> {
+        self.nodes.get(id).map(|n| n.effective)
+    }
+
+    /// The founder, once the genesis is logged.
+    pub(crate) fn owner(&self) -> Option<MemberId> {
+        self.owner
+    }
+
+    /// `member`'s highest logged operation (the least id among equals), as the watermark
+    /// an operation about it records, or as the predecessor of its next operation.
+    pub(crate) fn head(&self, member: &MemberId) -> Option<(u64, OpId)> {
+        let (seq, ids) = self.members.get(member)?.chain.last_key_value()?;
+        ids.iter().min().map(|id| (*seq, *id))
+    }
+
+    /// Whether `op` can enter the log now: `Some(true)` if its predecessor is logged and its
+    /// author is enabled at its sequence number or vouched for up to it (the genesis always
+    /// is), `Some(false)` if it must wait, `None` if it never can (it names as predecessor an
+    /// operation that is not its author's previous one).
+    ///
+    /// Vouched-for operations are logged even when void, so that the chain a watermark pins
+    /// is stored and the author's later operations (after a re-add) can follow it; what an
+    /// author can make a replica log beyond what others vouch for is only what takes effect.
+    pub(crate) fn loggable(&self, op: &SignedOp) -> Option<bool> {
+        let op = op.op();
+        if matches!(op.body, Body::Create { .. }) {
+            return Some(true);
+        }
+        if op.seq > 1 {
+            match self.nodes.get(&op.prev) {
+                None => return Some(false),
+                Some(prev)
+                    if prev.op.op().author != op.author || prev.op.op().seq + 1 != op.seq =>
+                {
+                    return None
+                }
+                Some(_) => {}
+            }
+        }
+        Some(
+            self.members
+                .get(&op.author)
+                .is_some_and(|m| m.enabled_at(op.seq) || m.vouched_to() >= op.seq),
+        )
+    }
+
+    fn enabled(&self, author: &MemberId, seq: u64) -> bool {
+        self.members.get(author).is_some_and(|m| m.enabled_at(seq))
+    }
+
+    fn rank_at(&self, author: &MemberId, seq: u64) -> Rank {
+        if self.owner == Some(*author) {
+            return Rank::Owner;
+        }
+        self.members
+            .get(author)
+            .map_or(Rank::Member, |m| m.rank_at(seq))
+    }
+
+    fn stratum(&self, member: &MemberId) -> u8 {
+        if self.owner == Some(*member) {
+            0
+        } else if self.members.get(member).is_some_and(Member::ever_admin) {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Whether `op`'s author may do what it does, at its sequence number.
+    pub(crate) fn authorized(&self, op: &Op) -> bool {
+        let is_owner = |m: &MemberId| self.owner == Some(*m);
+        match &op.body {
+            Body::Create { .. } => is_owner(&op.author),
+            Body::Rotate { .. } => true,
+            Body::Leave => !is_owner(&op.author),
+            Body::Rank { .. } => is_owner(&op.author),
+            Body::Add { .. } | Body::Remove { .. } => {
+                let Some((subject, _)) = op.body.subject() else {
+                    return false;
+                };
+                !is_owner(&subject)
+                    && (is_owner(&op.author)
+                        || (self.rank_at(&op.author, op.seq) == Rank::Admin
+                            && !self.members.get(&subject).is_some_and(Member::ever_admin)))
+            }
+        }
+    }
+
+    /// Whether `op`, made next on its author's chain, would take effect: for refusing local
+    /// actions that would be void.
+    pub(crate) fn would_take_effect(&self, op: &Op) -> bool {
+        self.enabled(&op.author, op.seq) && self.authorized(op)
+    }
+
+    /// Whether `member` is in the view.
+    pub(crate) fn is_member(&self, member: &MemberId) -> bool {
+        self.members.get(member).is_some_and(Member::is_present)
+    }
+
+    /// `member`'s rank now (its last grant; removal does not change it).
+    pub(crate) fn rank(&self, member: &MemberId) -> Rank {
+        if self.owner == Some(*member) {
+            return Rank::Owner;
+        }
+        self.members
+            .get(member)
+            .map_or(Rank::Member, Member::current_rank)
+    }
+
+    fn shown(&self, member: &MemberId) -> Shown {
+        let m = self.members.get(member)?;
+        if !m.is_present() {
+            return None;
+        }
+        Some((m.newest_bundle()?.encryption_key, self.rank(member)))
+    }
+
+    /// Present members with their current bundles and ranks, in member order.
+    pub(crate) fn view(&self) -> impl Iterator<Item = (&MemberId, &KeyBundle, Rank)> + '_ {
+        self.members.iter().filter_map(|(id, m)| {
+            let bundle = m.newest_bundle()?;
+            m.is_present().then(|| (id, bundle, self.rank(id)))
+        })
+    }
+
+    /// Members no longer in the view, with the stamp of the entry that took them out.
+    pub(crate) fn past_members(&self) -> impl Iterator<Item = (&MemberId, &Stamp)> + '_ {
+        self.members.iter().filter_map(|(id, m)| {
+            let (stamp, last) = m.standing.last_key_value()?;
+            (!last.present).then_some((id, stamp))
+        })
+    }
+
+    /// Whether `member` was present after every entry stamped at or before `at`.
+    pub(crate) fn was_member_at(&self, member: &MemberId, at: Stamp) -> bool {
+        self.members.get(member).is_some_and(|m| {
+            m.standing
+                .range(..=at)
+                .next_back()
+                .is_some_and(|(_, s)| s.present)
+        })
+    }
+
+    /// Every encryption key of `member`'s from an operation that takes effect, and, if an
+    /// add of it ever took effect (or it is the owner), from its own logged operations
+    /// whether or not they take effect: a bundle is signed by its member, so its key is
+    /// authentic either way. Void adds admit no key.
+    pub(crate) fn keys(&self, member: &MemberId) -> BTreeSet<EncryptionKey> {
+        let Some(m) = self.members.get(member) else {
+            return BTreeSet::new();
+        };
+        let mut keys: BTreeSet<EncryptionKey> = m.bundles.keys().map(|(_, key, _)| *key).collect();
+        if self.admitted(member) {
+            keys.extend(m.own_keys.iter().copied());
+        }
+        keys
+    }
+
+    /// Whether an add of `member` ever took effect (or it is the owner).
+    pub(crate) fn admitted(&self, member: &MemberId) -> bool {
+        self.owner == Some(*member)
+            || self
+                .members
+                .get(member)
+                .is_some_and(|m| m.standing.values().any(|s| s.present))
+    }
+
+    /// Logs `op`, which [`loggable`](Self::loggable) accepted, and judges everything its
+    /// arrival can change.
+    pub(crate) fn insert(&mut self, op: SignedOp) {
+        let id = op.id();
+        if self.nodes.contains_key(&id) {
+            return;
+        }
+        let (author, seq) = (op.op().author, op.op().seq);
+        if matches!(op.op().body, Body::Create { .. }) {
+            self.owner = Some(author);
+        }
+        if let Some((subject, _)) = op.op().body.subject() {
+            self.members.entry(subject).or_default().about.insert(id);
+        }
+        self.by_stamp.insert(op.stamp(), id);
+        self.nodes.insert(
+            id,
+            Node {
+                op,
+                on_chain: false,
+                effective: false,
+            },
+        );
+        let member = self.members.entry(author).or_default();
+        if let Body::Rotate { bundle }
+        | Body::Create {
+            founder: bundle, ..
+        } = &self.nodes[&id].op.op().body
+        {
+            member.own_keys.insert(bundle.encryption_key);
+        }
+        let at_seq = member.chain.entry(seq).or_default();
+        at_seq.push(id);
+        if at_seq.len() == 2 {
+            member.forks.insert(seq);
+            self.mark_from(author, seq);
+        } else {
+            self.mark(author, seq);
+        }
+        self.settle();
+    }
+
+    /// What changed in the view since the last call.
+    pub(crate) fn take_changes(&mut self) -> Vec<Change> {
+        let journal = std::mem::take(&mut self.journal);
+        journal
+            .into_iter()
+            .filter_map(|(member, was)| match (was, self.shown(&member)) {
+                (None, Some(_)) => Some(Change::Added(member)),
+                (Some(_), None) => Some(Change::Removed(member)),
+                (Some((old_key, _)), Some((new_key, _))) if old_key != new_key => {
+                    Some(Change::KeyRotated(member))
+                }
+                (Some((_, old_rank)), Some((_, new_rank))) if old_rank != new_rank => {
+                    Some(Change::RankChanged(member))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn mark(&mut self, author: MemberId, seq: u64) {
+        let stratum = self.stratum(&author);
+        self.dirty.insert((stratum, author, seq));
+    }
+
+    /// Marks `author`'s logged operations from `seq` up.
+    fn mark_from(&mut self, author: MemberId, seq: u64) {
+        let stratum = self.stratum(&author);
+        if let Some(member) = self.members.get(&author) {
+            let seqs = member
+                .chain
+                .range(seq..)
+                .map(|(s, _)| (stratum, author, *s));
+            self.dirty.extend(seqs);
+        }
+    }
+
+    fn settle(&mut self) {
+        while let Some((_, author, seq)) = self.dirty.pop_first() {
+            let ids = match self.members.get(&author).and_then(|m| m.chain.get(&seq)) {
+                Some(ids) => ids.clone(),
+                None => continue,
+            };
+            for id in ids {
+                self.judge(id);
+            }
+        }
+    }
+
+    /// Whether `id`, of `author`, is an ancestor-or-self of an operation a watermark names.
+    fn is_pinned(&self, author: &MemberId, id: &OpId) -> bool {
+        let Some(member) = self.members.get(author) else {
+            return false;
+        };
+        let seq = self.nodes[id].op.op().seq;
+        member.pins.keys().any(|pin| {
+            let mut at = pin;
+            while let Some(node) = self.nodes.get(at) {
+                let op = node.op.op();
+                if op.author != *author || op.seq < seq {
+                    return false;
+                }
+                if op.seq == seq {
+                    return at == id;
+                }
+                at = &op.prev;
+            }
+            false
+        })
+    }
+
+    fn judge(&mut self, id: OpId) {
+        let node = &self.nodes[&id];
+        let op = node.op.op();
+        let (author, seq) = (op.author, op.seq);
+        let forked = self
+            .members
+            .get(&author)
+            .is_some_and(|m| m.forks.contains(&seq));
+        let parent_on_chain = seq == 1 || self.nodes.get(&op.prev).is_some_and(|p| p.on_chain);
+        let on_chain = parent_on_chain && (!forked || self.is_pinned(&author, &id));
+        // The genesis enables its author: it is judged on its chain alone.
+        let genesis = matches!(op.body, Body::Create { .. });
+        let effective = on_chain && (genesis || self.enabled(&author, seq)) && self.authorized(op);
+        let (was_on_chain, was_effective) = (node.on_chain, node.effective);
+        if on_chain != was_on_chain {
+            self.mark(author, seq + 1);
+        }
+        let node = self.nodes.get_mut(&id).expect("judged ops are logged");
+        node.on_chain = on_chain;
+        node.effective = effective;
+        if effective != was_effective {
+            self.apply(id, effective);
+        }
+    }
+
+    fn note(&mut self, member: MemberId) {
+        if !self.journal.contains_key(&member) {
+            let shown = self.shown(&member);
+            self.journal.insert(member, shown);
+        }
+    }
+
+    fn offer_bundle(&mut self, bundle: &KeyBundle, on: bool) {
+        let member = self.members.entry(bundle.member).or_default();
+        let key = (bundle.created, bundle.encryption_key, bundle.signature);
+        if on {
+            member.bundles.entry(key).or_insert((*bundle, 0)).1 += 1;
+        } else if let Some((_, count)) = member.bundles.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                member.bundles.remove(&key);
+            }
+        }
+    }
+
+    fn set_standing(&mut self, member: MemberId, stamp: Stamp, entry: Standing, on: bool) {
+        let standing = &mut self.members.entry(member).or_default().standing;
+        if on {
+            standing.insert(stamp, entry);
+        } else {
+            standing.remove(&stamp);
+        }
+    }
+
+    /// Makes the effects of `id` count (`on`) or stop counting, and marks what they govern.
+    fn apply(&mut self, id: OpId, on: bool) {
+        let signed = self.nodes[&id].op.clone();
+        let (stamp, op) = (signed.stamp(), signed.op());
+        match &op.body {
+            Body::Create { founder, .. } => {
+                self.note(op.author);
+                let entry = Standing {
+                    watermark: 0,
+                    present: true,
+                };
+                self.set_standing(op.author, stamp, entry, on);
+                self.offer_bundle(founder, on);
+            }
+            Body::Rotate { bundle } => {
+                self.note(op.author);
+                self.offer_bundle(bundle, on);
+            }
+            Body::Leave => {
+                self.note(op.author);
+                let entry = Standing {
+                    watermark: op.seq,
+                    present: false,
+                };
+                self.set_standing(op.author, stamp, entry, on);
+                self.mark_from(op.author, op.seq + 1);
+            }
+            Body::Add { bundle, watermark } => {
+                self.note(bundle.member);
+                self.offer_bundle(bundle, on);
+                self.subject_standing(bundle.member, stamp, *watermark, true, on);
+            }
+            Body::Remove { member, watermark } => {
+                self.subject_standing(*member, stamp, *watermark, false, on);
+            }
+            Body::Rank {
+                member,
+                rank,
+                watermark,
+            } => {
+                self.note(*member);
+                let grants = &mut self.members.entry(*member).or_default().grants;
+                if on {
+                    grants.insert((op.seq, id), (watermark.seq, *rank));
+                } else {
+                    grants.remove(&(op.seq, id));
+                }
+                self.pin(*member, watermark.op, watermark.seq, on);
+                self.mark_from(*member, watermark.seq + 1);
+                // Whether it has ever been an admin decides who may add or remove it.
+                let about: Vec<OpId> = self.members[member].about.iter().copied().collect();
+                for other in about {
+                    let op = self.nodes[&other].op.op();
+                    self.mark(op.author, op.seq);
+                }
+            }
+        }
+    }
+
+    /// An add or remove of `subject` starts or stops counting.
+    fn subject_standing(
+        &mut self,
+        subject: MemberId,
+        stamp: Stamp,
+        watermark: Watermark,
+        present: bool,
+        on: bool,
+    ) {
+        self.note(subject);
+        let entry = Standing {
+            watermark: watermark.seq,
+            present,
+        };
+        self.set_standing(subject, stamp, entry, on);
+        self.pin(subject, watermark.op, watermark.seq, on);
+        self.mark_from(subject, watermark.seq + 1);
+    }
+
+    fn pin(&mut self, member: MemberId, op: OpId, seq: u64, on: bool) {
+        if seq == 0 {
+            return;
+        }
+        let entry = self.members.entry(member).or_default();
+        toggle(&mut entry.pins, op, on);
+        if let Some(first_fork) = entry.forks.first().copied() {
+            self.mark_from(member, first_fork);
+        }
+    }
+}
