@@ -551,3 +551,37 @@ fn sync_converges_in_three_messages() {
     assert_eq!(a.summary(), b.summary());
     assert!(a.missing_for(&b.summary()).unwrap().is_empty());
 }
+
+/// P6: a chain split across two replicas, every other link on each side (so each holds
+/// mostly operations waiting for a predecessor), converges in one round: quarantined
+/// operations are summarized and offered like logged ones.
+#[test]
+fn a_chain_split_across_two_replicas_converges_in_one_round() {
+    let (mut origin, genesis) = group_of(0);
+    let mut chain = Vec::new();
+    for i in 1..=10u8 {
+        let (op, _) = origin
+            .add(&identity(0), bundle(&identity(i), i, T0), T0 + u64::from(i))
+            .unwrap();
+        chain.push(op);
+    }
+    let mut a = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
+    let mut b = a.clone();
+    for (i, op) in chain.iter().enumerate() {
+        let side = if i % 2 == 0 { &mut a } else { &mut b };
+        side.ingest(op.clone(), T0 + 20).unwrap();
+    }
+    assert_eq!(a.op_count(), 2, "the genesis and the first link");
+    assert_eq!(b.op_count(), 1);
+    let to_a = b.missing_for(&a.summary()).unwrap();
+    let b_summary = b.summary();
+    a.ingest_batch(to_a, T0 + 30);
+    let to_b = a.missing_for(&b_summary).unwrap();
+    b.ingest_batch(to_b, T0 + 30);
+    for replica in [&a, &b] {
+        assert_eq!(replica.view(), origin.view());
+        assert_eq!(replica.quarantined().count(), 0);
+    }
+    assert_eq!(a.summary(), b.summary());
+    assert!(a.missing_for(&b.summary()).unwrap().is_empty());
+}
