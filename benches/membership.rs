@@ -1,8 +1,10 @@
 //! Membership engine: ingest of an op newer than everything (n = 100, 10k, 100k ops in the
-//! log); ingest of a late op that lands 1,000 positions deep; batch ingest of 1,000 ops next
-//! to the verification of their 2,000 signatures alone under the protocol's rule (the floor)
-//! and under the alternative rule (`verify_strict` one by one); and two replicas of 10k
-//! members converging after a split with 1% divergence (time, and bytes on the wire).
+//! log); ingest of a late op (an admin's, from across a split) stamped 1,000 positions deep;
+//! ingest of a removed admin's backdated op into a log of 100k ops (review finding F5);
+//! batch ingest of 1,000 ops next to the verification of their 2,000 signatures alone under
+//! the protocol's rule (the floor) and under the alternative rule (`verify_strict` one by
+//! one); and two replicas of 10k members converging after a split with 1% divergence (time,
+//! and bytes on the wire).
 //!
 //! Run: `cargo bench --bench membership`.
 
@@ -10,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use ed25519_dalek::{Signature, VerifyingKey};
 use splitsafe::clock::Timestamp;
 use splitsafe::codec;
-use splitsafe::group::{Body, Replica, ReplicaConfig, SignedOp};
+use splitsafe::group::{Body, Op, Replica, ReplicaConfig, SignedOp, Watermark};
 use splitsafe::keys::{EncryptionKey, Identity, SignedMessage};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -25,7 +27,8 @@ fn founder() -> Identity {
     member(0)
 }
 
-/// A group whose founder has added members `1..n` at `T0 + i` ms: a log of n ops.
+/// A group whose founder has added members `1..n` at `T0 + i` ms and made member 1 an admin:
+/// a log of n + 1 ops.
 fn group(n: u32) -> Replica {
     let founder = founder();
     let bundle = founder.bundle(
@@ -35,6 +38,9 @@ fn group(n: u32) -> Replica {
     let (mut replica, _) =
         Replica::create(&founder, bundle, [0; 16], ReplicaConfig::default(), T0).unwrap();
     add_members(&mut replica, 1..n, T0);
+    replica
+        .promote(&founder, member(1).id(), T0 + u64::from(n))
+        .unwrap();
     replica
 }
 
@@ -50,15 +56,14 @@ fn add_members(replica: &mut Replica, ids: std::ops::Range<u32>, t: u64) {
     }
 }
 
-/// `count` removals of never-added ids by the founder, made on a copy of `replica` from time
-/// `t`: valid, distinct operations stamped after everything up to `t`.
-fn removals(replica: &Replica, count: u32, t: u64) -> Vec<SignedOp> {
+/// `count` removals of never-added ids by `author`, made on a copy of `replica` from time
+/// `t`: valid, distinct operations, each next on the author's chain.
+fn removals(replica: &Replica, author: &Identity, count: u32, t: u64) -> Vec<SignedOp> {
     let mut fork = replica.clone();
-    let founder = founder();
     (0..count)
         .map(|j| {
             let target = member(10_000_000 + j).id();
-            fork.remove(&founder, target, t + u64::from(j)).unwrap().0
+            fork.remove(author, target, t + u64::from(j)).unwrap().0
         })
         .collect()
 }
@@ -89,7 +94,7 @@ fn ingest_newest(c: &mut Criterion) {
     for n in [100u32, 10_000, 100_000] {
         let base = group(n);
         let t = T0 + u64::from(n) + 10;
-        let pool = removals(&base, 5_000, t);
+        let pool = removals(&base, &founder(), 5_000, t);
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_custom(|iters| ingest_each(&base, &pool, iters, t + 30_000))
         });
@@ -102,14 +107,59 @@ fn ingest_late(c: &mut Criterion) {
     g.sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    // 9,000 ops, then 1,000 more much later; late ops fall in the gap.
+    // 9,000 ops, then 1,000 more much later; the late ops, removals by admin 1 made on a
+    // replica that never saw the last 1,000, are stamped in the gap.
     let mut base = group(9_000);
     let before_gap = base.clone();
     add_members(&mut base, 9_000..10_000, T0 + 1_000_000);
-    let pool = removals(&before_gap, 5_000, T0 + 20_000);
+    let pool = removals(&before_gap, &member(1), 5_000, T0 + 20_000);
     let now = T0 + 2_000_000;
     g.bench_function("log_10k", |b| {
         b.iter_custom(|iters| ingest_each(&base, &pool, iters, now))
+    });
+    g.finish();
+}
+
+/// `count` removals of never-added ids signed by `author` by hand, stamped from `t` on (a
+/// replica's clock would stamp them after everything it has seen), chained from its last op.
+fn backdated(replica: &Replica, author: &Identity, count: u32, t: u64) -> Vec<SignedOp> {
+    let mut prev = Op::NO_PREV;
+    (0..count)
+        .map(|j| {
+            let op = Op {
+                group: replica.group(),
+                author: author.id(),
+                seq: 1 + u64::from(j),
+                prev,
+                timestamp: Timestamp::from_physical(t + u64::from(j)),
+                body: Body::Remove {
+                    member: member(10_000_000 + j).id(),
+                    watermark: Watermark::NONE,
+                },
+            }
+            .sign(author);
+            prev = op.id();
+            op
+        })
+        .collect()
+}
+
+/// F5: admin 1 is removed after 100k ops; from a stale replica it signs ops stamped at the
+/// very start of the log. Each is void (above the removal's watermark): it costs its
+/// signature check and a place in the bounded quarantine, never a re-fold of the log.
+fn ingest_backdated_void(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ingest_backdated_void");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    let n = 100_000u32;
+    let stale = group(n);
+    let mut base = stale.clone();
+    let t = T0 + u64::from(n) + 10;
+    base.remove(&founder(), member(1).id(), t).unwrap();
+    let pool = backdated(&stale, &member(1), 5_000, T0 + 20);
+    g.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter_custom(|iters| ingest_each(&base, &pool, iters, t + 30_000))
     });
     g.finish();
 }
@@ -240,5 +290,12 @@ fn converge(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ingest_newest, ingest_late, batch_ingest, converge);
+criterion_group!(
+    benches,
+    ingest_newest,
+    ingest_late,
+    ingest_backdated_void,
+    batch_ingest,
+    converge
+);
 criterion_main!(benches);

@@ -1,9 +1,13 @@
-//! A group keeps working through a netsplit and converges after it.
+//! A group keeps working through a netsplit and converges after it; a removed admin cannot
+//! rewrite its history with backdated operations.
 //!
 //! Run: `cargo run --release --example netsplit` for the story, or with
 //! `--devices N --partitions K --ops N --seed S` for a random run of N actions, and `--json`
 //! for machine-readable output. The exit code is 0 exactly when the verdict is true.
 
+use splitsafe::clock::Timestamp;
+use splitsafe::group::{Body, Op, Replica, ReplicaConfig, Watermark};
+use splitsafe::keys::{EncryptionKey, Identity};
 use splitsafe::sim::{random_schedule, Action, MessageRecord, Outcome, Sim, SimConfig};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -77,7 +81,7 @@ fn story(args: &Args) -> Outcome {
     };
     say(
         &sim,
-        "The group forms: d0 founds it and adds d1..d4; d5, d6, d7 are outside.",
+        "The group forms: d0 founds it (the owner), adds d1..d4 and makes d1 and d3 admins; d5, d6, d7 are outside.",
     );
     // Each chapter is followed by a few seconds for the network to deliver, and a sync on
     // each side to recover what it lost.
@@ -89,7 +93,7 @@ fn story(args: &Args) -> Outcome {
             }],
         ),
         (
-            "Left: d0 removes d4, who is on the right side. Right: d3 adds d6 and d7.",
+            "Left: d0 removes d4, who is on the right side. Right: admin d3 adds d6 and d7.",
             vec![
                 Action::Remove {
                     actor: 0,
@@ -106,7 +110,7 @@ fn story(args: &Args) -> Outcome {
             ],
         ),
         (
-            "Left: d1 adds d5. Both sides send: d2 (message 0) and d4 (message 1).",
+            "Left: admin d1 adds d5. Both sides send: d2 (message 0) and d4 (message 1).",
             vec![
                 Action::Add {
                     actor: 1,
@@ -117,11 +121,11 @@ fn story(args: &Args) -> Outcome {
             ],
         ),
         (
-            "Right: d3 removes d1, who is on the left. d7 sends message 2; d5 sends message 3.",
+            "Right: admin d3 removes d2, who is on the left. d7 sends message 2; d5 sends message 3.",
             vec![
                 Action::Remove {
                     actor: 3,
-                    target: 1,
+                    target: 2,
                 },
                 Action::Send { actor: 7 },
                 Action::Send { actor: 5 },
@@ -253,6 +257,106 @@ fn table(outcome: &Outcome) {
     );
 }
 
+/// The second story: Mallory, an admin, is removed by the owner a year after joining. From
+/// a copy of the group she kept from her first days she signs, by hand, a removal of Bob
+/// stamped a year back, an add of a puppet, and an op that reuses her last sequence number
+/// the owner saw. Returns whether everything she signed is void and the view unchanged.
+fn backdating_story() -> bool {
+    const T0: u64 = 1_795_694_400_000; // 2026-11-26 12:00 UTC
+    const YEAR: u64 = 365 * 86_400_000;
+    let person = |n: u8| Identity::from_secret_bytes([n; 32]);
+    let (alice, bob, mallory, puppet) = (person(1), person(2), person(3), person(4));
+    let bundle = |who: &Identity| {
+        let key = EncryptionKey(x25519_dalek::X25519_BASEPOINT_BYTES);
+        who.bundle(key, Timestamp::from_physical(T0))
+    };
+    let config = ReplicaConfig::default();
+    let (mut group, genesis) =
+        Replica::create(&alice, bundle(&alice), [0; 16], config, T0).expect("a fresh group");
+    group.add(&alice, bundle(&bob), T0 + 1).expect("owner adds");
+    group
+        .add(&alice, bundle(&mallory), T0 + 2)
+        .expect("owner adds");
+    group
+        .promote(&alice, mallory.id(), T0 + 3)
+        .expect("owner ranks");
+    let (her_first, _) = group
+        .add(&mallory, bundle(&person(5)), T0 + 4)
+        .expect("admin adds");
+    group
+        .remove(&alice, mallory.id(), T0 + YEAR)
+        .expect("owner removes");
+    let before = group.view().clone();
+    println!(
+        "
+A year later the owner removes admin Mallory; she kept her key and an old copy of the group."
+    );
+    let craft = |seq: u64, prev, at: u64, body: Body| {
+        Op {
+            group: group.group(),
+            author: mallory.id(),
+            seq,
+            prev,
+            timestamp: Timestamp::from_physical(at),
+            body,
+        }
+        .sign(&mallory)
+    };
+    let remove_bob = craft(
+        2,
+        her_first.id(),
+        T0 + 5,
+        Body::Remove {
+            member: bob.id(),
+            watermark: Watermark::NONE,
+        },
+    );
+    let add_puppet = craft(
+        3,
+        remove_bob.id(),
+        T0 + 6,
+        Body::Add {
+            bundle: bundle(&puppet),
+            watermark: Watermark::NONE,
+        },
+    );
+    let rewrite_first = craft(
+        1,
+        Op::NO_PREV,
+        T0 + 4,
+        Body::Remove {
+            member: bob.id(),
+            watermark: Watermark::NONE,
+        },
+    );
+    let mut at_bob = Replica::join(&genesis, config, T0 + YEAR + 10).expect("joins");
+    at_bob.ingest_batch(group.ops().cloned().collect(), T0 + YEAR + 10);
+    let mut all_void = true;
+    for (what, op) in [
+        ("removes Bob, stamped a year back", &remove_bob),
+        ("adds her puppet, stamped a year back", &add_puppet),
+        ("re-signs her first op as a removal of Bob", &rewrite_first),
+    ] {
+        let status = at_bob
+            .ingest(op.clone(), T0 + YEAR + 20)
+            .expect("well formed and signed");
+        let effective = at_bob.is_effective(&op.id()) == Some(true);
+        all_void &= !effective;
+        println!(
+            "    Mallory {what} (stamp {}): {:?}, takes effect: {effective}",
+            op.op().timestamp,
+            status.status
+        );
+    }
+    let unchanged = at_bob.view() == &before && at_bob.is_effective(&her_first.id()) == Some(true);
+    println!(
+        "    view unchanged: {unchanged}; Bob a member: {}; the add the owner saw her make still stands: {}",
+        at_bob.is_member(&bob.id()),
+        at_bob.is_effective(&her_first.id()) == Some(true)
+    );
+    all_void && unchanged
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(args) => args,
@@ -282,12 +386,18 @@ fn main() -> ExitCode {
             sim.finish()
         }
     };
+    let mut verdict = outcome.violations.is_empty() && outcome.converged;
     if args.json {
         println!("{}", json(&outcome));
     } else {
         table(&outcome);
+        if args.ops.is_none() {
+            let held = backdating_story();
+            println!("verdict: {held} (every backdated op of the removed admin is void)");
+            verdict &= held;
+        }
     }
-    if outcome.violations.is_empty() && outcome.converged {
+    if verdict {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
