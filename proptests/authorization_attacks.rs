@@ -16,7 +16,7 @@ use splitsafe::crypto::{KeyringConfig, OpenError, SealOptions};
 use splitsafe::group::{Body, Op, OpId, Rank, Replica, ReplicaConfig, SignedOp, Status, Watermark};
 use splitsafe::keys::{Identity, MemberId};
 use support::crypto::{rng, world};
-use support::group::{bundle, found, identity, play, Step, T0};
+use support::group::{bundle, found, identity, removed_admin_attack, Crafted, Step, T0};
 
 const DAY: u64 = 86_400_000;
 const YEAR: u64 = 365 * DAY;
@@ -344,10 +344,18 @@ fn honest_step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// One crafted op: chain position (seq 1..4, prev: none, her last honest op, or an earlier
-/// crafted op), stamp, and body.
-fn crafted_op() -> impl Strategy<Value = (u64, u8, u64, u8, u8, bool)> {
-    (1u64..5, 0u8..3, 0u64..2_000, 0u8..4, 0u8..5, any::<bool>())
+/// One crafted op (see [`Crafted`]).
+fn crafted_op() -> impl Strategy<Value = Crafted> {
+    (1u64..5, 0u8..3, 0u64..2_000, 0u8..4, 0u8..5, any::<bool>()).prop_map(
+        |(seq, prev, at, body, target, early)| Crafted {
+            seq,
+            prev,
+            at,
+            body,
+            target,
+            early,
+        },
+    )
 }
 
 proptest! {
@@ -363,58 +371,7 @@ proptest! {
         crafted in proptest::collection::vec(crafted_op(), 1..7),
         crafted_first in any::<bool>(),
     ) {
-        let (genesis, mut ops) = play(&steps);
-        let mut owner_view = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
-        owner_view.ingest_batch(ops.clone(), T0 + 1_000);
-        let owner = identity(0);
-        let one = identity(1);
-        let (removal, _) = owner_view.remove(&owner, one.id(), T0 + 5_000).unwrap();
-        ops.push(removal);
-        let reference = support::group::replay(&genesis, &ops);
-        prop_assume!(!reference.is_member(&one.id()));
-
-        let own: Vec<&SignedOp> = ops.iter().filter(|o| o.op().author == one.id()).collect();
-        let mut made: Vec<SignedOp> = Vec::new();
-        for (seq, prev_kind, at, body, target, early) in crafted {
-            let prev = match prev_kind {
-                _ if seq == 1 => Op::NO_PREV,
-                0 => own.iter().find(|o| o.op().seq == seq - 1).map_or(Op::NO_PREV, |o| o.id()),
-                1 => made.iter().rev().find(|o| o.op().seq == seq - 1).map_or(Op::NO_PREV, |o| o.id()),
-                _ => own.last().map_or(Op::NO_PREV, |o| o.id()),
-            };
-            let prev = if seq == 1 { Op::NO_PREV } else if prev == Op::NO_PREV { OpId([seq as u8; 32]) } else { prev };
-            let target = identity(target).id();
-            let body = match body {
-                0 if target != one.id() => Body::Remove { member: target, watermark: Watermark::NONE },
-                1 => Body::Add { bundle: bundle(&identity(7), 7, T0), watermark: Watermark::NONE },
-                2 if target != one.id() => Body::Rank { member: target, rank: Rank::Admin, watermark: Watermark::NONE },
-                _ => Body::Leave,
-            };
-            let stamp = if early { T0 + at } else { T0 + 6_000 + at };
-            made.push(Op {
-                group: reference.group(),
-                author: one.id(),
-                seq,
-                prev,
-                timestamp: Timestamp::from_physical(stamp),
-                body,
-            }.sign(&one));
-        }
-        let order: Vec<SignedOp> = if crafted_first {
-            made.iter().chain(&ops).cloned().collect()
-        } else {
-            ops.iter().chain(&made).cloned().collect()
-        };
-        let attacked = support::group::replay(&genesis, &order);
-        prop_assert_eq!(attacked.view(), reference.view());
-        for op in &ops {
-            prop_assert_eq!(
-                attacked.is_effective(&op.id()) == Some(true),
-                reference.is_effective(&op.id()) == Some(true)
-            );
-        }
-        for op in &made {
-            prop_assert_ne!(attacked.is_effective(&op.id()), Some(true));
-        }
+        let outcome = removed_admin_attack(&steps, &crafted, crafted_first);
+        prop_assert!(outcome.is_ok(), "{:?}", outcome);
     }
 }

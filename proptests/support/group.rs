@@ -341,3 +341,109 @@ pub fn view_map(replica: &Replica) -> BTreeMap<[u8; 32], ([u8; 32], u8)> {
         .map(|(m, b)| (m.0, (b.encryption_key.0, view.rank(m).unwrap().tag())))
         .collect()
 }
+
+/// An operation a removed admin crafts: its chain position (`seq`; `prev` 0: its honest op
+/// at `seq - 1`, 1: an earlier crafted op at `seq - 1`, else its last honest op; a made-up
+/// id when none exists), its stamp (`at` ms after `T0` if `early`, else after the removal),
+/// and its body (0 remove, 1 add a puppet, 2 promote, else leave) about device `target`.
+#[derive(Clone, Debug)]
+pub struct Crafted {
+    pub seq: u64,
+    pub prev: u8,
+    pub at: u64,
+    pub body: u8,
+    pub target: u8,
+    pub early: bool,
+}
+
+/// P1 as a check: after the honest history `steps`, the owner removes admin 1 (with what its
+/// replica has seen); admin 1 then signs `crafted`. Delivered before (`crafted_first`) or
+/// after the honest ops, they must change neither the view nor any honest op's verdict, and
+/// none may take effect. `Ok` also when the precondition does not hold (1 not removed).
+pub fn removed_admin_attack(
+    steps: &[Step],
+    crafted: &[Crafted],
+    crafted_first: bool,
+) -> Result<(), String> {
+    use splitsafe::group::{Body, Op, OpId, Rank, Watermark};
+    let (genesis, mut ops) = play(steps);
+    let mut owner_view = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
+    owner_view.ingest_batch(ops.clone(), T0 + 1_000);
+    let one = identity(1);
+    let Ok((removal, _)) = owner_view.remove(&identity(0), one.id(), T0 + 5_000) else {
+        return Ok(());
+    };
+    ops.push(removal);
+    let reference = replay(&genesis, &ops);
+    if reference.is_member(&one.id()) {
+        return Ok(());
+    }
+    let own: Vec<&SignedOp> = ops.iter().filter(|o| o.op().author == one.id()).collect();
+    let mut made: Vec<SignedOp> = Vec::new();
+    for c in crafted {
+        let seq = c.seq.max(1);
+        let found = match c.prev {
+            _ if seq == 1 => Some(Op::NO_PREV),
+            0 => own.iter().find(|o| o.op().seq == seq - 1).map(|o| o.id()),
+            1 => made
+                .iter()
+                .rev()
+                .find(|o| o.op().seq == seq - 1)
+                .map(|o| o.id()),
+            _ => own.last().map(|o| o.id()),
+        };
+        let prev = found.unwrap_or(OpId([seq as u8; 32]));
+        let target = identity(c.target % DEVICES).id();
+        let body = match c.body {
+            0 if target != one.id() => Body::Remove {
+                member: target,
+                watermark: Watermark::NONE,
+            },
+            1 => Body::Add {
+                bundle: bundle(&identity(7), 7, T0),
+                watermark: Watermark::NONE,
+            },
+            2 if target != one.id() => Body::Rank {
+                member: target,
+                rank: Rank::Admin,
+                watermark: Watermark::NONE,
+            },
+            _ => Body::Leave,
+        };
+        let at = c.at % 100_000;
+        let stamp = if c.early { T0 + at } else { T0 + 6_000 + at };
+        let op = Op {
+            group: reference.group(),
+            author: one.id(),
+            seq,
+            prev,
+            timestamp: Timestamp::from_physical(stamp),
+            body,
+        };
+        made.push(op.sign(&one));
+    }
+    let order: Vec<&SignedOp> = if crafted_first {
+        made.iter().chain(&ops).collect()
+    } else {
+        ops.iter().chain(&made).collect()
+    };
+    let attacked = replay(&genesis, order);
+    if attacked.view() != reference.view() {
+        return Err(format!(
+            "view changed: {:?} vs {:?}",
+            attacked.view(),
+            reference.view()
+        ));
+    }
+    let takes_effect = |r: &Replica, op: &SignedOp| r.is_effective(&op.id()) == Some(true);
+    if let Some(op) = ops
+        .iter()
+        .find(|op| takes_effect(&attacked, op) != takes_effect(&reference, op))
+    {
+        return Err(format!("verdict of {op:?} changed"));
+    }
+    if let Some(op) = made.iter().find(|op| takes_effect(&attacked, op)) {
+        return Err(format!("crafted {op:?} takes effect"));
+    }
+    Ok(())
+}
