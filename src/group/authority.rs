@@ -16,6 +16,7 @@
 //! those are judged again, lowest stratum first, until nothing changes.
 
 use super::op::{Body, Op, OpId, Rank, SignedOp, Stamp, Watermark};
+use super::vec_map::VecMap;
 use crate::clock::Timestamp;
 use crate::keys::{EncryptionKey, KeyBundle, MemberId, SignatureBytes};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -63,18 +64,18 @@ struct Member {
     /// Sequence numbers with a fork.
     forks: BTreeSet<u64>,
     /// Its adds, removes and leaves that take effect, by stamp.
-    standing: BTreeMap<Stamp, Standing>,
+    standing: VecMap<Stamp, Standing>,
     /// The owner's rank changes of it that take effect, in the owner's chain order:
     /// (owner's seq, op) -> (watermark, rank).
     grants: BTreeMap<(u64, OpId), (u64, Rank)>,
     /// Its operations named by a watermark of an operation that takes effect (a multiset).
     pins: BTreeMap<OpId, usize>,
     /// Logged operations of others about it.
-    about: BTreeSet<OpId>,
+    about: Vec<OpId>,
     /// Keys of the bundles its own logged operations carry, whatever their verdict.
     own_keys: BTreeSet<EncryptionKey>,
     /// Bundles of its operations and of adds of it that take effect (a multiset).
-    bundles: BTreeMap<BundleKey, (KeyBundle, usize)>,
+    bundles: VecMap<BundleKey, (KeyBundle, usize)>,
 }
 
 impl Member {
@@ -306,7 +307,7 @@ impl Authority {
     /// Members no longer in the view, with the stamp of the entry that took them out.
     pub(crate) fn past_members(&self) -> impl Iterator<Item = (&MemberId, &Stamp)> + '_ {
         self.members.iter().filter_map(|(id, m)| {
-            let (stamp, last) = m.standing.last_key_value()?;
+            let (stamp, last) = m.standing.last()?;
             (!last.present).then_some((id, stamp))
         })
     }
@@ -315,7 +316,7 @@ impl Authority {
     pub(crate) fn was_member_at(&self, member: &MemberId, at: Stamp) -> bool {
         self.members.get(member).is_some_and(|m| {
             m.standing
-                .range(..=at)
+                .up_to(&at)
                 .next_back()
                 .is_some_and(|(_, s)| s.present)
         })
@@ -329,7 +330,8 @@ impl Authority {
         let Some(m) = self.members.get(member) else {
             return BTreeSet::new();
         };
-        let mut keys: BTreeSet<EncryptionKey> = m.bundles.keys().map(|(_, key, _)| *key).collect();
+        let mut keys: BTreeSet<EncryptionKey> =
+            m.bundles.iter().map(|((_, key, _), _)| *key).collect();
         if self.admitted(member) {
             keys.extend(m.own_keys.iter().copied());
         }
@@ -357,7 +359,7 @@ impl Authority {
             self.owner = Some(author);
         }
         if let Some((subject, _)) = op.op().body.subject() {
-            self.members.entry(subject).or_default().about.insert(id);
+            self.members.entry(subject).or_default().about.push(id);
         }
         self.by_stamp.insert(op.stamp(), id);
         self.nodes.insert(
@@ -493,7 +495,10 @@ impl Authority {
         let member = self.members.entry(bundle.member).or_default();
         let key = (bundle.created, bundle.encryption_key, bundle.signature);
         if on {
-            member.bundles.entry(key).or_insert((*bundle, 0)).1 += 1;
+            match member.bundles.get_mut(&key) {
+                Some((_, count)) => *count += 1,
+                None => member.bundles.insert(key, (*bundle, 1)),
+            }
         } else if let Some((_, count)) = member.bundles.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
@@ -561,7 +566,7 @@ impl Authority {
                 self.pin(*member, watermark.op, watermark.seq, on);
                 self.mark_from(*member, watermark.seq + 1);
                 // Whether it has ever been an admin decides who may add or remove it.
-                let about: Vec<OpId> = self.members[member].about.iter().copied().collect();
+                let about = self.members[member].about.clone();
                 for other in about {
                     let op = self.nodes[&other].op.op();
                     self.mark(op.author, op.seq);

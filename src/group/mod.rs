@@ -10,6 +10,7 @@ mod pen;
 mod replica;
 mod snapshot;
 mod sync;
+mod vec_map;
 mod view;
 
 pub use authority::Change;
