@@ -13,36 +13,18 @@ mod support;
 use proptest::prelude::*;
 use splitsafe::clock::Timestamp;
 use splitsafe::crypto::{KeyringConfig, OpenError, SealOptions};
-use splitsafe::group::{Body, Op, OpId, Rank, Replica, ReplicaConfig, SignedOp, Status, Watermark};
-use splitsafe::keys::{Identity, MemberId};
+use splitsafe::group::{Body, Op, OpId, Replica, ReplicaConfig, SignedOp, Status, Watermark};
+use splitsafe::keys::Identity;
 use support::crypto::{rng, world};
-use support::group::{bundle, found, identity, removed_admin_attack, Crafted, Step, T0};
+use support::group::{
+    bundle, found, hostile_bodies, identity, removed_admin_attack, Crafted, Step, T0,
+};
 
 const DAY: u64 = 86_400_000;
 const YEAR: u64 = 365 * DAY;
 
 fn mallory() -> Identity {
     identity(2)
-}
-
-/// Every body Mallory might sign about `target` (and about herself, and a puppet).
-fn bodies(target: MemberId, watermark: Watermark) -> Vec<Body> {
-    vec![
-        Body::Remove {
-            member: target,
-            watermark,
-        },
-        Body::Add {
-            bundle: bundle(&identity(9), 9, T0),
-            watermark: Watermark::NONE,
-        },
-        Body::Rank {
-            member: identity(9).id(),
-            rank: Rank::Admin,
-            watermark: Watermark::NONE,
-        },
-        Body::Leave,
-    ]
 }
 
 /// Mallory's hand-signed op at chain position (`seq`, `prev`), stamped `at_ms`.
@@ -135,7 +117,7 @@ fn a_removed_admin_cannot_rewrite_a_year_of_history() {
             for at in [T0 + 5, T0 + 40 * DAY, T0 + YEAR + 1] {
                 let watermarks = [Watermark::NONE, Watermark { seq: 1, op: pinned }];
                 for watermark in watermarks {
-                    for body in bodies(target, watermark) {
+                    for body in hostile_bodies(&[target], watermark, &identity(9)) {
                         crafted.push(craft(group_id, seq, prev, at, body));
                     }
                 }

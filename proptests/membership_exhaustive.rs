@@ -17,10 +17,10 @@
 mod support;
 
 use splitsafe::clock::Timestamp;
-use splitsafe::group::{Body, Op, OpId, Rank, Replica, SignedOp, ViewDigest, Watermark};
+use splitsafe::group::{Op, OpId, Replica, SignedOp, ViewDigest, Watermark};
 use splitsafe::keys::Identity;
 use std::collections::HashMap;
-use support::group::{bundle, found, identity, naive_fold, view_map, T0};
+use support::group::{bundle, found, hostile_bodies, identity, naive_fold, view_map, T0};
 
 /// The base state every author acts from, and its operations.
 fn base() -> (Replica, SignedOp) {
@@ -178,38 +178,17 @@ fn every_history_in_every_order_gives_the_specified_view() {
     }
 }
 
-/// The adversary's candidate operations for one chain position: six bodies, each stamped
-/// early (before everything) and late.
+/// The adversary's candidate operations for one chain position: six bodies (removals of
+/// the owner, of admin 2 and of member 3, an add and a promotion of a puppet, a leave), each
+/// stamped early (before everything) and late.
 fn crafted(
     group: splitsafe::group::GroupId,
     seq: u64,
     prev: OpId,
     attacker: &Identity,
 ) -> Vec<SignedOp> {
-    let bodies = [
-        Body::Remove {
-            member: identity(0).id(),
-            watermark: Watermark::NONE,
-        },
-        Body::Remove {
-            member: identity(2).id(),
-            watermark: Watermark::NONE,
-        },
-        Body::Remove {
-            member: identity(3).id(),
-            watermark: Watermark::NONE,
-        },
-        Body::Add {
-            bundle: bundle(&identity(6), 6, T0),
-            watermark: Watermark::NONE,
-        },
-        Body::Rank {
-            member: identity(3).id(),
-            rank: Rank::Admin,
-            watermark: Watermark::NONE,
-        },
-        Body::Leave,
-    ];
+    let targets = [0, 2, 3].map(|i| identity(i).id());
+    let bodies = hostile_bodies(&targets, Watermark::NONE, &identity(6));
     let mut out = Vec::new();
     for body in bodies {
         for ms in [T0 + 1, T0 + 500] {

@@ -9,21 +9,13 @@
 mod group;
 
 use arbitrary::Arbitrary;
-use group::{play, replay, Step, DEVICES, T0};
+use group::{play, replay, Step, T0};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
-enum Action {
-    Add { device: u8, target: u8 },
-    Remove { device: u8, target: u8 },
-    Rotate { device: u8 },
-    Rank { device: u8, target: u8, admin: bool },
-    Deliver { from: u8, to: u8 },
-}
-
-#[derive(Arbitrary, Debug)]
 struct Input {
-    actions: Vec<Action>,
+    /// Steps as (kind, device, device): see `group::step_from_bytes`.
+    actions: Vec<(u8, u8, u8)>,
     /// Which replicas (bits 0..3) get each operation.
     scatter: Vec<u8>,
 }
@@ -40,35 +32,11 @@ fn held_ops(
 }
 
 fuzz_target!(|input: Input| {
-    let d = |x: u8| x % DEVICES;
     let steps: Vec<Step> = input
         .actions
         .iter()
         .take(40)
-        .map(|a| match *a {
-            Action::Add { device, target } => Step::Add {
-                device: d(device),
-                target: d(target),
-            },
-            Action::Remove { device, target } => Step::Remove {
-                device: d(device),
-                target: d(target),
-            },
-            Action::Rotate { device } => Step::Rotate { device: d(device) },
-            Action::Rank {
-                device,
-                target,
-                admin,
-            } => Step::Rank {
-                device: d(device),
-                target: d(target),
-                admin,
-            },
-            Action::Deliver { from, to } => Step::Deliver {
-                from: d(from),
-                to: d(to),
-            },
-        })
+        .map(|&(kind, a, b)| group::step_from_bytes(kind, a, b))
         .collect();
     let (genesis, ops) = play(&steps);
     let scatter = |i: usize| input.scatter.get(i).copied().unwrap_or(0xFF);
@@ -96,7 +64,9 @@ fuzz_target!(|input: Input| {
     for replica in &replicas {
         assert_eq!(replica.view().digest(), reference.view().digest());
     }
-    // And that view is the rules' own, evaluated from scratch.
-    let all: Vec<_> = held_ops(&ops, &scatter);
+    // And that view is the rules' own, evaluated from scratch (every replica holds the
+    // genesis it joined from).
+    let mut all: Vec<_> = held_ops(&ops, &scatter);
+    all.push(genesis.clone());
     assert_eq!(group::view_map(&reference), group::naive_fold(&all));
 });

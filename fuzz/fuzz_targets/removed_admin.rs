@@ -8,45 +8,23 @@
 mod group;
 
 use arbitrary::Arbitrary;
-use group::{removed_admin_attack, Crafted, Step, DEVICES};
+use group::{removed_admin_attack, Crafted, Step};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
-enum Action {
-    Add { device: u8, target: u8 },
-    Remove { device: u8, target: u8 },
-    Rotate { device: u8 },
-    Deliver { from: u8, to: u8 },
-}
-
-#[derive(Arbitrary, Debug)]
 struct Input {
-    actions: Vec<Action>,
+    /// Steps as (kind, device, device): see `group::step_from_bytes`.
+    actions: Vec<(u8, u8, u8)>,
     crafted: Vec<(u8, u8, u32, u8, u8, bool)>,
     crafted_first: bool,
 }
 
 fuzz_target!(|input: Input| {
-    let d = |x: u8| x % DEVICES;
     let steps: Vec<Step> = input
         .actions
         .iter()
         .take(30)
-        .map(|a| match *a {
-            Action::Add { device, target } => Step::Add {
-                device: d(device),
-                target: d(target),
-            },
-            Action::Remove { device, target } => Step::Remove {
-                device: d(device),
-                target: d(target),
-            },
-            Action::Rotate { device } => Step::Rotate { device: d(device) },
-            Action::Deliver { from, to } => Step::Deliver {
-                from: d(from),
-                to: d(to),
-            },
-        })
+        .map(|&(kind, a, b)| group::step_from_bytes(kind, a, b))
         .collect();
     let crafted: Vec<Crafted> = input
         .crafted

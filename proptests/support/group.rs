@@ -60,6 +60,57 @@ pub enum Step {
     Deliver { from: u8, to: u8 },
 }
 
+/// A history step from three arbitrary bytes, for the fuzz targets: the kind, then two
+/// devices (the kind's top bit says promote or demote).
+pub fn step_from_bytes(kind: u8, a: u8, b: u8) -> Step {
+    let (a, b) = (a % DEVICES, b % DEVICES);
+    match kind % 5 {
+        0 => Step::Add {
+            device: a,
+            target: b,
+        },
+        1 => Step::Remove {
+            device: a,
+            target: b,
+        },
+        2 => Step::Rotate { device: a },
+        3 => Step::Rank {
+            device: a,
+            target: b,
+            admin: kind & 0x80 != 0,
+        },
+        _ => Step::Deliver { from: a, to: b },
+    }
+}
+
+/// What a removed member signs to get back in or do harm: a removal of each of `targets`
+/// (with `watermark`), an add and a promotion of `puppet`, and a leave.
+pub fn hostile_bodies(
+    targets: &[splitsafe::keys::MemberId],
+    watermark: splitsafe::group::Watermark,
+    puppet: &Identity,
+) -> Vec<splitsafe::group::Body> {
+    use splitsafe::group::{Body, Rank, Watermark};
+    let removals = targets.iter().map(|member| Body::Remove {
+        member: *member,
+        watermark,
+    });
+    removals
+        .chain([
+            Body::Add {
+                bundle: bundle(puppet, 6, T0),
+                watermark: Watermark::NONE,
+            },
+            Body::Rank {
+                member: puppet.id(),
+                rank: Rank::Admin,
+                watermark: Watermark::NONE,
+            },
+            Body::Leave,
+        ])
+        .collect()
+}
+
 /// Sends `to` the operations `from` has that `to`'s summary says it may lack.
 pub fn deliver(from: &Replica, to: &mut Replica, now: u64) -> usize {
     let delta = from.missing_for(&to.summary()).expect("same group");
