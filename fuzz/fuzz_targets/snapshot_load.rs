@@ -28,7 +28,7 @@ fn genuine() -> &'static File {
             .unwrap();
         let mut source = replica.clone();
         let (future, _) = source
-            .remove(&identity(1), identity(0).id(), T0 + 3_600_000)
+            .remove(&founder, identity(1).id(), T0 + 3_600_000)
             .unwrap();
         replica.ingest(future, T0 + 10).unwrap();
         let mut stranger_side = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
@@ -36,8 +36,9 @@ fn genuine() -> &'static File {
         stranger_side
             .add(&founder, bundle(&identity(9), 9, T0), T0 + 6)
             .unwrap();
+        let stranger = identity(9);
         let (quarantined, _) = stranger_side
-            .remove(&identity(9), identity(1).id(), T0 + 7)
+            .rotate(&stranger, bundle(&stranger, 10, T0 + 7), T0 + 7)
             .unwrap();
         replica.ingest(quarantined, T0 + 10).unwrap();
         codec::decode(&replica.save(), 1 << 20).unwrap()

@@ -461,6 +461,9 @@ fn splitsafe(c: &mut Criterion) {
     .unwrap();
     left.add(a.identity(), b.bundle(), T0 + 1).unwrap();
     left.add(a.identity(), c.bundle(), T0 + 2).unwrap();
+    // B is an admin, so that it can add on its side of the split.
+    left.promote(a.identity(), b.identity().id(), T0 + 2)
+        .unwrap();
     let mut right = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
     right.ingest_batch(left.ops().cloned().collect(), T0 + 3);
     left.remove(a.identity(), c.identity().id(), T0 + 10)
