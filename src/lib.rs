@@ -13,7 +13,7 @@
 //! | [`clock`] | [`Timestamp`](clock::Timestamp), a hybrid logical clock stamp, and [`Clock`](clock::Clock) |
 //! | [`lww`] | [`LwwSet`](lww::LwwSet), a generic Last-Writer-Wins Element Set |
 //! | [`keys`] | [`Identity`](keys::Identity) (Ed25519) and self-signed [`KeyBundle`](keys::KeyBundle)s |
-//! | [`group`] | signed operations, the authorization fold, the member [`View`](group::View), sync, snapshots |
+//! | [`group`] | signed, chained operations, authorization by rank and watermark, the member [`View`](group::View), sync, snapshots |
 //! | [`crypto`] | [`Keyring`](crypto::Keyring): pairwise keys, [`Envelope`](crypto::Envelope)s sealed to the view, rotation and erasure |
 //! | [`wire`] | ASCII armor for envelopes and batches of operations |
 //! | `rng` | the operating system's CSPRNG, for keys and sealing (default feature `os-rng`) |

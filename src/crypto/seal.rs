@@ -20,7 +20,7 @@ pub struct SealOptions {
 
 impl Keyring {
     /// Seals `plaintext` to every member of `view` but the sender, stamped `stamp` (from
-    /// [`Replica::stamp`]).
+    /// [`Replica::stamp`](crate::group::Replica::stamp)).
     ///
     /// Replicas refuse small-order X25519 keys wherever a bundle appears; as a second line,
     /// a member whose exchange would still come out non-contributory gets no slot, so nothing

@@ -1,5 +1,5 @@
-//! Group membership: signed operations, the authorization fold, the member view, sync and
-//! snapshots.
+//! Group membership: signed, chained operations, the authority engine (ranks, strong removal,
+//! LWW among valid adds and removes), the member view, sync and snapshots.
 //!
 //! The normative text is `spec/membership.md`.
 

@@ -26,7 +26,7 @@ use crate::xof::XofRng;
 use ed25519_zebra::{batch, VerificationKey, VerificationKeyBytes};
 
 /// A message, its signer and the signer's Ed25519 signature, checked under the protocol's
-/// one acceptance rule (see the [module](self) docs and `spec/membership.md`, "Signatures").
+/// one acceptance rule (`spec/membership.md`, "Signatures").
 ///
 /// Every signed structure of the protocol starts with its own domain string, so a signature
 /// made for one purpose never verifies as another.
