@@ -19,7 +19,7 @@ use super::op::{Body, Op, OpId, Rank, SignedOp, Stamp, Watermark};
 use super::vec_map::VecMap;
 use crate::clock::Timestamp;
 use crate::keys::{EncryptionKey, KeyBundle, MemberId, SignatureBytes};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What changed in the view for one member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,6 +70,10 @@ struct Member {
     grants: BTreeMap<(u64, OpId), (u64, Rank)>,
     /// Its operations named by a watermark of an operation that takes effect (a multiset).
     pins: BTreeMap<OpId, usize>,
+    /// Its logged operations at or below a pin on the pin's branch; computed when an
+    /// equivocation needs it, dropped when the pins change or a missing link of a pinned
+    /// branch arrives. Each pin's branch is walked once.
+    pinned: Option<Pinned>,
     /// Logged operations of others about it.
     about: Vec<OpId>,
     /// Keys of the bundles its own logged operations carry, whatever their verdict.
@@ -126,6 +130,14 @@ impl Member {
             .next_back()
             .map_or(Rank::Member, |(_, rank)| *rank)
     }
+}
+
+/// The operations on pinned branches, and the ids where those walks stopped because the
+/// operation is not logged (its arrival extends a branch).
+#[derive(Clone, Debug, Default)]
+struct Pinned {
+    ops: HashSet<OpId>,
+    missing: HashSet<OpId>,
 }
 
 /// A member as the view shows it, for telling what changed.
@@ -371,6 +383,13 @@ impl Authority {
             },
         );
         let member = self.members.entry(author).or_default();
+        if member
+            .pinned
+            .as_ref()
+            .is_some_and(|p| p.missing.contains(&id))
+        {
+            member.pinned = None;
+        }
         if let Body::Rotate { bundle }
         | Body::Create {
             founder: bundle, ..
@@ -380,11 +399,16 @@ impl Authority {
         }
         let at_seq = member.chain.entry(seq).or_default();
         at_seq.push(id);
-        if at_seq.len() == 2 {
-            member.forks.insert(seq);
-            self.mark_from(author, seq);
-        } else {
-            self.mark(author, seq);
+        match at_seq.len() {
+            1 => self.mark(author, seq),
+            2 => {
+                // A new equivocation: both operations are judged again; a change of chain
+                // standing propagates to the next sequence number from `judge`.
+                member.forks.insert(seq);
+                self.mark(author, seq);
+            }
+            // One more op at an equivocated number changes no sibling's standing.
+            _ => self.judge(id),
         }
         self.settle();
     }
@@ -438,37 +462,45 @@ impl Authority {
     }
 
     /// Whether `id`, of `author`, is an ancestor-or-self of an operation a watermark names.
-    fn is_pinned(&self, author: &MemberId, id: &OpId) -> bool {
+    fn is_pinned(&mut self, author: &MemberId, id: &OpId) -> bool {
         let Some(member) = self.members.get(author) else {
             return false;
         };
-        let seq = self.nodes[id].op.op().seq;
-        member.pins.keys().any(|pin| {
-            let mut at = pin;
-            while let Some(node) = self.nodes.get(at) {
-                let op = node.op.op();
-                if op.author != *author || op.seq < seq {
-                    return false;
+        if member.pinned.is_none() {
+            let mut pinned = Pinned::default();
+            for pin in member.pins.keys() {
+                let mut at = *pin;
+                loop {
+                    let Some(node) = self.nodes.get(&at) else {
+                        pinned.missing.insert(at);
+                        break;
+                    };
+                    if node.op.op().author != *author || !pinned.ops.insert(at) {
+                        break;
+                    }
+                    at = node.op.op().prev;
                 }
-                if op.seq == seq {
-                    return at == id;
-                }
-                at = &op.prev;
             }
-            false
-        })
+            let member = self.members.get_mut(author).expect("looked up above");
+            member.pinned = Some(pinned);
+        }
+        self.members[author]
+            .pinned
+            .as_ref()
+            .is_some_and(|pinned| pinned.ops.contains(id))
     }
 
     fn judge(&mut self, id: OpId) {
-        let node = &self.nodes[&id];
-        let op = node.op.op();
-        let (author, seq) = (op.author, op.seq);
+        let op = self.nodes[&id].op.op();
+        let (author, seq, prev) = (op.author, op.seq, op.prev);
         let forked = self
             .members
             .get(&author)
             .is_some_and(|m| m.forks.contains(&seq));
-        let parent_on_chain = seq == 1 || self.nodes.get(&op.prev).is_some_and(|p| p.on_chain);
+        let parent_on_chain = seq == 1 || self.nodes.get(&prev).is_some_and(|p| p.on_chain);
         let on_chain = parent_on_chain && (!forked || self.is_pinned(&author, &id));
+        let node = &self.nodes[&id];
+        let op = node.op.op();
         // The genesis enables its author: it is judged on its chain alone.
         let genesis = matches!(op.body, Body::Create { .. });
         let effective = on_chain && (genesis || self.enabled(&author, seq)) && self.authorized(op);
@@ -600,8 +632,10 @@ impl Authority {
         }
         let entry = self.members.entry(member).or_default();
         toggle(&mut entry.pins, op, on);
-        if let Some(first_fork) = entry.forks.first().copied() {
-            self.mark_from(member, first_fork);
+        entry.pinned = None;
+        let forks: Vec<u64> = entry.forks.iter().copied().collect();
+        for seq in forks {
+            self.mark(member, seq);
         }
     }
 }
