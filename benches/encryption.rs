@@ -70,18 +70,29 @@ fn bench(c: &mut Criterion) {
 
     for n in [2u32, 10, 100, 1_000] {
         let (mut sender, mut reader, mut replica, mut reader_replica) = group(n, &mut rng);
-        let stamp = replica.stamp(T0 + 200_000);
-        let view = replica.view().clone();
+        let now = T0 + 200_000;
         for (label, size) in [("64B", 64usize), ("64KiB", 64 << 10)] {
             let payload = vec![0xA5u8; size];
             let id = |what: &str| BenchmarkId::new(format!("{what}/{label}"), n);
             let sealed = sender
-                .seal(&view, stamp, &payload, SealOptions::default(), &mut rng)
+                .seal(
+                    &mut replica,
+                    now,
+                    &payload,
+                    SealOptions::default(),
+                    &mut rng,
+                )
                 .unwrap();
             g.bench_function(id("seal_warm"), |b| {
                 b.iter(|| {
                     sender
-                        .seal(&view, stamp, &payload, SealOptions::default(), &mut rng)
+                        .seal(
+                            &mut replica,
+                            now,
+                            &payload,
+                            SealOptions::default(),
+                            &mut rng,
+                        )
                         .unwrap()
                 })
             });
@@ -103,7 +114,13 @@ fn bench(c: &mut Criterion) {
                         let start = Instant::now();
                         black_box(
                             sender
-                                .seal(&view, stamp, &payload, SealOptions::default(), &mut rng)
+                                .seal(
+                                    &mut replica,
+                                    now,
+                                    &payload,
+                                    SealOptions::default(),
+                                    &mut rng,
+                                )
                                 .unwrap(),
                         );
                         total += start.elapsed();

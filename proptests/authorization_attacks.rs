@@ -222,11 +222,15 @@ fn a_backdated_puppet_gets_no_slot_and_cannot_readmit() {
     let mallory_id = devices[2].keyring.identity().id();
     let mallory_bundle = devices[2].keyring.bundle();
     let bob = &mut devices[1];
-    let stamp = bob.replica.stamp(now + 1);
-    let view = bob.replica.view().clone();
     let envelope = bob
         .keyring
-        .seal(&view, stamp, b"secret", SealOptions::default(), &mut r)
+        .seal(
+            &mut bob.replica,
+            now + 1,
+            b"secret",
+            SealOptions::default(),
+            &mut r,
+        )
         .unwrap();
     for reader in [2, 4] {
         let d = &mut devices[reader];

@@ -8,18 +8,18 @@ use proptest::prelude::*;
 use splitsafe::crypto::{
     Envelope, KeyringConfig, Limits, OpenError, PairwiseKey, SealOptions, SLOT_LEN,
 };
+use splitsafe::group::{PositionError, Standing, Watermark};
 use splitsafe::keys::EncryptionKey;
 use support::crypto::{rng, spread, world, Device};
 use support::group::{identity, T0};
 
 fn seal(devices: &mut [Device], sender: usize, text: &[u8], sign: bool, seed: u64) -> Envelope {
     let device = &mut devices[sender];
-    let stamp = device.replica.stamp(T0 + 1_000);
     device
         .keyring
         .seal(
-            device.replica.view(),
-            stamp,
+            &mut device.replica,
+            T0 + 1_000,
             text,
             SealOptions { sign },
             &mut rng(seed),
@@ -71,7 +71,7 @@ proptest! {
                 prop_assert_eq!(result, Ok(text.clone()));
                 let device = &mut devices[reader];
                 let opened = device.keyring.open(&envelope, &mut device.replica, READ_AT).unwrap();
-                prop_assert!(opened.sender_was_member && opened.same_view);
+                prop_assert!(opened.standing == Standing::Member && opened.same_view);
                 prop_assert_eq!(opened.signed, sign);
             } else {
                 // The sender itself, a removed member and the outsider get no slot.
@@ -82,7 +82,7 @@ proptest! {
 
     #[test]
     fn every_altered_field_fails_with_its_error(
-        field in 0usize..11,
+        field in 0usize..12,
         bit in 0usize..4096,
         seed in any::<u64>(),
     ) {
@@ -105,7 +105,7 @@ proptest! {
         let expected = match field {
             0 => { h.version ^= 1 << (bit % 8); OpenError::UnsupportedVersion(h.version) }
             1 => { flip(&mut h.group.0); OpenError::WrongGroup { expected: envelope.header.group, found: h.group } }
-            2 => { flip(&mut h.sender.0); OpenError::UnknownSenderKey { sender: h.sender, key: h.sender_key } }
+            2 => { flip(&mut h.sender.0); OpenError::Position(PositionError::NeverAMember(h.sender)) }
             3 => {
                 h.stamp = splitsafe::clock::Timestamp::from_raw(h.stamp.as_raw() ^ (1 << (bit % 64)));
                 let clock = splitsafe::clock::Clock::new(splitsafe::clock::ClockConfig::default());
@@ -137,6 +137,18 @@ proptest! {
                 }
             }
             9 => { flip(&mut bad.ciphertext); OpenError::BadSignature }
+            10 => {
+                // The sender has made no operation: its position is NONE, and any flip leaves
+                // a sequence number without an operation or the reverse.
+                prop_assert_eq!(h.position, Watermark::NONE);
+                match bit % 2 {
+                    0 => h.position.seq ^= 1 << (bit % 64),
+                    _ => flip(&mut h.position.op.0),
+                }
+                OpenError::Malformed(splitsafe::codec::DecodeError::Invalid {
+                    reason: "the position names an operation at sequence number 0, or none above it".into(),
+                })
+            }
             _ => { flip(&mut bad.signature.as_mut().unwrap().0); OpenError::BadSignature }
         };
         prop_assert_eq!(open(&mut devices, reader, &bad), Err(expected));
@@ -184,8 +196,7 @@ proptest! {
             if rotate {
                 device.keyring.rotate(&mut r, &mut device.replica, now).unwrap();
             } else {
-                let stamp = device.replica.stamp(now);
-                let envelope = device.keyring.seal(device.replica.view(), stamp, &[k as u8], SealOptions::default(), &mut r).unwrap();
+                let envelope = device.keyring.seal(&mut device.replica, now, &[k as u8], SealOptions::default(), &mut r).unwrap();
                 sent.push((usize::from(actor), envelope));
             }
         }
@@ -351,17 +362,17 @@ fn envelope_stamps_obey_the_drift_bound_and_reach_the_readers_clock() {
     let now = T0 + 10_000;
     let ahead = now + drift + 60_000;
     let sender = &mut devices[0];
-    let stamp = sender.replica.stamp(ahead);
     let envelope = sender
         .keyring
         .seal(
-            sender.replica.view(),
-            stamp,
+            &mut sender.replica,
+            ahead,
             b"from the future",
             SealOptions::default(),
             &mut r,
         )
         .unwrap();
+    let stamp = envelope.header.stamp;
     let reader = &mut devices[1];
     let before = reader.replica.clock().last();
     assert_eq!(

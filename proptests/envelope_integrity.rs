@@ -12,30 +12,15 @@ mod support;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Tag};
-use ed25519_dalek::Signer;
 use num_bigint::BigUint;
 use rand_core::Rng;
 use splitsafe::crypto::{
     Envelope, Header, KeyId, Keyring, KeyringConfig, OpenError, PairwiseKey, SealOptions,
 };
 use splitsafe::group::{Replica, ReplicaConfig};
-use splitsafe::keys::{EncryptionKey, Identity, SignatureBytes};
-use support::crypto::rng;
+use splitsafe::keys::{EncryptionKey, Identity};
+use support::crypto::{envelope_signature, payload_key, rng, schedule, slot};
 use support::group::T0;
-
-/// The content key schedule of the spec: 64 bytes, the payload key then the commitment.
-fn schedule(content_key: &[u8; 32]) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    blake3::Hasher::new_derive_key("splitsafe v2 content key schedule")
-        .update(content_key)
-        .finalize_xof()
-        .fill(&mut out);
-    out
-}
-
-fn payload_key(content_key: &[u8; 32]) -> [u8; 32] {
-    schedule(content_key)[..32].try_into().unwrap()
-}
 
 /// Poly1305's (r, s) for one ChaCha20-Poly1305 message under `key` with the zero nonce.
 fn poly_keys(key: &[u8; 32]) -> (BigUint, BigUint) {
@@ -136,27 +121,6 @@ fn decrypts(key: &[u8; 32], aad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
     Some(plaintext)
 }
 
-/// A slot for `content_key`, as the spec lays it out, from the sender's pairwise key.
-fn slot(
-    pairwise: &PairwiseKey,
-    nonce: &[u8; 16],
-    bound: &[u8; 32],
-    content_key: &[u8; 32],
-) -> Vec<u8> {
-    let mut derived = [0u8; 40];
-    blake3::Hasher::new_keyed(pairwise.as_bytes())
-        .update(b"splitsafe v1 slot")
-        .update(nonce)
-        .finalize_xof()
-        .fill(&mut derived);
-    let wrap: [u8; 32] = derived[..32].try_into().unwrap();
-    let mut wrapped = *content_key;
-    let tag = ChaCha20Poly1305::new(&wrap.into())
-        .encrypt_inout_detached(&Default::default(), bound, (&mut wrapped[..]).into())
-        .unwrap();
-    [&derived[32..], &wrapped[..], &tag[..]].concat()
-}
-
 #[test]
 fn one_envelope_cannot_show_two_readers_two_plaintexts() {
     // Mallory (seed 1) founds the group with Alice (2) and Bob (3). Each keyring draws its
@@ -196,11 +160,10 @@ fn one_envelope_cannot_show_two_readers_two_plaintexts() {
     // An honest envelope supplies the header fields; Mallory rewrites the rest.
     let honest = {
         let mut mallory = mallory;
-        let stamp = replica.stamp(T0 + 20);
         mallory
             .seal(
-                replica.view(),
-                stamp,
+                &mut replica,
+                T0 + 20,
                 b"x",
                 SealOptions { sign: true },
                 &mut rng(9),
@@ -233,14 +196,11 @@ fn one_envelope_cannot_show_two_readers_two_plaintexts() {
         })
         .collect();
     slots.sort();
-    let mut message = b"splitsafe/v1/envelope\0".to_vec();
-    message.extend_from_slice(&bound);
-    let signature = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).sign(&message);
     let forged = Envelope {
         header,
         slots: slots.concat(),
         ciphertext,
-        signature: Some(SignatureBytes(signature.to_bytes())),
+        signature: Some(envelope_signature(&[1; 32], &bound)),
     };
     assert_eq!(
         KeyId::of(&mallory_public(&mallory_secret)),

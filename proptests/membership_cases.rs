@@ -5,7 +5,7 @@ mod support;
 use splitsafe::clock::{ClockConfig, Timestamp};
 use splitsafe::group::{
     ActionError, Body, Change, IngestError, InvalidOp, Op, Rank, Replica, ReplicaConfig,
-    SnapshotError, Status, Watermark,
+    SnapshotError, Standing, Status, Watermark,
 };
 use splitsafe::keys::KeyError;
 use support::group::{bundle, enc_key, found, identity, T0};
@@ -171,8 +171,10 @@ fn re_adding_after_removal_takes_the_later_add() {
     let (mut replica, genesis) = group_of(1);
     let (founder, one) = (identity(0), identity(1));
     let mut stale = copy_of(&replica, &genesis, T0 + 5);
-    let (_, changes) = replica.remove(&founder, one.id(), T0 + 10).unwrap();
+    let (removal, changes) = replica.remove(&founder, one.id(), T0 + 10).unwrap();
     assert_eq!(changes, vec![Change::Removed(one.id())]);
+    let removed = Standing::Removed { by: removal.id() };
+    assert_eq!(replica.standing(&one.id(), Watermark::NONE), Ok(removed));
     // While out, 1 rotates on a device that has not heard of the removal: void, and kept
     // aside.
     let (rotated, _) = stale
@@ -193,16 +195,24 @@ fn re_adding_after_removal_takes_the_later_add() {
         enc_key(1)
     );
     // 1's next operation follows the void one on its chain and counts.
-    let (_, changes) = replica
+    let (next, changes) = replica
         .rotate(&one, bundle(&one, 12, T0 + 30), T0 + 30)
         .unwrap();
     assert_eq!(changes, vec![Change::KeyRotated(one.id())]);
-    // History answers for each moment.
-    let at = |ms| Timestamp::from_physical(ms);
-    assert!(replica.was_member(&one.id(), at(T0 + 5)));
-    assert!(!replica.was_member(&one.id(), at(T0 + 15)));
-    assert!(replica.was_member(&one.id(), at(T0 + 25)));
-    assert!(!replica.was_member(&one.id(), at(T0 - 1)));
+    // A message is judged by the position it was sealed at, not by its stamp: after the void
+    // rotation it is beyond the removal, for good; before it, the removal had seen it and
+    // 1 is a member again; after the counted rotation, a member.
+    let at = |seq, op: &splitsafe::group::SignedOp| Watermark { seq, op: op.id() };
+    let beyond = Standing::Beyond { by: removal.id() };
+    assert_eq!(replica.standing(&one.id(), at(1, &rotated)), Ok(beyond));
+    assert_eq!(
+        replica.standing(&one.id(), Watermark::NONE),
+        Ok(Standing::Member)
+    );
+    assert_eq!(
+        replica.standing(&one.id(), at(2, &next)),
+        Ok(Standing::Member)
+    );
 }
 
 #[test]

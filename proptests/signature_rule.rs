@@ -346,11 +346,16 @@ fn an_op_with_a_bundle_gets_one_verdict_alone_and_batched() {
 fn envelope_signatures_follow_the_same_rule() {
     let mut rng = support::crypto::rng(3);
     let (mut devices, _) = support::crypto::world(3, KeyringConfig::default(), &mut rng);
-    let stamp = devices[2].replica.stamp(T0 + 200);
-    let view = devices[2].replica.view().clone();
-    let envelope = devices[2]
+    let sender = &mut devices[2];
+    let envelope = sender
         .keyring
-        .seal(&view, stamp, b"hello", SealOptions { sign: true }, &mut rng)
+        .seal(
+            &mut sender.replica,
+            T0 + 200,
+            b"hello",
+            SealOptions { sign: true },
+            &mut rng,
+        )
         .unwrap();
     let mut message = b"splitsafe/v1/envelope\0".to_vec();
     message.extend_from_slice(&envelope.header.bind(&envelope.ciphertext));

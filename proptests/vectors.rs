@@ -1,4 +1,4 @@
-//! Deterministic test vectors (`spec/vectors/v2.txt`): fixed seeds and times in, every
+//! Deterministic test vectors (`spec/vectors/v3.txt`): fixed seeds and times in, every
 //! derived value out, so another implementation can check itself against this one.
 //!
 //! `cargo test` checks that this code reproduces the committed file byte for byte.
@@ -10,14 +10,14 @@ mod support;
 use rand_core::Rng;
 use splitsafe::clock::Timestamp;
 use splitsafe::crypto::{KeyId, Keyring, KeyringConfig, PairwiseKey, SealOptions};
-use splitsafe::group::{Replica, ReplicaConfig, SignedOp};
+use splitsafe::group::{Replica, ReplicaConfig, SignedOp, Standing};
 use splitsafe::keys::Identity;
 use splitsafe::wire;
 use std::fmt::Write;
 use support::crypto::rng;
 use support::group::T0;
 
-const PATH: &str = "spec/vectors/v2.txt";
+const PATH: &str = "spec/vectors/v3.txt";
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -83,7 +83,7 @@ fn vectors() -> String {
     let mut out = Out(String::new());
     writeln!(
         out.0,
-        "# splitsafe test vectors (op format 2, envelope format 2): hex unless quoted. T0 = {T0} (unix ms)."
+        "# splitsafe test vectors (op format 2, envelope format 3): hex unless quoted. T0 = {T0} (unix ms)."
     )
     .unwrap();
     writeln!(out.0, "# Written by proptests/vectors.rs; spec/encryption.md and spec/membership.md say how each value is made.").unwrap();
@@ -156,17 +156,21 @@ fn vectors() -> String {
         "envelope.plaintext",
         std::str::from_utf8(plaintext).unwrap(),
     );
-    let stamp = replica.stamp(T0 + 10);
     let envelope = a
         .seal(
-            replica.view(),
-            stamp,
+            &mut replica,
+            T0 + 10,
             plaintext,
             SealOptions { sign: true },
             &mut r,
         )
         .unwrap();
     assert_eq!(envelope.header.commitment, commitment);
+    out.put(
+        "envelope.position.seq",
+        envelope.header.position.seq.to_be_bytes(),
+    );
+    out.put("envelope.position.op", envelope.header.position.op.0);
     out.put("envelope.header_bytes", envelope.header.to_bytes());
     out.put("envelope.bind", envelope.header.bind(&envelope.ciphertext));
     out.put("envelope.cbor", envelope.to_cbor());
@@ -183,7 +187,7 @@ fn vectors() -> String {
     let mut b = b;
     let opened = b.open(&envelope, &mut bob_replica, T0 + 20).unwrap();
     assert_eq!(opened.plaintext, plaintext);
-    assert!(opened.signed && opened.same_view && opened.sender_was_member);
+    assert!(opened.signed && opened.same_view && opened.standing == Standing::Member);
     out.0
 }
 
@@ -194,7 +198,7 @@ fn this_code_reproduces_the_committed_vectors() {
     if std::env::var_os("SPLITSAFE_WRITE_VECTORS").is_some() {
         std::fs::write(PATH, &produced).unwrap();
     }
-    let committed = std::fs::read_to_string(PATH).expect("spec/vectors/v2.txt exists");
+    let committed = std::fs::read_to_string(PATH).expect("spec/vectors/v3.txt exists");
     for (line, (want, got)) in committed.lines().zip(produced.lines()).enumerate() {
         assert_eq!(got, want, "line {} of {PATH} differs", line + 1);
     }

@@ -94,12 +94,11 @@ fn no_secret_survives_in_freed_heap_blocks() {
     // Alice seals, Bob opens: both fill and move their pairwise caches.
     for i in 0..20u64 {
         let now = T0 + 200 + i;
-        let stamp = alice.replica.stamp(now);
         let envelope = alice
             .keyring
             .seal(
-                alice.replica.view(),
-                stamp,
+                &mut alice.replica,
+                now,
                 b"m",
                 SealOptions::default(),
                 &mut rng,

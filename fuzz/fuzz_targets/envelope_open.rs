@@ -40,11 +40,10 @@ fn fixture() -> &'static Fixture {
         replica.add(alice.identity(), bob.bundle(), T0 + 1).unwrap();
         let mut bob_replica = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
         bob_replica.ingest_batch(replica.ops().cloned().collect(), T0 + 2);
-        let stamp = replica.stamp(T0 + 3);
         let genuine = alice
             .seal(
-                replica.view(),
-                stamp,
+                &mut replica,
+                T0 + 3,
                 b"genuine",
                 SealOptions { sign: true },
                 &mut rng,

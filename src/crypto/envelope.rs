@@ -4,7 +4,7 @@ use super::error::OpenError;
 use super::keyring::KeyId;
 use crate::clock::Timestamp;
 use crate::codec;
-use crate::group::{GroupId, ViewDigest};
+use crate::group::{GroupId, ViewDigest, Watermark};
 use crate::keys::{byte_array, MemberId, SignatureBytes};
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +27,8 @@ pub const SLOT_LEN: usize = 8 + 32 + 16;
 /// What a reader can see without opening: who sent it, when, with which key, to which view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
-    /// Format version; this code writes and reads 2 (version 1 had no key commitment and is
-    /// refused).
+    /// Format version; this code writes and reads 3 (version 1 had no key commitment,
+    /// version 2 no position; both are refused).
     pub version: u8,
     /// The group.
     pub group: GroupId,
@@ -36,6 +36,10 @@ pub struct Header {
     pub sender: MemberId,
     /// The sender's hybrid-logical-clock stamp.
     pub stamp: Timestamp,
+    /// The sender's causal position: its own chain head when it sealed (sequence number and
+    /// operation id; [`Watermark::NONE`] before its first operation). The reader judges the
+    /// sender's standing from it ([`Replica::standing`](crate::group::Replica::standing)).
+    pub position: Watermark,
     /// The id of the sender's encryption key.
     pub sender_key: KeyId,
     /// Digest of the view the sender sealed to.
@@ -53,12 +57,13 @@ pub struct Header {
 
 impl Header {
     /// The version this code writes and reads.
-    pub const VERSION: u8 = 2;
+    pub const VERSION: u8 = 3;
     /// Length of [`Header::to_bytes`].
-    pub const LEN: usize = 1 + 32 + 32 + 8 + 16 + 32 + 16 + 32 + 1;
+    pub const LEN: usize = 1 + 32 + 32 + 8 + 8 + 32 + 16 + 32 + 16 + 32 + 1;
 
     /// The fixed layout hashed and authenticated: version, group, sender, stamp
-    /// (big-endian), sender key id, view digest, nonce, key commitment, signed (0 or 1).
+    /// (big-endian), position sequence number (big-endian) and operation id, sender key id,
+    /// view digest, nonce, key commitment, signed (0 or 1).
     pub fn to_bytes(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
         let mut at = 0;
@@ -67,6 +72,8 @@ impl Header {
             &self.group.0,
             &self.sender.0,
             &self.stamp.as_raw().to_be_bytes(),
+            &self.position.seq.to_be_bytes(),
+            &self.position.op.0,
             &self.sender_key.0,
             &self.view.0,
             &self.nonce,
@@ -174,8 +181,8 @@ impl Envelope {
 
     /// The structural rules every envelope must meet before any key is used: the version,
     /// whole slots in strictly ascending order (as sealing writes them, so that the reader's
-    /// binary search finds its slot), the limits, and a signature exactly when the header
-    /// says so.
+    /// binary search finds its slot), the limits, a signature exactly when the header says
+    /// so, and a well-formed position.
     ///
     /// # Errors
     ///
@@ -214,6 +221,11 @@ impl Envelope {
         }
         if self.signature.is_some() != self.header.signed {
             return invalid("signature presence disagrees with the header");
+        }
+        if !self.header.position.is_well_formed() {
+            return invalid(
+                "the position names an operation at sequence number 0, or none above it",
+            );
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 use super::keyring::KeyId;
 use crate::clock::ClockError;
 use crate::codec::DecodeError;
-use crate::group::GroupId;
+use crate::group::{GroupId, PositionError, Standing};
 use crate::keys::MemberId;
 use std::fmt;
 
@@ -75,6 +75,20 @@ pub enum OpenError {
     BadSignature,
     /// The header's stamp is further ahead of local time than the drift bound allows.
     StampTooFarAhead(ClockError),
+    /// The sender's position cannot be judged: the sender was never a member, or the
+    /// position names an operation not logged here (sync, then retry) or not on the sender's
+    /// chain.
+    Position(PositionError),
+    /// The envelope authenticates, but the reader's [`SenderPolicy`] refuses its sender's
+    /// standing.
+    ///
+    /// [`SenderPolicy`]: super::SenderPolicy
+    SenderRefused {
+        /// The sender.
+        sender: MemberId,
+        /// Its standing in the reader's replica.
+        standing: Standing,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -96,11 +110,24 @@ impl fmt::Display for OpenError {
             ),
             Self::BadSignature => f.write_str("the sender's signature does not verify"),
             Self::StampTooFarAhead(e) => write!(f, "envelope stamp refused: {e}"),
+            Self::Position(e) => write!(f, "sender's position refused: {e}"),
+            Self::SenderRefused { sender, standing } => {
+                write!(
+                    f,
+                    "envelope from {sender:?} refused: its standing is {standing:?}"
+                )
+            }
         }
     }
 }
 
 impl std::error::Error for OpenError {}
+
+impl From<PositionError> for OpenError {
+    fn from(e: PositionError) -> Self {
+        Self::Position(e)
+    }
+}
 
 impl From<DecodeError> for OpenError {
     fn from(e: DecodeError) -> Self {

@@ -2,6 +2,7 @@
 //! and erasure. Sealing and opening live in `seal` and `open`.
 
 use super::envelope::Limits;
+use super::open::SenderPolicy;
 use super::pairwise::{self, PairwiseKey};
 use crate::clock::Timestamp;
 use crate::group::{ActionError, Change, GroupId, Replica, SignedOp, View, ViewDigest};
@@ -35,14 +36,17 @@ pub struct KeyringConfig {
     pub grace_ms: u64,
     /// Size limits for sealing.
     pub limits: Limits,
+    /// Which senders' envelopes `open` accepts.
+    pub senders: SenderPolicy,
 }
 
 impl Default for KeyringConfig {
-    /// A grace period of one day; default [`Limits`].
+    /// A grace period of one day; default [`Limits`] and [`SenderPolicy`].
     fn default() -> Self {
         Self {
             grace_ms: 24 * 60 * 60 * 1000,
             limits: Limits::default(),
+            senders: SenderPolicy::default(),
         }
     }
 }
@@ -134,6 +138,16 @@ impl Keyring {
 
     pub(super) fn current(&self) -> &OwnKey {
         self.own.last().expect("a keyring always has a current key")
+    }
+
+    /// Which senders' envelopes [`open`](Self::open) accepts.
+    pub fn sender_policy(&self) -> SenderPolicy {
+        self.config.senders
+    }
+
+    /// Changes which senders' envelopes [`open`](Self::open) accepts from now on.
+    pub fn set_sender_policy(&mut self, policy: SenderPolicy) {
+        self.config.senders = policy;
     }
 
     /// The identity.

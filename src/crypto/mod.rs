@@ -17,6 +17,6 @@ mod seal;
 pub use envelope::{Envelope, EnvelopeId, Header, Limits, SLOT_LEN};
 pub use error::{OpenError, SealError};
 pub use keyring::{KeyId, Keyring, KeyringConfig};
-pub use open::Opened;
+pub use open::{Opened, SenderPolicy};
 pub use pairwise::PairwiseKey;
 pub use seal::SealOptions;

@@ -7,12 +7,39 @@ use super::error::OpenError;
 use super::keyring::{KeyId, Keyring, Peers};
 use super::pairwise::HINT_LEN;
 use crate::clock::Timestamp;
-use crate::group::Replica;
+use crate::group::{PositionError, Replica, Standing};
 use crate::keys::{MemberId, SignatureBytes, SignedMessage};
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::Tag;
 use std::fmt;
 use zeroize::Zeroizing;
+
+/// Which senders' envelopes [`Keyring::open`] accepts, by their [`Standing`] in the reader's
+/// replica. Envelopes from senders who were never members are always refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SenderPolicy {
+    /// Only [`Standing::Member`]: nothing from anyone outside the reader's view.
+    MembersOnly,
+    /// [`Standing::Member`] and [`Standing::Removed`]: a removed member's envelopes sealed at
+    /// a position its removal had seen (perhaps before it; the caller sees the standing and
+    /// may mark them), never those sealed beyond it.
+    #[default]
+    UpToRemoval,
+    /// Every standing, reported in [`Opened::standing`]: for archives and audits that
+    /// judge for themselves.
+    ReportAll,
+}
+
+impl SenderPolicy {
+    /// Whether this policy opens envelopes from a sender of `standing`.
+    pub fn accepts(self, standing: Standing) -> bool {
+        match standing {
+            Standing::Member => true,
+            Standing::Removed { .. } => self != Self::MembersOnly,
+            Standing::Beyond { .. } => self == Self::ReportAll,
+        }
+    }
+}
 
 /// An opened envelope.
 #[derive(Clone, PartialEq, Eq)]
@@ -21,10 +48,12 @@ pub struct Opened {
     pub plaintext: Vec<u8>,
     /// The sender.
     pub sender: MemberId,
-    /// The sender's stamp.
+    /// The sender's stamp (its claim, within the drift bound).
     pub stamp: Timestamp,
-    /// Whether the sender was a member at that stamp, in the reader's replica.
-    pub sender_was_member: bool,
+    /// The sender as the reader's replica judges it at opening, from the position the
+    /// envelope carries. It can change as the reader learns more operations (a removal
+    /// made concurrently, say); judge again with [`Replica::standing`].
+    pub standing: Standing,
     /// Whether the sender sealed to the view the reader has now. If not, the two replicas
     /// have seen different operations: a cue to sync.
     pub same_view: bool,
@@ -38,7 +67,7 @@ impl fmt::Debug for Opened {
             .field("plaintext_len", &self.plaintext.len())
             .field("sender", &self.sender)
             .field("stamp", &self.stamp)
-            .field("sender_was_member", &self.sender_was_member)
+            .field("standing", &self.standing)
             .field("same_view", &self.same_view)
             .field("signed", &self.signed)
             .finish()
@@ -70,6 +99,13 @@ impl Keyring {
     /// so whatever the reader does next (a removal, say) is stamped after the message it
     /// read.
     ///
+    /// The sender is judged by the reader's replica from the position the header carries
+    /// ([`Replica::standing`]), never from its stamp, and only once the envelope
+    /// authenticates: the configured [`SenderPolicy`] then decides whether it opens. An
+    /// envelope from a sender who claims to have sealed to the reader's current view,
+    /// although that view does not hold the sender, is judged [`Standing::Beyond`] its
+    /// removal: an honest sender seals only to views that hold it.
+    ///
     /// # Errors
     ///
     /// [`OpenError`] saying what was wrong; a failed open changes nothing.
@@ -91,6 +127,12 @@ impl Keyring {
             .clock()
             .check(header.stamp, now_ms)
             .map_err(OpenError::StampTooFarAhead)?;
+        // Judged before any key is used, refused after the envelope authenticates (except a
+        // sender who was never a member: it has no key to look for).
+        let standing = match replica.standing(&header.sender, header.position) {
+            Err(never @ PositionError::NeverAMember(_)) => return Err(never.into()),
+            judged => judged,
+        };
         let view = replica.view();
         let unknown = OpenError::UnknownSenderKey {
             sender: header.sender,
@@ -170,12 +212,23 @@ impl Keyring {
             )
             .map_err(|_| OpenError::Tampered)?;
 
+        let same_view = header.view == view.digest();
+        let standing = match standing? {
+            Standing::Removed { by } if same_view => Standing::Beyond { by },
+            standing => standing,
+        };
+        if !self.config.senders.accepts(standing) {
+            return Err(OpenError::SenderRefused {
+                sender: header.sender,
+                standing,
+            });
+        }
         let opened = Opened {
             plaintext,
             sender: header.sender,
             stamp: header.stamp,
-            sender_was_member: replica.was_member(&header.sender, header.stamp),
-            same_view: header.view == view.digest(),
+            standing,
+            same_view,
             signed,
         };
         replica

@@ -5,8 +5,7 @@ use super::envelope::{signature_message, Envelope, Header, SLOT_LEN};
 use super::error::SealError;
 use super::keyring::{Keyring, Peers};
 use super::pairwise::HINT_LEN;
-use crate::clock::Timestamp;
-use crate::group::View;
+use crate::group::Replica;
 use chacha20poly1305::aead::AeadInOut;
 use rand_core::CryptoRng;
 
@@ -19,8 +18,9 @@ pub struct SealOptions {
 }
 
 impl Keyring {
-    /// Seals `plaintext` to every member of `view` but the sender, stamped `stamp` (from
-    /// [`Replica::stamp`](crate::group::Replica::stamp)).
+    /// Seals `plaintext` to every other member of `replica`'s view, at local physical time
+    /// `now_ms`: the envelope carries a fresh stamp from the replica's clock and the
+    /// sender's position (its own chain head), from which readers judge its standing.
     ///
     /// Replicas refuse small-order X25519 keys wherever a bundle appears; as a second line,
     /// a member whose exchange would still come out non-contributory gets no slot, so nothing
@@ -28,16 +28,18 @@ impl Keyring {
     ///
     /// # Errors
     ///
-    /// [`SealError`] if the sender is not in the view or a size limit is exceeded.
+    /// [`SealError`] if the sender is not in the view or a size limit is exceeded; the
+    /// replica's clock is then unchanged.
     pub fn seal<R: CryptoRng + ?Sized>(
         &mut self,
-        view: &View,
-        stamp: Timestamp,
+        replica: &mut Replica,
+        now_ms: u64,
         plaintext: &[u8],
         options: SealOptions,
         rng: &mut R,
     ) -> Result<Envelope, SealError> {
         let me = self.identity.id();
+        let view = replica.view();
         if !view.contains(&me) {
             return Err(SealError::NotAMember(me));
         }
@@ -55,6 +57,9 @@ impl Keyring {
                 max: limits.max_recipients,
             });
         }
+        let stamp = replica.stamp(now_ms);
+        let position = replica.position(&me);
+        let view = replica.view();
         self.prune(view);
 
         let mut nonce = [0u8; 16];
@@ -65,6 +70,7 @@ impl Keyring {
             group: view.group(),
             sender: me,
             stamp,
+            position,
             sender_key: self.current().id,
             view: view.digest(),
             nonce,

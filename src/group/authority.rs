@@ -16,6 +16,7 @@
 //! those are judged again, lowest stratum first, until nothing changes.
 
 use super::op::{Body, Op, OpId, Rank, SignedOp, Stamp, Watermark};
+use super::standing::{PositionError, Standing};
 use super::vec_map::VecMap;
 use crate::clock::Timestamp;
 use crate::keys::{EncryptionKey, KeyBundle, MemberId, SignatureBytes};
@@ -46,7 +47,7 @@ struct Node {
 
 /// One add, remove or leave of a member that takes effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Standing {
+struct Entry {
     /// The member's operations above it are governed by this entry.
     watermark: u64,
     present: bool,
@@ -64,7 +65,7 @@ struct Member {
     /// Sequence numbers with a fork.
     forks: BTreeSet<u64>,
     /// Its adds, removes and leaves that take effect, by stamp.
-    standing: VecMap<Stamp, Standing>,
+    standing: VecMap<Stamp, Entry>,
     /// The owner's rank changes of it that take effect, in the owner's chain order:
     /// (owner's seq, op) -> (watermark, rank).
     grants: BTreeMap<(u64, OpId), (u64, Rank)>,
@@ -324,16 +325,6 @@ impl Authority {
         })
     }
 
-    /// Whether `member` was present after every entry stamped at or before `at`.
-    pub(crate) fn was_member_at(&self, member: &MemberId, at: Stamp) -> bool {
-        self.members.get(member).is_some_and(|m| {
-            m.standing
-                .up_to(&at)
-                .next_back()
-                .is_some_and(|(_, s)| s.present)
-        })
-    }
-
     /// Every encryption key of `member`'s from an operation that takes effect, and, if an
     /// add of it ever took effect (or it is the owner), from its own logged operations
     /// whether or not they take effect: a bundle is signed by its member, so its key is
@@ -357,6 +348,58 @@ impl Authority {
                 .members
                 .get(member)
                 .is_some_and(|m| m.standing.values().any(|s| s.present))
+    }
+
+    /// Judges `member` as the sender of a message sealed at `position` on its own chain
+    /// (see [`Standing`]).
+    ///
+    /// The entry that governs a position is the latest-stamped add, remove or leave of the
+    /// member that had not seen it (watermark below it), as for an operation at that
+    /// number; a leave also governs its own number, since its author knew of it. If that
+    /// entry takes the member out, the position is void. Otherwise the position must name an
+    /// operation on the member's chain, and the member's latest entry says whether it is in
+    /// the view now; if not, that entry had seen the position, which is all the reader can
+    /// know.
+    pub(crate) fn standing_at(
+        &self,
+        member: &MemberId,
+        position: Watermark,
+    ) -> Result<Standing, PositionError> {
+        let never = PositionError::NeverAMember(*member);
+        let m = self.members.get(member).filter(|_| self.admitted(member));
+        let m = m.ok_or(never)?;
+        let entry_op = |stamp: &Stamp| self.by_stamp[stamp];
+        let seq = position.seq;
+        let governing = m.standing.iter().rev().find(|(stamp, entry)| {
+            entry.watermark < seq || (!entry.present && entry_op(stamp) == position.op)
+        });
+        if let Some((stamp, entry)) = governing {
+            if !entry.present {
+                return Ok(Standing::Beyond {
+                    by: entry_op(stamp),
+                });
+            }
+        }
+        if seq > 0 {
+            let node = self.nodes.get(&position.op);
+            let node = node.ok_or(PositionError::Unknown {
+                sender: *member,
+                seq,
+            })?;
+            let op = node.op.op();
+            if op.author != *member || op.seq != seq || !node.on_chain {
+                return Err(PositionError::OffChain {
+                    sender: *member,
+                    seq,
+                });
+            }
+        }
+        match m.standing.last() {
+            Some((stamp, latest)) if !latest.present => Ok(Standing::Removed {
+                by: entry_op(stamp),
+            }),
+            _ => Ok(Standing::Member),
+        }
     }
 
     /// Logs `op`, which [`loggable`](Self::loggable) accepted, and judges everything its
@@ -539,7 +582,7 @@ impl Authority {
         }
     }
 
-    fn set_standing(&mut self, member: MemberId, stamp: Stamp, entry: Standing, on: bool) {
+    fn set_standing(&mut self, member: MemberId, stamp: Stamp, entry: Entry, on: bool) {
         let standing = &mut self.members.entry(member).or_default().standing;
         if on {
             standing.insert(stamp, entry);
@@ -555,7 +598,7 @@ impl Authority {
         match &op.body {
             Body::Create { founder, .. } => {
                 self.note(op.author);
-                let entry = Standing {
+                let entry = Entry {
                     watermark: 0,
                     present: true,
                 };
@@ -568,7 +611,7 @@ impl Authority {
             }
             Body::Leave => {
                 self.note(op.author);
-                let entry = Standing {
+                let entry = Entry {
                     watermark: op.seq,
                     present: false,
                 };
@@ -617,7 +660,7 @@ impl Authority {
         on: bool,
     ) {
         self.note(subject);
-        let entry = Standing {
+        let entry = Entry {
             watermark: watermark.seq,
             present,
         };

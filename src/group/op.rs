@@ -67,7 +67,7 @@ impl Watermark {
         op: OpId([0; 32]),
     };
 
-    fn is_well_formed(&self) -> bool {
+    pub(crate) fn is_well_formed(&self) -> bool {
         (self.seq == 0) == (self.op == Self::NONE.op)
     }
 
@@ -365,15 +365,6 @@ impl Stamp {
         author: MemberId([0; 32]),
         op: OpId([0; 32]),
     };
-
-    /// The greatest stamp with timestamp `t`: everything at or before `t` sorts below it.
-    pub const fn last_at(t: Timestamp) -> Self {
-        Self {
-            timestamp: t,
-            author: MemberId([0xFF; 32]),
-            op: OpId([0xFF; 32]),
-        }
-    }
 }
 
 impl SignedOp {

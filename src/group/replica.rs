@@ -4,6 +4,7 @@ use super::authority::{Authority, Change};
 use super::error::{ActionError, IngestError};
 use super::op::{Body, GroupId, InvalidOp, Op, OpId, Rank, SignedOp, Stamp, Watermark};
 use super::pen::Pen;
+use super::standing::{PositionError, Standing};
 use super::sync::{AuthorIndex, Summary};
 use super::view::View;
 use crate::clock::{Clock, ClockConfig, ClockError, Timestamp};
@@ -284,10 +285,27 @@ impl Replica {
         self.authority.is_effective(id)
     }
 
-    /// Whether `member` was in the group once every add, remove and leave that takes effect
-    /// and is stamped at or before `at` is taken into account, as far as this replica knows.
-    pub fn was_member(&self, member: &MemberId, at: Timestamp) -> bool {
-        self.authority.was_member_at(member, Stamp::last_at(at))
+    /// `member`'s position on its own chain as this replica knows it (logged or
+    /// quarantined): what a message this replica's member seals records, and what an
+    /// operation about `member` records as its watermark.
+    pub fn position(&self, member: &MemberId) -> Watermark {
+        self.watermark(member)
+    }
+
+    /// Judges `sender` as the sender of a message sealed at `position`, its claimed chain
+    /// head: a member now; removed, by an operation that had seen the position; or sealed at
+    /// a position the group voids (see [`Standing`]).
+    ///
+    /// # Errors
+    ///
+    /// [`PositionError`] if the sender was never a member, or the position names an
+    /// operation not logged here (sync first) or not on the sender's chain.
+    pub fn standing(
+        &self,
+        sender: &MemberId,
+        position: Watermark,
+    ) -> Result<Standing, PositionError> {
+        self.authority.standing_at(sender, position)
     }
 
     /// Every encryption key `member` has published, current or not, so that messages sealed

@@ -48,12 +48,6 @@ impl<K: Ord, V> VecMap<K, V> {
     pub(crate) fn last(&self) -> Option<(&K, &V)> {
         self.0.last().map(|(k, v)| (k, v))
     }
-
-    /// The entries with keys at or below `key`, in key order.
-    pub(crate) fn up_to(&self, key: &K) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
-        let end = self.0.partition_point(|(k, _)| k <= key);
-        self.0[..end].iter().map(|(k, v)| (k, v))
-    }
 }
 
 #[cfg(test)]
@@ -78,7 +72,6 @@ mod tests {
                 }
                 prop_assert!(ours.iter().eq(reference.iter()));
                 prop_assert_eq!(ours.last(), reference.last_key_value());
-                prop_assert!(ours.up_to(&key).eq(reference.range(..=key)));
             }
         }
     }

@@ -37,7 +37,7 @@ pub(super) fn only_added_members<'a>(
 }
 
 /// Convergence: each message sealed after the final sync was opened by exactly its view
-/// minus its sender.
+/// minus its sender, each of whom judged the sender a member.
 pub(super) fn converged_reads(messages: &[MessageRecord]) -> Vec<String> {
     let mut out = Vec::new();
     for (m, record) in messages.iter().enumerate() {
@@ -54,6 +54,12 @@ pub(super) fn converged_reads(messages: &[MessageRecord]) -> Vec<String> {
             out.push(format!(
                 "convergence: message {m} was opened by {:?}, its view minus the sender is {expected:?}",
                 record.opened_by
+            ));
+        }
+        if !record.opened_as_outsider.is_empty() {
+            out.push(format!(
+                "convergence: devices {:?} did not judge the sender of message {m} a member",
+                record.opened_as_outsider
             ));
         }
     }

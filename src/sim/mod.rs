@@ -20,8 +20,8 @@ pub use schedule::{random_schedule, Action, Schedule};
 
 use crate::clock::ClockConfig;
 use crate::codec;
-use crate::crypto::{Envelope, Keyring, KeyringConfig, OpenError, SealOptions};
-use crate::group::{Replica, ReplicaConfig, SignedOp, View, ViewDigest};
+use crate::crypto::{Envelope, Keyring, KeyringConfig, OpenError, SealOptions, SenderPolicy};
+use crate::group::{PositionError, Replica, ReplicaConfig, SignedOp, Standing, View, ViewDigest};
 use crate::keys::{Identity, MemberId};
 use network::{Network, Packet, Payload};
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,7 +63,13 @@ impl Sim {
             },
             ..ReplicaConfig::default()
         };
-        let keyring_config = KeyringConfig::default();
+        // Every envelope the keys open is opened and its sender's standing recorded: the
+        // simulator checks who can read (the encryption's promise); which standings to
+        // accept is the application's policy, tested on its own.
+        let keyring_config = KeyringConfig {
+            senders: SenderPolicy::ReportAll,
+            ..KeyringConfig::default()
+        };
         let mut keyrings = Vec::with_capacity(n);
         let mut skews = Vec::with_capacity(n);
         for _ in 0..n {
@@ -281,12 +287,11 @@ impl Sim {
         let now = self.clock_of(from);
         let d = &mut self.devices[from];
         let view = d.replica.view().clone();
-        let stamp = d.replica.stamp(now);
         let id = self.outcome.messages.len();
         let text = format!("message {id}");
         let Ok(envelope) = d.keyring.seal(
-            &view,
-            stamp,
+            &mut d.replica,
+            now,
             text.as_bytes(),
             SealOptions::default(),
             self.rng.keys(),
@@ -301,6 +306,7 @@ impl Sim {
             view_digest: view.digest(),
             delivered_to: BTreeSet::new(),
             opened_by: BTreeSet::new(),
+            opened_as_outsider: BTreeSet::new(),
             after_convergence,
         });
         self.envelopes.push(envelope);
@@ -376,9 +382,17 @@ impl Sim {
                 if opened.plaintext != format!("message {m}").into_bytes() {
                     self.violation(format!("device {device} read altered message {m}"));
                 }
-                self.outcome.messages[m].opened_by.insert(device as u8);
+                let record = &mut self.outcome.messages[m];
+                record.opened_by.insert(device as u8);
+                if opened.standing != Standing::Member {
+                    record.opened_as_outsider.insert(device as u8);
+                }
             }
-            Err(OpenError::UnknownSenderKey { .. } | OpenError::StampTooFarAhead(_)) => {
+            Err(
+                OpenError::UnknownSenderKey { .. }
+                | OpenError::StampTooFarAhead(_)
+                | OpenError::Position(PositionError::Unknown { .. }),
+            ) => {
                 self.pending.insert((device, m));
             }
             Err(OpenError::NotAddressedToMe) if !in_view => {}

@@ -63,6 +63,9 @@ pub struct MessageRecord {
     pub delivered_to: BTreeSet<u8>,
     /// Devices that opened it.
     pub opened_by: BTreeSet<u8>,
+    /// Devices that opened it while their replica did not judge the sender a member at the
+    /// envelope's position (removed, or beyond its removal).
+    pub opened_as_outsider: BTreeSet<u8>,
     /// Sent after the final heal and sync, to check the converged view.
     pub after_convergence: bool,
 }

@@ -384,17 +384,15 @@ fn splitsafe(c: &mut Criterion) {
         extra(format!("bytes.splitsafe.remove_one.{n} = {remove_bytes}"));
 
         let mut founder = founder;
-        let view = replica.view().clone();
-        let stamp = replica.stamp(now + 10);
         g.bench_function(BenchmarkId::new("seal_1KiB", n), |b| {
             b.iter(|| {
                 founder
-                    .seal(&view, stamp, &payload, SealOptions::default(), &mut rng)
+                    .seal(&mut replica, now + 10, &payload, SealOptions::default(), &mut rng)
                     .unwrap()
             })
         });
         let envelope = founder
-            .seal(&view, stamp, &payload, SealOptions::default(), &mut rng)
+            .seal(&mut replica, now + 10, &payload, SealOptions::default(), &mut rng)
             .unwrap();
         extra(format!(
             "bytes.splitsafe.seal_1KiB.{n} = {}",
