@@ -2,20 +2,22 @@
 //!
 //! A scanning global allocator looks at every block handed back to the allocator for the
 //! bytes of known secrets: an X25519 secret, the pairwise keys derived from it, and the
-//! secret that replaces it at rotation. Sealing, opening, rotating, erasing and finally
-//! dropping the keyrings must free no block that still holds any of them. (This file is its
+//! secret that replaces it at rotation, and the identity's signing secret. Sealing, opening,
+//! rotating, exporting and importing, erasing and finally dropping the keyrings must free no
+//! block that still holds any of them. (This file is its
 //! own test binary, with one test, because the allocator is global.)
 
 mod support;
 
 use rand_core::{Rng as _, SeedableRng};
-use splitsafe::crypto::{KeyringConfig, PairwiseKey, SealOptions};
+use splitsafe::crypto::{Keyring, KeyringConfig, PairwiseKey, SealOptions};
+use splitsafe::keys::Identity;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use support::crypto::{world, Device};
 use support::group::T0;
 
-const NEEDLES: usize = 4;
+const NEEDLES: usize = 5;
 
 struct Scanning;
 static ARMED: AtomicBool = AtomicBool::new(false);
@@ -88,6 +90,8 @@ fn no_secret_survives_in_freed_heap_blocks() {
         watch(0, &first_secret);
         watch(1, out.as_bytes());
         watch(2, back.as_bytes());
+        // `world`'s identities are `identity(i)`, whose secret is `[i + 1; 32]`.
+        watch(4, &[1; 32]);
     }
     ARMED.store(true, Relaxed);
 
@@ -112,6 +116,15 @@ fn no_secret_survives_in_freed_heap_blocks() {
         .rotate(&mut rng, &mut alice.replica, T0 + 1_000)
         .unwrap();
     assert_eq!(hits(), [0; NEEDLES], "seal, open and rotate");
+
+    let exported = alice.keyring.export();
+    let imported = Keyring::import(&exported, config).unwrap();
+    assert_eq!(imported.bundle(), alice.keyring.bundle());
+    drop((exported, imported));
+    let identity = alice.keyring.identity().export();
+    drop(Identity::import(&identity).unwrap());
+    drop(identity);
+    assert_eq!(hits(), [0; NEEDLES], "export, import and drop");
 
     assert_eq!(alice.keyring.erase_expired(T0 + 1_000 + config.grace_ms), 1);
     assert_eq!(hits(), [0; NEEDLES], "erasing the retired secret");

@@ -60,6 +60,16 @@ pub(super) struct OwnKey {
     retired_at_ms: Option<u64>,
 }
 
+impl OwnKey {
+    pub(super) fn secret_bytes(&self) -> [u8; 32] {
+        self.secret.to_bytes()
+    }
+
+    pub(super) fn retired_at(&self) -> Option<u64> {
+        self.retired_at_ms
+    }
+}
+
 /// The two pairwise keys between one own key and one peer key.
 pub(super) struct Pair {
     /// From the own key to the peer's.
@@ -124,6 +134,35 @@ impl Keyring {
         };
         keyring.push_key(StaticSecret::random_from_rng(rng));
         keyring
+    }
+
+    /// A keyring from imported parts, without keys yet: [`push_restored`] adds them, oldest
+    /// first.
+    ///
+    /// [`push_restored`]: Self::push_restored
+    pub(super) fn restore(identity: Identity, config: KeyringConfig, created: Timestamp) -> Self {
+        Self {
+            identity,
+            config,
+            own: Vec::new(),
+            created,
+            cache: BTreeMap::new(),
+            pruned_for: BTreeMap::new(),
+        }
+    }
+
+    /// Adds an imported key, moved straight into its box (never through a collection whose
+    /// freed buffer would keep its bytes).
+    pub(super) fn push_restored(&mut self, secret: StaticSecret, retired_at_ms: Option<u64>) {
+        self.push_key(secret);
+        if let Some(key) = self.own.last_mut() {
+            key.retired_at_ms = retired_at_ms;
+        }
+    }
+
+    /// When the current bundle was made.
+    pub(super) fn created(&self) -> Timestamp {
+        self.created
     }
 
     fn push_key(&mut self, secret: StaticSecret) {

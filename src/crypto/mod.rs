@@ -6,6 +6,7 @@
 //! view, so they get no copy. See `spec/encryption.md` for the key schedule, the envelope
 //! layout, and what is and is not protected.
 
+mod backup;
 mod content;
 mod envelope;
 mod error;

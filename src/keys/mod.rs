@@ -13,7 +13,11 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub(crate) mod backup;
 mod signature;
+pub use backup::BackupError;
+
+const IDENTITY_MAGIC: &[u8] = b"splitsafe identity\0";
 pub use signature::SignedMessage;
 
 /// Defines a public, fixed-size byte-string type: encoded as a CBOR byte string, shown as
@@ -142,6 +146,40 @@ impl Identity {
         Self {
             signing: SigningKey::from_bytes(&secret),
         }
+    }
+
+    /// The Ed25519 secret key, for exports; zeroized when dropped.
+    pub(crate) fn secret_bytes(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.signing.to_bytes())
+    }
+
+    /// The identity's secret key, versioned and checksummed (magic `"splitsafe identity\0"`,
+    /// version 1, the 32-byte Ed25519 secret, a 16-byte checksum), in a buffer zeroized when
+    /// dropped. **It is the identity in clear**: whoever holds it signs as this member.
+    ///
+    /// ```
+    /// use splitsafe::keys::Identity;
+    ///
+    /// let identity = Identity::generate(&mut splitsafe::rng::os_rng());
+    /// let restored = Identity::import(&identity.export()).unwrap();
+    /// assert_eq!(restored.id(), identity.id());
+    /// ```
+    pub fn export(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut out = backup::FrameWriter::new(IDENTITY_MAGIC, 32);
+        out.put(self.secret_bytes().as_ref());
+        out.finish()
+    }
+
+    /// The identity [`export`](Self::export) saved.
+    ///
+    /// # Errors
+    ///
+    /// [`BackupError`] saying what is wrong with the bytes.
+    pub fn import(bytes: &[u8]) -> Result<Self, BackupError> {
+        let mut body = backup::FrameReader::open(IDENTITY_MAGIC, bytes)?;
+        let secret = body.secret()?;
+        body.end()?;
+        Ok(Self::from_secret_bytes(*secret))
     }
 
     /// The public identity.
