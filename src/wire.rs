@@ -7,32 +7,62 @@
 //! -----END SPLITSAFE ENVELOPE-----
 //! ```
 //!
-//! The kinds are `ENVELOPE` and `OPERATIONS` (a CBOR array of signed operations). Text
-//! before the first line and after the last is ignored, so an armored block survives being
-//! pasted into a message body; lines may carry trailing whitespace or carriage returns.
+//! The kinds are `ENVELOPE`, `OPERATIONS` (a CBOR array of signed operations), `BUNDLE` (a
+//! key bundle), `WELCOME` and `SYNC` (the device layer's messages). Text before the first
+//! line and after the last is ignored, so an armored block survives being pasted into a
+//! message body; lines may carry trailing whitespace or carriage returns. [`blocks`] reads
+//! every block of a text.
 
 use crate::codec::{self, DecodeError};
 use crate::crypto::{Envelope, Limits, OpenError};
 use crate::group::{SignedOp, MAX_OP_LEN};
+use crate::keys::KeyBundle;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::fmt;
 
 /// What an armored block holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ArmorKind {
     /// One [`Envelope`].
     Envelope,
     /// A batch of [`SignedOp`]s.
     Operations,
+    /// One [`KeyBundle`](crate::keys::KeyBundle): what a newcomer hands the member who will
+    /// add it.
+    Bundle,
+    /// A welcome: the operations a newcomer needs to join a group.
+    Welcome,
+    /// A sync message between two devices.
+    Sync,
 }
 
 impl ArmorKind {
-    fn label(self) -> &'static str {
+    /// Every kind, in label order of the spec.
+    pub const ALL: [Self; 5] = [
+        Self::Envelope,
+        Self::Operations,
+        Self::Bundle,
+        Self::Welcome,
+        Self::Sync,
+    ];
+
+    /// The word in the block's BEGIN and END lines.
+    pub fn label(self) -> &'static str {
         match self {
             Self::Envelope => "ENVELOPE",
             Self::Operations => "OPERATIONS",
+            Self::Bundle => "BUNDLE",
+            Self::Welcome => "WELCOME",
+            Self::Sync => "SYNC",
         }
+    }
+
+    fn from_begin_line(line: &str) -> Option<Self> {
+        let label = line
+            .strip_prefix("-----BEGIN SPLITSAFE ")?
+            .strip_suffix("-----")?;
+        Self::ALL.into_iter().find(|kind| kind.label() == label)
     }
 }
 
@@ -63,6 +93,8 @@ pub enum ArmorError {
     Envelope(OpenError),
     /// The body is not a valid batch of operations.
     Operations(DecodeError),
+    /// The body is not a key bundle.
+    Bundle(DecodeError),
 }
 
 impl fmt::Display for ArmorError {
@@ -78,6 +110,7 @@ impl fmt::Display for ArmorError {
             }
             Self::Envelope(e) => write!(f, "armored envelope: {e}"),
             Self::Operations(e) => write!(f, "armored operations: {e}"),
+            Self::Bundle(e) => write!(f, "armored key bundle: {e}"),
         }
     }
 }
@@ -111,21 +144,45 @@ pub fn armor(kind: ArmorKind, bytes: &[u8]) -> String {
 ///
 /// [`ArmorError`] saying what is missing or damaged.
 pub fn dearmor(kind: ArmorKind, text: &str, max_len: usize) -> Result<Vec<u8>, ArmorError> {
-    let begin = format!("-----BEGIN SPLITSAFE {}-----", kind.label());
-    let end = format!("-----END SPLITSAFE {}-----", kind.label());
     let mut lines = text.lines().map(str::trim_end);
     lines
         .by_ref()
-        .find(|l| *l == begin)
+        .find(|l| ArmorKind::from_begin_line(l) == Some(kind))
         .ok_or(ArmorError::MissingHeader(kind))?;
+    read_body(kind, &mut lines, max_len)
+}
+
+/// Every armored block in `text`, in order, each with its kind and decoded body (at most
+/// `max_len` bytes) or what is wrong with it. Text between blocks is ignored; a damaged block
+/// does not hide the blocks after it, unless it lacks its END line (then it runs to the end).
+pub fn blocks(text: &str, max_len: usize) -> Vec<(ArmorKind, Result<Vec<u8>, ArmorError>)> {
+    let mut lines = text.lines().map(str::trim_end);
+    let mut out = Vec::new();
+    while let Some(kind) = lines.by_ref().find_map(ArmorKind::from_begin_line) {
+        out.push((kind, read_body(kind, &mut lines, max_len)));
+    }
+    out
+}
+
+/// Reads a block's body from the line after its BEGIN line through its END line.
+fn read_body<'a>(
+    kind: ArmorKind,
+    lines: &mut impl Iterator<Item = &'a str>,
+    max_len: usize,
+) -> Result<Vec<u8>, ArmorError> {
+    let end = format!("-----END SPLITSAFE {}-----", kind.label());
     let max_chars = max_len.div_ceil(3) * 4;
     let mut body = String::new();
     let mut sum = None;
     let mut closed = false;
+    let mut damage = None;
     for (index, line) in lines.enumerate() {
         if line == end {
             closed = true;
             break;
+        }
+        if damage.is_some() {
+            continue; // read on to the END line, so the next block can be found
         }
         if let Some(rest) = line.strip_prefix('=') {
             sum = Some(rest.to_string());
@@ -136,11 +193,12 @@ pub fn dearmor(kind: ArmorKind, text: &str, max_len: usize) -> Result<Vec<u8>, A
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
         {
-            return Err(ArmorError::BadBase64 { line: index + 1 });
+            damage = Some(ArmorError::BadBase64 { line: index + 1 });
+            continue;
         }
         body.push_str(line);
         if body.len() > max_chars {
-            return Err(ArmorError::TooLarge {
+            damage = Some(ArmorError::TooLarge {
                 len: body.len(),
                 max: max_chars,
             });
@@ -148,6 +206,9 @@ pub fn dearmor(kind: ArmorKind, text: &str, max_len: usize) -> Result<Vec<u8>, A
     }
     if !closed {
         return Err(ArmorError::MissingFooter(kind));
+    }
+    if let Some(damage) = damage {
+        return Err(damage);
     }
     let sum = sum.ok_or(ArmorError::MissingChecksum)?;
     let bytes = STANDARD
@@ -198,6 +259,24 @@ pub fn dearmor_ops(text: &str, max_ops: usize) -> Result<Vec<SignedOp>, ArmorErr
     Ok(ops)
 }
 
+/// A key bundle as armored text: what a newcomer sends to the member who will add it.
+pub fn armor_bundle(bundle: &KeyBundle) -> String {
+    armor(ArmorKind::Bundle, &codec::encode(bundle))
+}
+
+/// Reads an armored key bundle. Its signature is not checked here; adding it checks it.
+///
+/// # Errors
+///
+/// [`ArmorError`], including [`ArmorError::Bundle`] for a body that is not a bundle.
+pub fn dearmor_bundle(text: &str) -> Result<KeyBundle, ArmorError> {
+    let bytes = dearmor(ArmorKind::Bundle, text, MAX_BUNDLE_LEN)?;
+    codec::decode(&bytes, MAX_BUNDLE_LEN).map_err(ArmorError::Bundle)
+}
+
+/// A bundle's encoding is well under this.
+const MAX_BUNDLE_LEN: usize = 512;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +289,26 @@ mod tests {
             armor(ArmorKind::Operations, &body).replace('\n', "\r\n")
         );
         assert_eq!(dearmor(ArmorKind::Operations, &text, 1024), Ok(body));
+    }
+
+    #[test]
+    fn every_block_is_read_and_damage_stays_in_its_block() {
+        let one = armor(ArmorKind::Bundle, b"first");
+        let two = armor(ArmorKind::Welcome, b"second").replacen("c2Vjb25k", "c2V*b25k", 1);
+        let three = armor(ArmorKind::Sync, b"third");
+        let text = format!("From: a\n{one}\nsome prose\n{two}{three}-- \n");
+        let read = blocks(&text, 1024);
+        assert_eq!(
+            read,
+            vec![
+                (ArmorKind::Bundle, Ok(b"first".to_vec())),
+                (ArmorKind::Welcome, Err(ArmorError::BadBase64 { line: 1 })),
+                (ArmorKind::Sync, Ok(b"third".to_vec())),
+            ]
+        );
+        assert!(blocks("no armor here", 1024).is_empty());
+        let unknown = one.replace("BUNDLE", "PARCEL");
+        assert!(blocks(&unknown, 1024).is_empty());
     }
 
     #[test]
