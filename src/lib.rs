@@ -47,6 +47,7 @@
 pub mod clock;
 pub mod codec;
 pub mod crypto;
+pub mod device;
 pub mod group;
 pub mod keys;
 pub mod lww;

@@ -275,6 +275,8 @@ impl Keyring {
     /// Replaces the current encryption key: makes a new one, publishes it with a `Rotate`
     /// operation on `replica`, and retires the old one (kept for
     /// [`KeyringConfig::grace_ms`], then erased by [`erase_expired`](Self::erase_expired)).
+    /// A keyring used in several groups rotates with [`rotate_in_all`](Self::rotate_in_all):
+    /// the old key is retired everywhere, so every group must learn the new one.
     ///
     /// # Errors
     ///
@@ -286,18 +288,48 @@ impl Keyring {
         replica: &mut Replica,
         now_ms: u64,
     ) -> Result<(SignedOp, Vec<Change>), ActionError> {
+        self.rotate_in_all(rng, [replica], now_ms)
+            .pop()
+            .expect("one result per replica")
+    }
+
+    /// Rotates to a fresh encryption key and publishes it in every group of `replicas` in
+    /// which this member can act: one key for all of them, so that no group is left holding
+    /// only a key the device will erase. Groups that refuse the rotation (this member was
+    /// removed there) are reported and skipped. If every group refuses, and there was at
+    /// least one, the keyring is unchanged.
+    pub fn rotate_in_all<'r, R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        replicas: impl IntoIterator<Item = &'r mut Replica>,
+        now_ms: u64,
+    ) -> Vec<Result<(SignedOp, Vec<Change>), ActionError>> {
         let secret = StaticSecret::random_from_rng(rng);
         let public = EncryptionKey(PublicKey::from(&secret).to_bytes());
         let created = Timestamp::from_physical(now_ms)
             .max(Timestamp::from_raw(self.created.as_raw().saturating_add(1)));
         let bundle = self.identity.bundle(public, created);
-        let result = replica.rotate(&self.identity, bundle, now_ms)?;
-        if let Some(current) = self.own.last_mut() {
-            current.retired_at_ms = Some(now_ms);
+        let results: Vec<_> = replicas
+            .into_iter()
+            .map(|replica| replica.rotate(&self.identity, bundle, now_ms))
+            .collect();
+        if results.is_empty() || results.iter().any(Result::is_ok) {
+            if let Some(current) = self.own.last_mut() {
+                current.retired_at_ms = Some(now_ms);
+            }
+            self.created = created;
+            self.push_key(secret);
         }
-        self.created = created;
-        self.push_key(secret);
-        Ok(result)
+        results
+    }
+
+    /// When the next retired secret's grace period ends, if any is retired.
+    pub fn next_erasure(&self) -> Option<u64> {
+        self.own
+            .iter()
+            .filter_map(|k| k.retired_at_ms)
+            .map(|at| at.saturating_add(self.config.grace_ms))
+            .min()
     }
 
     /// Erases retired secrets whose grace period has passed at `now_ms`, and every cached

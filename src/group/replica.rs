@@ -147,12 +147,14 @@ pub struct Replica {
     index: AuthorIndex,
     /// Keyed by stamp: an author over its quota loses its furthest-future operation.
     held: Pen<Stamp>,
-    /// Keyed by arrival order: an author over its quota loses its oldest operation.
     /// Keyed by sequence number: an author over its quota loses its furthest operation
     /// along its chain (the last one it could log), whatever the arrival order, so what a
     /// replica keeps is a function of what it was offered.
     quarantine: Pen<(u64, OpId)>,
     view: OnceLock<View>,
+    /// Ids of operations the pens dropped since the last [`take_dropped`](Self::take_dropped),
+    /// recorded only when a store asked for them (`None` otherwise, so nothing grows).
+    dropped: Option<Vec<OpId>>,
 }
 
 impl Replica {
@@ -166,6 +168,7 @@ impl Replica {
             held: Pen::new(config.held_limit, config.held_per_author),
             quarantine: Pen::new(config.quarantine_limit, config.quarantine_per_author),
             view: OnceLock::new(),
+            dropped: None,
         }
     }
 
@@ -424,6 +427,37 @@ impl Replica {
         BatchReport { results, changes }
     }
 
+    fn note_dropped(&mut self, dropped: &[SignedOp]) {
+        if let Some(record) = &mut self.dropped {
+            record.extend(dropped.iter().map(SignedOp::id));
+        }
+    }
+
+    /// From now on, records the operations the held and quarantine pens drop (over their
+    /// quotas), for a store that keeps one row per operation held.
+    pub(crate) fn record_dropped(&mut self) {
+        self.dropped.get_or_insert_with(Vec::new);
+    }
+
+    /// The operations dropped since the last call (see [`record_dropped`](Self::record_dropped)).
+    pub(crate) fn take_dropped(&mut self) -> Vec<OpId> {
+        self.dropped
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Admits operations this replica (or its store) verified before, without checking their
+    /// signatures again: for reopening a device from its own store, which is trusted as the
+    /// process's memory is.
+    pub(crate) fn admit_verified(&mut self, ops: Vec<SignedOp>, physical_ms: u64) {
+        let ops = ops
+            .into_iter()
+            .filter(|op| self.check(op).is_ok())
+            .collect();
+        self.admit(ops, physical_ms, Origin::Remote);
+    }
+
     /// Logs held-back operations that local time has now caught up with.
     pub fn advance(&mut self, physical_ms: u64) -> Vec<Change> {
         let clock = &self.clock;
@@ -476,6 +510,7 @@ impl Replica {
             {
                 let id = op.id();
                 let dropped = self.held.insert(op.stamp(), op);
+                self.note_dropped(&dropped);
                 if dropped.iter().all(|d| d.id() != id) {
                     Status::Held
                 } else {
@@ -536,6 +571,7 @@ impl Replica {
             for op in &dropped {
                 self.index.remove(op.stamp());
             }
+            self.note_dropped(&dropped);
             if let Some(i) = position {
                 statuses[i] = if dropped.iter().all(|d| d.id() != id) {
                     Status::Quarantined

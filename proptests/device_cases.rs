@@ -1,0 +1,341 @@
+//! The device layer, one named case each: welcome and join, pending envelopes released by the
+//! operations they need, duplicates, refusals that change nothing, one rotation for every
+//! group, time, sync, and reopening from the store exactly as it was.
+
+mod support;
+
+use splitsafe::crypto::OpenError;
+use splitsafe::device::{
+    Device, DeviceConfig, DeviceError, Event, MemoryStore, Message, Refusal, SqliteStore, Store,
+};
+use splitsafe::group::{Change, GroupId, Standing};
+use support::crypto::{rng, Rng};
+use support::group::{identity, T0};
+
+fn device<S: Store>(store: S, i: u8, r: &mut Rng) -> Device<S> {
+    Device::create(store, identity(i), DeviceConfig::default(), r, T0).unwrap()
+}
+
+/// Everything observable about a device's state, to compare a live device with a reopened
+/// one.
+fn state<S: Store>(d: &Device<S>) -> Vec<Vec<u8>> {
+    let mut out = vec![d.keyring().export().to_vec()];
+    for group in d.groups() {
+        out.push(d.replica(group).unwrap().save());
+    }
+    out.extend(d.pending().map(|(id, _)| id.0.to_vec()));
+    out
+}
+
+fn messages(events: &[Event]) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.plaintext.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alice founds a group and invites Bob; Bob joins from the armored welcome.
+fn pair<S: Store>(a: S, b: S, r: &mut Rng) -> (Device<S>, Device<S>, GroupId) {
+    let mut alice = device(a, 0, r);
+    let mut bob = device(b, 1, r);
+    let group = alice.create_group(r, T0 + 1).unwrap();
+    let invitation = alice.invite(group, bob.bundle(), T0 + 2).unwrap();
+    let events = bob
+        .receive(invitation.welcome.armored().as_bytes(), T0 + 3)
+        .unwrap();
+    assert!(events.contains(&Event::Joined(group)));
+    (alice, bob, group)
+}
+
+#[test]
+fn a_welcome_joins_and_messages_flow_both_ways() {
+    let mut r = rng(1);
+    let (mut alice, mut bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    assert_eq!(bob.view(group), alice.view(group));
+    let to_bob = alice.send(group, b"hi bob", &mut r, T0 + 10).unwrap();
+    let to_alice = bob.send(group, b"hi alice", &mut r, T0 + 11).unwrap();
+    let at_bob = bob.receive(to_bob.armored().as_bytes(), T0 + 12).unwrap();
+    let at_alice = alice.receive(&to_alice.to_bytes(), T0 + 12).unwrap();
+    assert_eq!(messages(&at_bob), vec![b"hi bob".to_vec()]);
+    assert_eq!(messages(&at_alice), vec![b"hi alice".to_vec()]);
+    let Event::Message(m) = &at_bob[0] else {
+        panic!("a message")
+    };
+    assert_eq!((m.sender, m.standing), (alice.id(), Standing::Member));
+    // A replay is refused, and so is the sender's own envelope coming back.
+    assert_eq!(
+        bob.receive(&to_bob.to_bytes(), T0 + 13).unwrap(),
+        vec![Event::Duplicate(m.id)]
+    );
+    assert!(matches!(
+        &alice.receive(&to_bob.to_bytes(), T0 + 13).unwrap()[..],
+        [Event::Duplicate(_)]
+    ));
+}
+
+#[test]
+fn a_welcome_that_does_not_hold_the_receiver_is_refused() {
+    let mut r = rng(2);
+    let (alice, _bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    let mut carol = device(MemoryStore::default(), 2, &mut r);
+    let welcome = alice.welcome(group).unwrap();
+    assert_eq!(
+        carol.receive(&welcome.to_bytes(), T0 + 5).unwrap(),
+        vec![Event::Refused(Refusal::NotInvited(group))]
+    );
+    assert_eq!(carol.groups().count(), 0);
+}
+
+/// An envelope that arrives before the operations it needs waits, and opens when they come.
+#[test]
+fn pending_envelopes_open_when_their_operations_arrive() {
+    let mut r = rng(3);
+    let (mut alice, mut bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    let mut carol = device(MemoryStore::default(), 2, &mut r);
+    let invitation = alice.invite(group, carol.bundle(), T0 + 10).unwrap();
+    carol
+        .receive(invitation.welcome.armored().as_bytes(), T0 + 11)
+        .unwrap();
+    // Carol rotates; her message reaches Bob before her rotation does.
+    let rotation = carol.rotate(&mut r, T0 + 20).unwrap();
+    let sealed = carol.send(group, b"new key", &mut r, T0 + 21).unwrap();
+    let events = bob.receive(&sealed.to_bytes(), T0 + 22).unwrap();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Pending {
+                reason: OpenError::Position(_),
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(bob.pending().count(), 1);
+    // Bob has not even seen Carol's add: the add, then the rotation, release it.
+    bob.receive(&invitation.add.to_bytes(), T0 + 23).unwrap();
+    let events = bob.receive(&rotation[0].to_bytes(), T0 + 24).unwrap();
+    assert_eq!(messages(&events), vec![b"new key".to_vec()]);
+    assert_eq!(bob.pending().count(), 0);
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let mut r = rng(4);
+    let (mut alice, _bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    let before = state(&alice);
+    assert!(matches!(
+        alice.receive(b"\xffnot a message", T0 + 5),
+        Err(DeviceError::Unreadable(_))
+    ));
+    let sealed = alice.send(group, b"x", &mut r, T0 + 6).unwrap();
+    let before_damage = state(&alice);
+    let armored = sealed.armored();
+    let checksum_line = armored.lines().find(|l| l.starts_with('=')).unwrap();
+    let damaged = armored.replace(checksum_line, "=AAAAAAAA");
+    let events = alice.receive(damaged.as_bytes(), T0 + 7).unwrap();
+    assert!(matches!(&events[..], [Event::Refused(Refusal::Armor(_))]));
+    assert_eq!(state(&alice), before_damage);
+    assert_ne!(before, before_damage, "sending changed the clock");
+}
+
+/// B6: one rotation publishes the new key in every group, so after the old key is erased
+/// every group still reaches the member.
+#[test]
+fn one_rotation_reaches_every_group() {
+    let mut r = rng(5);
+    let (mut alice, mut bob, first) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    let second = alice.create_group(&mut r, T0 + 10).unwrap();
+    let invitation = alice.invite(second, bob.bundle(), T0 + 11).unwrap();
+    bob.receive(&invitation.welcome.to_bytes(), T0 + 12)
+        .unwrap();
+    let published = bob.rotate(&mut r, T0 + 20).unwrap();
+    assert_eq!(published.len(), 2, "one rotation per group");
+    for message in &published {
+        alice.receive(&message.to_bytes(), T0 + 21).unwrap();
+    }
+    let later = T0 + 20 + DeviceConfig::default().keyring.grace_ms;
+    let tick = bob.tick(later).unwrap();
+    assert_eq!(
+        bob.keyring().own_key_ids().len(),
+        1,
+        "the old key is erased"
+    );
+    assert_eq!(tick.next, None);
+    for group in [first, second] {
+        let sealed = alice
+            .send(group, b"still there", &mut r, later + 1)
+            .unwrap();
+        let events = bob.receive(&sealed.to_bytes(), later + 2).unwrap();
+        assert_eq!(
+            messages(&events),
+            vec![b"still there".to_vec()],
+            "{events:?}"
+        );
+    }
+}
+
+/// `tick` logs a held operation when it falls due and says when that is.
+#[test]
+fn tick_releases_what_time_holds() {
+    let mut r = rng(6);
+    let (mut alice, mut bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    let drift = DeviceConfig::default().replica.clock.max_drift_ms;
+    // Alice's clock runs an hour ahead: her remove of Bob... of a member she adds first.
+    let carol = device(MemoryStore::default(), 2, &mut r);
+    let ahead = T0 + 3_600_000;
+    let add = alice.invite(group, carol.bundle(), ahead).unwrap().add;
+    let events = bob.receive(&add.to_bytes(), T0 + 10).unwrap();
+    assert!(events.is_empty(), "held: {events:?}");
+    assert_eq!(bob.next_deadline(), Some(ahead - drift));
+    let tick = bob.tick(ahead - drift).unwrap();
+    assert_eq!(
+        tick.events,
+        vec![Event::Changed {
+            group,
+            change: Change::Added(carol.id())
+        }]
+    );
+    assert_eq!(tick.next, None);
+}
+
+/// Sync over a transport that loses every third message: the two converge, and then have
+/// nothing to say.
+#[test]
+fn sync_converges_over_a_lossy_transport_and_then_falls_silent() {
+    let mut r = rng(7);
+    let (mut alice, mut bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    // Each side changes the group without the other hearing of it.
+    for i in 2..5 {
+        let newcomer = device(MemoryStore::default(), i, &mut r);
+        alice
+            .invite(group, newcomer.bundle(), T0 + 10 + u64::from(i))
+            .unwrap();
+    }
+    bob.rotate(&mut r, T0 + 20).unwrap();
+    let mut sent = 0;
+    let mut rounds = 0;
+    loop {
+        let from_alice = alice.sync_message(group, bob.id()).unwrap();
+        let from_bob = bob.sync_message(group, alice.id()).unwrap();
+        if from_alice.is_none() && from_bob.is_none() {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 10, "no convergence");
+        for (message, to) in [(from_alice, &mut bob), (from_bob, &mut alice)] {
+            let Some(message) = message else { continue };
+            sent += 1;
+            if sent % 3 != 0 {
+                to.receive(message.armored().as_bytes(), T0 + 30).unwrap();
+            }
+        }
+    }
+    assert_eq!(alice.view(group), bob.view(group));
+    assert_eq!(
+        alice.replica(group).unwrap().summary(),
+        bob.replica(group).unwrap().summary()
+    );
+}
+
+/// A forged sync message (not signed by its claimed sender) changes nothing.
+#[test]
+fn a_forged_sync_message_is_refused() {
+    let mut r = rng(8);
+    let (mut alice, mut bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    let Some(Message::Sync(mut sync)) = alice.sync_message(group, bob.id()).unwrap() else {
+        panic!("alice has not heard from bob")
+    };
+    sync.from = identity(9).id();
+    let before = state(&bob);
+    assert_eq!(
+        bob.receive(&Message::Sync(sync.clone()).to_bytes(), T0 + 5)
+            .unwrap(),
+        vec![Event::Refused(Refusal::BadSync {
+            group,
+            from: identity(9).id()
+        })]
+    );
+    assert_eq!(state(&bob), before);
+}
+
+/// Reopening from the store gives the same device: keys, replicas (views, clocks, held and
+/// quarantined operations), pending envelopes, seen envelopes and sync peers; in memory and
+/// in SQLite.
+#[test]
+fn reopening_restores_exactly() {
+    fn scenario<S: Store + Clone>(a: S, b: S, reopen: impl Fn(&S) -> S) {
+        let mut r = rng(9);
+        let (mut alice, mut bob, group) = pair(a, b, &mut r);
+        let carol = device(MemoryStore::default(), 2, &mut r);
+        let add = alice
+            .invite(group, carol.bundle(), T0 + 3_600_000)
+            .unwrap()
+            .add;
+        bob.receive(&add.to_bytes(), T0 + 10).unwrap(); // held
+        let sealed = alice.send(group, b"early", &mut r, T0 + 3_600_001).unwrap();
+        bob.receive(&sealed.to_bytes(), T0 + 11).unwrap(); // pending: stamped ahead
+        let seen = alice.send(group, b"seen", &mut r, T0 + 20).unwrap();
+        bob.receive(&seen.to_bytes(), T0 + 21).unwrap();
+        if let Some(sync) = alice.sync_message(group, bob.id()).unwrap() {
+            bob.receive(&sync.to_bytes(), T0 + 22).unwrap();
+        }
+        bob.rotate(&mut r, T0 + 23).unwrap();
+        let reopened = Device::open(reopen(bob.store()), DeviceConfig::default(), T0 + 24).unwrap();
+        assert_eq!(state(&reopened), state(&bob));
+        let mut reopened = reopened;
+        assert!(matches!(
+            &reopened.receive(&seen.to_bytes(), T0 + 25).unwrap()[..],
+            [Event::Duplicate(_)]
+        ));
+        assert_eq!(
+            reopened.sync_message(group, alice.id()).unwrap(),
+            bob.sync_message(group, alice.id()).unwrap()
+        );
+        // Time releases the same things on both.
+        let later = T0 + 3_600_000;
+        assert_eq!(reopened.tick(later).unwrap(), bob.tick(later).unwrap());
+    }
+    scenario(MemoryStore::default(), MemoryStore::default(), Clone::clone);
+    let dir = std::env::temp_dir().join(format!("splitsafe-reopen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name);
+    let _ = std::fs::remove_file(path("a.db"));
+    let _ = std::fs::remove_file(path("b.db"));
+    scenario(
+        SqliteFile::new(path("a.db")),
+        SqliteFile::new(path("b.db")),
+        |s: &SqliteFile| SqliteFile::new(s.0.clone()),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A SQLite store by path, reopened (a new connection) whenever it is cloned.
+struct SqliteFile(std::path::PathBuf, SqliteStore);
+
+impl SqliteFile {
+    fn new(path: std::path::PathBuf) -> Self {
+        let store = SqliteStore::open(&path).unwrap();
+        Self(path, store)
+    }
+}
+
+impl Clone for SqliteFile {
+    fn clone(&self) -> Self {
+        Self::new(self.0.clone())
+    }
+}
+
+impl Store for SqliteFile {
+    fn load(&mut self) -> Result<Option<splitsafe::device::Stored>, splitsafe::device::StoreError> {
+        self.1.load()
+    }
+    fn commit(
+        &mut self,
+        writes: &[splitsafe::device::Write],
+    ) -> Result<(), splitsafe::device::StoreError> {
+        self.1.commit(writes)
+    }
+}

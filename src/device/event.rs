@@ -1,0 +1,173 @@
+//! What a device reports: events from receiving and from time passing, and its errors.
+
+use super::store::StoreError;
+use crate::clock::Timestamp;
+use crate::codec::DecodeError;
+use crate::crypto::{EnvelopeId, OpenError, SealError};
+use crate::group::{ActionError, Change, GroupId, IngestError, Standing};
+use crate::keys::MemberId;
+use crate::wire::ArmorError;
+use std::fmt;
+
+/// A message this device opened.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The group.
+    pub group: GroupId,
+    /// The envelope's id (duplicates of it are refused from now on).
+    pub id: EnvelopeId,
+    /// The sender.
+    pub sender: MemberId,
+    /// The sender's standing in this device's view, from the envelope's position.
+    pub standing: Standing,
+    /// The sender's stamp (its claim).
+    pub stamp: Timestamp,
+    /// Whether the sender sealed to the view this device has now.
+    pub same_view: bool,
+    /// Whether the envelope carried the sender's signature.
+    pub signed: bool,
+    /// The payload.
+    pub plaintext: Vec<u8>,
+}
+
+impl fmt::Debug for Received {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Received")
+            .field("group", &self.group)
+            .field("id", &self.id)
+            .field("sender", &self.sender)
+            .field("standing", &self.standing)
+            .field("stamp", &self.stamp)
+            .field("same_view", &self.same_view)
+            .field("signed", &self.signed)
+            .field("plaintext_len", &self.plaintext.len())
+            .finish()
+    }
+}
+
+/// Why one received item (a block, an operation, an envelope, a welcome, a sync message) was
+/// refused. A refused item changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// An armored block is damaged.
+    Armor(ArmorError),
+    /// The bytes are not a message.
+    Decode(DecodeError),
+    /// An operation is refused by its group's replica.
+    Operation {
+        /// The group.
+        group: GroupId,
+        /// Why.
+        error: IngestError,
+    },
+    /// An envelope cannot be opened, now or later.
+    Envelope {
+        /// The group it names.
+        group: GroupId,
+        /// Its id.
+        id: EnvelopeId,
+        /// Why.
+        error: OpenError,
+    },
+    /// Operations, a sync message or a bundle for a group this device is not in.
+    UnknownGroup(GroupId),
+    /// A welcome without the group's genesis, or whose genesis is refused.
+    BadWelcome(GroupId),
+    /// A welcome to a group that, once its operations are applied, does not hold this device.
+    NotInvited(GroupId),
+    /// A sync message whose signature is not its sender's, or from a member never admitted.
+    BadSync {
+        /// The group.
+        group: GroupId,
+        /// The claimed sender.
+        from: MemberId,
+    },
+    /// More envelopes wait than the pending limit allows.
+    PendingFull(EnvelopeId),
+}
+
+/// What receiving or time passing produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// This device joined a group from a welcome.
+    Joined(GroupId),
+    /// A group's view changed.
+    Changed {
+        /// The group.
+        group: GroupId,
+        /// What changed.
+        change: Change,
+    },
+    /// A message was opened.
+    Message(Received),
+    /// An envelope waits for what it needs (operations not yet received, a stamp ahead of
+    /// local time, the group's welcome); it is opened when that arrives.
+    Pending {
+        /// The group it names.
+        group: GroupId,
+        /// Its id.
+        id: EnvelopeId,
+        /// Why it cannot be opened yet.
+        reason: OpenError,
+    },
+    /// An envelope already opened or already pending.
+    Duplicate(EnvelopeId),
+    /// A bundle someone sent, for the application to add if it chooses.
+    Bundle(crate::keys::KeyBundle),
+    /// A received item was refused.
+    Refused(Refusal),
+}
+
+/// Why a device call failed.
+#[derive(Debug)]
+pub enum DeviceError {
+    /// The store failed; the device must be reopened from it (its memory may be ahead of
+    /// what was committed).
+    Store(StoreError),
+    /// An earlier store failure left this device unusable: reopen it.
+    Poisoned,
+    /// The store holds no device (open) or already holds one (create).
+    StoreState(&'static str),
+    /// This device is not in that group.
+    NoSuchGroup(GroupId),
+    /// The group refused the action.
+    Action(ActionError),
+    /// Sealing failed.
+    Seal(SealError),
+    /// The input holds neither armored blocks nor one message.
+    Unreadable(DecodeError),
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Store(e) => write!(f, "store: {e}"),
+            Self::Poisoned => f.write_str("an earlier store failure: reopen the device"),
+            Self::StoreState(what) => write!(f, "store: {what}"),
+            Self::NoSuchGroup(g) => write!(f, "this device is not in group {g:?}"),
+            Self::Action(e) => write!(f, "{e}"),
+            Self::Seal(e) => write!(f, "{e}"),
+            Self::Unreadable(e) => write!(f, "unreadable input: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
+impl From<StoreError> for DeviceError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<ActionError> for DeviceError {
+    fn from(e: ActionError) -> Self {
+        Self::Action(e)
+    }
+}
+
+impl From<SealError> for DeviceError {
+    fn from(e: SealError) -> Self {
+        Self::Seal(e)
+    }
+}

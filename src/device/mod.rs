@@ -1,0 +1,898 @@
+//! A device: one identity, its keyring and any number of groups, kept in a [`Store`] so that
+//! it survives restarts, behind one surface an application calls.
+//!
+//! Every call that changes state commits its writes to the store in one transaction before
+//! it returns. Everything a device sends is a [`Message`] (bytes with
+//! [`Message::to_bytes`], text with [`Message::armored`]); everything it receives goes to
+//! [`Device::receive`], bytes or text with any number of armored blocks, which routes each
+//! item by kind and group and reports [`Event`]s. Time is always an argument, and
+//! randomness too, so a device replays exactly.
+//!
+//! ```
+//! use splitsafe::device::{Device, DeviceConfig, Event, MemoryStore};
+//! use splitsafe::keys::Identity;
+//!
+//! let mut rng = splitsafe::rng::os_rng();
+//! let now = 1_795_694_400_000;
+//! let config = DeviceConfig::default();
+//! let id = Identity::generate(&mut rng);
+//! let mut alice = Device::create(MemoryStore::default(), id, config, &mut rng, now)?;
+//! let id = Identity::generate(&mut rng);
+//! let mut bob = Device::create(MemoryStore::default(), id, config, &mut rng, now)?;
+//!
+//! let group = alice.create_group(&mut rng, now)?;
+//! let invitation = alice.invite(group, bob.bundle(), now + 1)?;
+//! let joined = bob.receive(invitation.welcome.armored().as_bytes(), now + 2)?;
+//! assert!(joined.contains(&Event::Joined(group)));
+//!
+//! let sealed = alice.send(group, b"hi bob", &mut rng, now + 3)?;
+//! let events = bob.receive(&sealed.to_bytes(), now + 4)?;
+//! assert!(matches!(&events[..], [Event::Message(m)] if m.plaintext == b"hi bob"));
+//! # Ok::<(), splitsafe::device::DeviceError>(())
+//! ```
+
+mod event;
+mod message;
+mod peer;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod store;
+
+pub use event::{DeviceError, Event, Received, Refusal};
+pub use message::{Message, SyncMessage, Welcome};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use store::{MemoryStore, Store, StoreError, Stored, StoredGroup, Write};
+
+use crate::codec;
+use crate::crypto::{Envelope, EnvelopeId, Keyring, KeyringConfig, OpenError, SealOptions};
+use crate::group::{
+    Body, GroupId, PositionError, Rank, Replica, ReplicaConfig, SignedOp, Status, View,
+};
+use crate::keys::{Identity, KeyBundle, MemberId};
+use crate::wire;
+use peer::Peer;
+use rand_core::CryptoRng;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A device's settings (not stored: the application's, at every open).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Each group's replica.
+    pub replica: ReplicaConfig,
+    /// The keyring (grace period, envelope limits, sender policy).
+    pub keyring: KeyringConfig,
+    /// The largest message `receive` decodes, in bytes.
+    pub max_message_len: usize,
+    /// Most envelopes kept waiting for what they need.
+    pub max_pending: usize,
+    /// Most envelopes kept waiting from one claimed sender (the sender of a waiting
+    /// envelope is unauthenticated until it opens).
+    pub max_pending_per_sender: usize,
+}
+
+impl Default for DeviceConfig {
+    /// Default replica and keyring settings, 32 MiB messages, 10,000 pending envelopes of
+    /// which at most 100 from one claimed sender.
+    fn default() -> Self {
+        Self {
+            replica: ReplicaConfig::default(),
+            keyring: KeyringConfig::default(),
+            max_message_len: 32 << 20,
+            max_pending: 10_000,
+            max_pending_per_sender: 100,
+        }
+    }
+}
+
+/// What [`Device::invite`] produces: the add for the group, and the welcome for the newcomer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invitation {
+    /// The add, for the group's other members.
+    pub add: Message,
+    /// The welcome, for the newcomer.
+    pub welcome: Message,
+}
+
+/// What [`Device::tick`] produces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tick {
+    /// Changes and messages that time released.
+    pub events: Vec<Event>,
+    /// When to call `tick` next (local physical ms), if anything waits on time: a held
+    /// operation falling due, a retired key to erase, an envelope stamped ahead.
+    pub next: Option<u64>,
+}
+
+/// One group on this device.
+#[derive(Clone, Debug)]
+struct Group {
+    replica: Replica,
+    /// Sync state per peer.
+    peers: BTreeMap<MemberId, Peer>,
+}
+
+/// A device: see the [module docs](self).
+pub struct Device<S: Store> {
+    store: S,
+    config: DeviceConfig,
+    keyring: Keyring,
+    groups: BTreeMap<GroupId, Group>,
+    /// Envelopes waiting for operations, time or a welcome.
+    pending: BTreeMap<EnvelopeId, (GroupId, Envelope)>,
+    /// Envelopes opened or sealed here.
+    seen: BTreeSet<EnvelopeId>,
+    poisoned: bool,
+}
+
+impl<S: Store> std::fmt::Debug for Device<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("id", &self.id())
+            .field("groups", &self.groups.keys().collect::<Vec<_>>())
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The writes and events of one call, committed together.
+#[derive(Default)]
+struct Batch {
+    writes: Vec<Write>,
+    events: Vec<Event>,
+}
+
+impl<S: Store> Device<S> {
+    /// A new device for `identity` in an empty `store`, with a fresh encryption key.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::StoreState`] if the store already holds a device; store failures.
+    pub fn create<R: CryptoRng + ?Sized>(
+        mut store: S,
+        identity: Identity,
+        config: DeviceConfig,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Self, DeviceError> {
+        if store.load()?.is_some() {
+            return Err(DeviceError::StoreState("it already holds a device"));
+        }
+        let keyring = Keyring::new(identity, config.keyring, rng, now_ms);
+        store.commit(&[Write::Keyring(keyring.export())])?;
+        Ok(Self {
+            store,
+            config,
+            keyring,
+            groups: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            seen: BTreeSet::new(),
+            poisoned: false,
+        })
+    }
+
+    /// Reopens the device `store` holds, at local time `now_ms`, exactly as it was after its
+    /// last committed call (operations are not verified again: see [`Store`]'s trust note).
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::StoreState`] if the store holds no device; [`StoreError::Corrupt`] if
+    /// it holds what this code does not write.
+    pub fn open(mut store: S, config: DeviceConfig, now_ms: u64) -> Result<Self, DeviceError> {
+        let stored = store
+            .load()?
+            .ok_or(DeviceError::StoreState("it holds no device"))?;
+        let corrupt = |what: String| DeviceError::Store(StoreError::Corrupt(what));
+        let keyring = Keyring::import(&stored.keyring, config.keyring)
+            .map_err(|e| corrupt(format!("keyring: {e}")))?;
+        let mut groups = BTreeMap::new();
+        for (id, group) in &stored.groups {
+            let mut ops = Vec::with_capacity(group.ops.len());
+            for bytes in group.ops.values() {
+                ops.push(SignedOp::from_cbor(bytes).map_err(|e| corrupt(format!("op: {e}")))?);
+            }
+            let genesis = ops
+                .iter()
+                .find(|op| op.id().0 == id.0)
+                .ok_or_else(|| corrupt(format!("group {id:?} has no genesis")))?;
+            let mut replica = Replica::join(genesis, config.replica, now_ms)
+                .map_err(|e| corrupt(format!("genesis: {e}")))?;
+            replica.record_dropped();
+            replica.admit_verified(ops, now_ms);
+            replica.restore_clock(group.clock);
+            let peers = stored
+                .peers
+                .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
+                .map(|((_, peer), bytes)| {
+                    codec::decode(bytes, config.max_message_len)
+                        .map(|state| (*peer, state))
+                        .map_err(|e| corrupt(format!("peer state: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+            groups.insert(*id, Group { replica, peers });
+        }
+        let mut pending = BTreeMap::new();
+        for (id, (group, bytes)) in &stored.pending {
+            let envelope = Envelope::from_cbor(bytes, config.keyring.limits)
+                .map_err(|e| corrupt(format!("pending envelope: {e}")))?;
+            pending.insert(*id, (*group, envelope));
+        }
+        Ok(Self {
+            store,
+            config,
+            keyring,
+            groups,
+            pending,
+            seen: stored.seen,
+            poisoned: false,
+        })
+    }
+
+    /// This device's member id.
+    pub fn id(&self) -> MemberId {
+        self.keyring.identity().id()
+    }
+
+    /// The bundle a member hands whoever will add it.
+    pub fn bundle(&self) -> KeyBundle {
+        self.keyring.bundle()
+    }
+
+    /// The groups this device is in (or was: a removed member keeps the group's history).
+    pub fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// A group's replica, to read its view, ranks and operations.
+    pub fn replica(&self, group: GroupId) -> Option<&Replica> {
+        self.groups.get(&group).map(|g| &g.replica)
+    }
+
+    /// A group's current view.
+    pub fn view(&self, group: GroupId) -> Option<&View> {
+        self.replica(group).map(Replica::view)
+    }
+
+    /// Envelopes waiting to be opened.
+    pub fn pending(&self) -> impl Iterator<Item = (EnvelopeId, GroupId)> + '_ {
+        self.pending.iter().map(|(id, (group, _))| (*id, *group))
+    }
+
+    /// The keyring (its export is what the store holds of it).
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// The store, for inspection.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Founds a group with this device as its owner.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub fn create_group<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<GroupId, DeviceError> {
+        self.usable()?;
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        let (mut replica, genesis) = Replica::create(
+            self.keyring.identity(),
+            self.keyring.bundle(),
+            nonce,
+            self.config.replica,
+            now_ms,
+        )?;
+        replica.record_dropped();
+        let group = replica.group();
+        let mut batch = Batch::default();
+        batch.writes.push(op_write(group, &genesis));
+        batch.writes.push(Write::Clock {
+            group,
+            clock: replica.clock().last(),
+        });
+        self.groups.insert(
+            group,
+            Group {
+                replica,
+                peers: BTreeMap::new(),
+            },
+        );
+        self.commit(batch)?;
+        Ok(group)
+    }
+
+    /// Adds the member whose `bundle` this is to `group` and makes its welcome.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::NoSuchGroup`]; [`DeviceError::Action`] if the group refuses the add
+    /// (rank, bad bundle); store failures.
+    pub fn invite(
+        &mut self,
+        group: GroupId,
+        bundle: KeyBundle,
+        now_ms: u64,
+    ) -> Result<Invitation, DeviceError> {
+        let add = self.act(group, now_ms, |replica, identity| {
+            replica.add(identity, bundle, now_ms)
+        })?;
+        Ok(Invitation {
+            add,
+            welcome: self.welcome(group)?,
+        })
+    }
+
+    /// A welcome to `group`: every operation this device has logged.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::NoSuchGroup`].
+    pub fn welcome(&self, group: GroupId) -> Result<Message, DeviceError> {
+        let replica = self.replica(group).ok_or(DeviceError::NoSuchGroup(group))?;
+        Ok(Message::Welcome(Welcome {
+            group,
+            ops: replica.ops().cloned().collect(),
+        }))
+    }
+
+    /// Removes `member` from `group`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`invite`](Self::invite).
+    pub fn remove(
+        &mut self,
+        group: GroupId,
+        member: MemberId,
+        now_ms: u64,
+    ) -> Result<Message, DeviceError> {
+        self.act(group, now_ms, |replica, identity| {
+            replica.remove(identity, member, now_ms)
+        })
+    }
+
+    /// Leaves `group`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`invite`](Self::invite).
+    pub fn leave(&mut self, group: GroupId, now_ms: u64) -> Result<Message, DeviceError> {
+        self.act(group, now_ms, |replica, identity| {
+            replica.leave(identity, now_ms)
+        })
+    }
+
+    /// Makes `member` an admin of `group` (`Rank::Admin`) or a member again
+    /// (`Rank::Member`); only the owner may.
+    ///
+    /// # Errors
+    ///
+    /// As for [`invite`](Self::invite).
+    pub fn set_rank(
+        &mut self,
+        group: GroupId,
+        member: MemberId,
+        rank: Rank,
+        now_ms: u64,
+    ) -> Result<Message, DeviceError> {
+        self.act(group, now_ms, |replica, identity| match rank {
+            Rank::Admin => replica.promote(identity, member, now_ms),
+            _ => replica.demote(identity, member, now_ms),
+        })
+    }
+
+    /// Rotates this device's encryption key and publishes the new one in every group it is
+    /// a member of (one key for all: the old one is retired everywhere). Returns one
+    /// operations message per group that took it.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub fn rotate<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Vec<Message>, DeviceError> {
+        self.usable()?;
+        let me = self.id();
+        let in_group: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.replica.is_member(&me))
+            .map(|(id, _)| *id)
+            .collect();
+        let replicas = self
+            .groups
+            .iter_mut()
+            .filter(|(id, _)| in_group.contains(id))
+            .map(|(_, g)| &mut g.replica);
+        let results = self.keyring.rotate_in_all(rng, replicas, now_ms);
+        let mut batch = Batch::default();
+        let mut out = Vec::new();
+        for (group, result) in in_group.into_iter().zip(results) {
+            if let Ok((op, changes)) = result {
+                batch.writes.push(op_write(group, &op));
+                self.note_group(group, &mut batch);
+                batch.changes(group, changes);
+                out.push(Message::Operations(vec![op]));
+            }
+        }
+        batch.writes.push(Write::Keyring(self.keyring.export()));
+        self.commit(batch)?;
+        Ok(out)
+    }
+
+    /// Seals `plaintext` to `group`'s current view.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::Seal`] if this device is not in the view or a limit is exceeded;
+    /// store failures.
+    pub fn send<R: CryptoRng + ?Sized>(
+        &mut self,
+        group: GroupId,
+        plaintext: &[u8],
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Message, DeviceError> {
+        self.usable()?;
+        let g = group_mut(&mut self.groups, group)?;
+        let envelope = self.keyring.seal(
+            &mut g.replica,
+            now_ms,
+            plaintext,
+            SealOptions::default(),
+            rng,
+        )?;
+        let id = envelope.id();
+        self.seen.insert(id);
+        let mut batch = Batch::default();
+        batch.writes.push(Write::Seen(id));
+        self.note_group(group, &mut batch);
+        self.commit(batch)?;
+        Ok(Message::Envelope(envelope))
+    }
+
+    /// Receives bytes or text from any transport: one message's bytes, or text holding any
+    /// number of armored blocks. Each item is routed by kind and group; what it did is
+    /// reported as events, in order. Refused items change nothing and are reported as
+    /// [`Event::Refused`].
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::Unreadable`] if the input is neither (nothing changes); store
+    /// failures.
+    pub fn receive(&mut self, input: &[u8], now_ms: u64) -> Result<Vec<Event>, DeviceError> {
+        self.usable()?;
+        let (max, limits) = (self.config.max_message_len, self.config.keyring.limits);
+        let mut batch = Batch::default();
+        let blocks = std::str::from_utf8(input)
+            .map(|text| wire::blocks(text, max))
+            .unwrap_or_default();
+        if blocks.is_empty() {
+            let message =
+                Message::from_bytes(input, max, limits).map_err(DeviceError::Unreadable)?;
+            self.route(message, now_ms, &mut batch);
+        }
+        for (kind, body) in blocks {
+            match body {
+                Err(e) => batch.events.push(Event::Refused(Refusal::Armor(e))),
+                Ok(body) => match Message::from_block(kind, &body, max, limits) {
+                    Ok(message) => self.route(message, now_ms, &mut batch),
+                    Err(e) => batch.events.push(Event::Refused(Refusal::Decode(e))),
+                },
+            }
+        }
+        self.commit(batch)
+    }
+
+    /// A sync message for `peer` about `group`, or `None` if there is nothing to say (see
+    /// the rule in `spec/membership.md`, "Device sync"): this device's summary and the
+    /// operations the peer lacks as far as this device knows. Call it whenever there is a
+    /// chance to send; over a transport that loses, duplicates and reorders, two devices
+    /// converge once three messages in a row get through, and then fall silent.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::NoSuchGroup`]; store failures (what was said is recorded).
+    pub fn sync_message(
+        &mut self,
+        group: GroupId,
+        peer: MemberId,
+    ) -> Result<Option<Message>, DeviceError> {
+        self.usable()?;
+        let g = group_mut(&mut self.groups, group)?;
+        let state = g.peers.entry(peer).or_default();
+        let Some((summary, ops)) = state.next(&g.replica) else {
+            return Ok(None);
+        };
+        state.sent(&summary);
+        let write = peer_write(group, peer, state);
+        let message = SyncMessage::new(self.keyring.identity(), group, summary, ops);
+        self.commit(Batch {
+            writes: vec![write],
+            events: Vec::new(),
+        })?;
+        Ok(Some(Message::Sync(message)))
+    }
+
+    /// Lets time pass: held operations that fell due are logged, retired keys past their
+    /// grace period are erased, envelopes waiting for time are retried.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub fn tick(&mut self, now_ms: u64) -> Result<Tick, DeviceError> {
+        self.usable()?;
+        let mut batch = Batch::default();
+        let groups: Vec<GroupId> = self.groups.keys().copied().collect();
+        for group in groups {
+            let g = self.groups.get_mut(&group).expect("listed");
+            let changes = g.replica.advance(now_ms);
+            self.note_group(group, &mut batch);
+            batch.changes(group, changes);
+            self.retry_pending(group, now_ms, &mut batch);
+        }
+        if self.keyring.erase_expired(now_ms) > 0 {
+            batch.writes.push(Write::Keyring(self.keyring.export()));
+        }
+        let events = self.commit(batch)?;
+        Ok(Tick {
+            events,
+            next: self.next_deadline(),
+        })
+    }
+
+    /// When something waits on time next (see [`Tick::next`]).
+    pub fn next_deadline(&self) -> Option<u64> {
+        let drift = self.config.replica.clock.max_drift_ms;
+        let held = self
+            .groups
+            .values()
+            .flat_map(|g| g.replica.held())
+            .map(|op| op.op().timestamp.millis().saturating_sub(drift));
+        let stamped_ahead = self
+            .pending
+            .values()
+            .map(|(_, e)| e.header.stamp.millis().saturating_sub(drift));
+        held.chain(stamped_ahead)
+            .chain(self.keyring.next_erasure())
+            .min()
+    }
+
+    fn usable(&self) -> Result<(), DeviceError> {
+        if self.poisoned {
+            Err(DeviceError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn commit(&mut self, batch: Batch) -> Result<Vec<Event>, DeviceError> {
+        if batch.writes.is_empty() {
+            return Ok(batch.events);
+        }
+        match self.store.commit(&batch.writes) {
+            Ok(()) => Ok(batch.events),
+            Err(e) => {
+                self.poisoned = true;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Makes one operation in `group` with `action` and commits it.
+    fn act(
+        &mut self,
+        group: GroupId,
+        now_ms: u64,
+        action: impl FnOnce(
+            &mut Replica,
+            &Identity,
+        )
+            -> Result<(SignedOp, Vec<crate::group::Change>), crate::group::ActionError>,
+    ) -> Result<Message, DeviceError> {
+        self.usable()?;
+        let g = group_mut(&mut self.groups, group)?;
+        let (op, changes) = action(&mut g.replica, self.keyring.identity())?;
+        let mut batch = Batch::default();
+        batch.writes.push(op_write(group, &op));
+        self.note_group(group, &mut batch);
+        batch.changes(group, changes);
+        self.retry_pending(group, now_ms, &mut batch);
+        self.commit(batch)?;
+        Ok(Message::Operations(vec![op]))
+    }
+
+    /// Writes `group`'s clock and deletes the operations its pens dropped.
+    fn note_group(&mut self, group: GroupId, batch: &mut Batch) {
+        let g = self.groups.get_mut(&group).expect("noted groups exist");
+        for id in g.replica.take_dropped() {
+            batch.writes.push(Write::DeleteOp { group, id });
+        }
+        batch.writes.push(Write::Clock {
+            group,
+            clock: g.replica.clock().last(),
+        });
+    }
+
+    fn route(&mut self, message: Message, now_ms: u64, batch: &mut Batch) {
+        match message {
+            Message::Operations(ops) => {
+                let mut by_group: BTreeMap<GroupId, Vec<SignedOp>> = BTreeMap::new();
+                for op in ops {
+                    by_group.entry(group_of(&op)).or_default().push(op);
+                }
+                for (group, ops) in by_group {
+                    if self.groups.contains_key(&group) {
+                        self.ingest(group, ops, now_ms, batch);
+                    } else {
+                        batch
+                            .events
+                            .push(Event::Refused(Refusal::UnknownGroup(group)));
+                    }
+                }
+            }
+            Message::Envelope(envelope) => self.receive_envelope(envelope, now_ms, batch),
+            Message::Bundle(bundle) => batch.events.push(Event::Bundle(bundle)),
+            Message::Welcome(welcome) => self.join(welcome, now_ms, batch),
+            Message::Sync(sync) => self.receive_sync(sync, now_ms, batch),
+        }
+    }
+
+    /// Ingests operations of one known group, stores what its replica now holds, and
+    /// retries the envelopes waiting in it.
+    fn ingest(&mut self, group: GroupId, ops: Vec<SignedOp>, now_ms: u64, batch: &mut Batch) {
+        let g = self.groups.get_mut(&group).expect("known group");
+        let report = g.replica.ingest_batch(ops.clone(), now_ms);
+        for (op, result) in ops.iter().zip(report.results) {
+            match result {
+                Ok(Status::Logged | Status::Held | Status::Quarantined) => {
+                    batch.writes.push(op_write(group, op));
+                }
+                Ok(_) => {}
+                Err(error) => batch
+                    .events
+                    .push(Event::Refused(Refusal::Operation { group, error })),
+            }
+        }
+        self.note_group(group, batch);
+        batch.changes(group, report.changes);
+        self.retry_pending(group, now_ms, batch);
+    }
+
+    fn join(&mut self, welcome: Welcome, now_ms: u64, batch: &mut Batch) {
+        let group = welcome.group;
+        if self.groups.contains_key(&group) {
+            self.ingest(group, welcome.ops, now_ms, batch);
+            return;
+        }
+        let Some(genesis) = welcome
+            .ops
+            .iter()
+            .find(|op| op.id().0 == group.0 && matches!(op.op().body, Body::Create { .. }))
+        else {
+            batch
+                .events
+                .push(Event::Refused(Refusal::BadWelcome(group)));
+            return;
+        };
+        let Ok(mut replica) = Replica::join(genesis, self.config.replica, now_ms) else {
+            batch
+                .events
+                .push(Event::Refused(Refusal::BadWelcome(group)));
+            return;
+        };
+        let report = replica.ingest_batch(welcome.ops.clone(), now_ms);
+        if !replica.is_member(&self.id()) {
+            batch
+                .events
+                .push(Event::Refused(Refusal::NotInvited(group)));
+            return;
+        }
+        replica.record_dropped();
+        batch.writes.push(op_write(group, genesis));
+        for (op, result) in welcome.ops.iter().zip(report.results) {
+            if matches!(
+                result,
+                Ok(Status::Logged | Status::Held | Status::Quarantined)
+            ) {
+                batch.writes.push(op_write(group, op));
+            }
+        }
+        self.groups.insert(
+            group,
+            Group {
+                replica,
+                peers: BTreeMap::new(),
+            },
+        );
+        batch.events.push(Event::Joined(group));
+        self.note_group(group, batch);
+        self.retry_pending(group, now_ms, batch);
+    }
+
+    fn receive_sync(&mut self, sync: SyncMessage, now_ms: u64, batch: &mut Batch) {
+        let (group, from) = (sync.group, sync.from);
+        if !self.groups.contains_key(&group) {
+            batch
+                .events
+                .push(Event::Refused(Refusal::UnknownGroup(group)));
+            return;
+        }
+        if !sync.verify() || sync.ops.iter().any(|op| group_of(op) != group) {
+            batch
+                .events
+                .push(Event::Refused(Refusal::BadSync { group, from }));
+            return;
+        }
+        self.ingest(group, sync.ops, now_ms, batch);
+        let g = self.groups.get_mut(&group).expect("known group");
+        // Only members ever admitted get a row: strangers cannot grow the store.
+        let admitted = g.replica.published_keys(&from).next().is_some();
+        if !admitted {
+            batch
+                .events
+                .push(Event::Refused(Refusal::BadSync { group, from }));
+            return;
+        }
+        let mine = g.replica.summary();
+        let state = g.peers.entry(from).or_default();
+        state.heard(sync.summary, &mine);
+        batch.writes.push(peer_write(group, from, state));
+    }
+
+    fn receive_envelope(&mut self, envelope: Envelope, now_ms: u64, batch: &mut Batch) {
+        let id = envelope.id();
+        let group = envelope.header.group;
+        if self.seen.contains(&id) || self.pending.contains_key(&id) {
+            batch.events.push(Event::Duplicate(id));
+            return;
+        }
+        match self.try_open(&envelope, now_ms, batch) {
+            Ok(()) => {}
+            Err(reason) if waits(&reason) || !self.groups.contains_key(&group) => {
+                let sender = envelope.header.sender;
+                let from_sender = self
+                    .pending
+                    .values()
+                    .filter(|(_, e)| e.header.sender == sender)
+                    .count();
+                if self.pending.len() >= self.config.max_pending
+                    || from_sender >= self.config.max_pending_per_sender
+                {
+                    batch.events.push(Event::Refused(Refusal::PendingFull(id)));
+                    return;
+                }
+                batch.writes.push(Write::Pending {
+                    id,
+                    group,
+                    bytes: envelope.to_cbor(),
+                });
+                batch.events.push(Event::Pending { group, id, reason });
+                self.pending.insert(id, (group, envelope));
+            }
+            Err(error) => batch
+                .events
+                .push(Event::Refused(Refusal::Envelope { group, id, error })),
+        }
+    }
+
+    /// Opens an envelope of a known group and records it as seen.
+    fn try_open(
+        &mut self,
+        envelope: &Envelope,
+        now_ms: u64,
+        batch: &mut Batch,
+    ) -> Result<(), OpenError> {
+        let group = envelope.header.group;
+        let Some(g) = self.groups.get_mut(&group) else {
+            return Err(OpenError::WrongGroup {
+                expected: group,
+                found: group,
+            });
+        };
+        let opened = self.keyring.open(envelope, &mut g.replica, now_ms)?;
+        let id = envelope.id();
+        self.seen.insert(id);
+        batch.writes.push(Write::Seen(id));
+        self.note_group(group, batch);
+        batch.events.push(Event::Message(Received {
+            group,
+            id,
+            sender: opened.sender,
+            standing: opened.standing,
+            stamp: opened.stamp,
+            same_view: opened.same_view,
+            signed: opened.signed,
+            plaintext: opened.plaintext,
+        }));
+        Ok(())
+    }
+
+    /// Tries every envelope waiting in `group`.
+    fn retry_pending(&mut self, group: GroupId, now_ms: u64, batch: &mut Batch) {
+        let waiting: Vec<EnvelopeId> = self
+            .pending
+            .iter()
+            .filter(|(_, (g, _))| *g == group)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            let (_, envelope) = self.pending.remove(&id).expect("listed");
+            match self.try_open(&envelope, now_ms, batch) {
+                Ok(()) => batch.writes.push(Write::DeletePending(id)),
+                Err(reason) if waits(&reason) => {
+                    self.pending.insert(id, (group, envelope));
+                }
+                Err(error) => {
+                    batch.writes.push(Write::DeletePending(id));
+                    batch
+                        .events
+                        .push(Event::Refused(Refusal::Envelope { group, id, error }));
+                }
+            }
+        }
+    }
+}
+
+impl Batch {
+    fn changes(&mut self, group: GroupId, changes: Vec<crate::group::Change>) {
+        self.events.extend(
+            changes
+                .into_iter()
+                .map(|change| Event::Changed { group, change }),
+        );
+    }
+}
+
+/// Whether an envelope refused with `reason` may open later: its sender's add, key or
+/// position is in operations not received yet, or its stamp is ahead of local time.
+fn waits(reason: &OpenError) -> bool {
+    matches!(
+        reason,
+        OpenError::UnknownSenderKey { .. }
+            | OpenError::StampTooFarAhead(_)
+            | OpenError::Position(PositionError::Unknown { .. } | PositionError::NeverAMember(_))
+    )
+}
+
+/// The group an operation belongs to (a genesis names none: its id is the group).
+fn group_of(op: &SignedOp) -> GroupId {
+    match op.op().body {
+        Body::Create { .. } => GroupId(op.id().0),
+        _ => op.op().group,
+    }
+}
+
+/// One of `groups` by id (a free function, so the keyring stays borrowable beside it).
+fn group_mut(
+    groups: &mut BTreeMap<GroupId, Group>,
+    group: GroupId,
+) -> Result<&mut Group, DeviceError> {
+    groups
+        .get_mut(&group)
+        .ok_or(DeviceError::NoSuchGroup(group))
+}
+
+fn peer_write(group: GroupId, peer: MemberId, state: &Peer) -> Write {
+    Write::Peer {
+        group,
+        peer,
+        state: codec::encode(state),
+    }
+}
+
+fn op_write(group: GroupId, op: &SignedOp) -> Write {
+    Write::Op {
+        group,
+        id: op.id(),
+        bytes: op.to_cbor(),
+    }
+}

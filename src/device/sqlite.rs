@@ -1,0 +1,226 @@
+//! The device store in SQLite: one row per operation, pending envelope, seen envelope and
+//! sync peer, each call's writes in one transaction.
+//!
+//! Durability: write-ahead log with `synchronous = FULL`, so a committed call survives a
+//! crash or power loss and a call cut short leaves nothing. `secure_delete` overwrites
+//! deleted rows in the file. The file holds the keyring's secrets in clear (see [`Store`]):
+//! the platform must protect it (file permissions, disk encryption), as it protects any
+//! messenger's database. SQLite's own buffers are not zeroized.
+
+use super::store::{Store, StoreError, Stored, StoredGroup, Write};
+use crate::clock::Timestamp;
+use crate::crypto::EnvelopeId;
+use crate::group::{GroupId, OpId};
+use crate::keys::MemberId;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Schema migrations: entry `i` takes the schema from version `i` to `i + 1`
+/// (`PRAGMA user_version`).
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE keyring (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 0),
+        export BLOB NOT NULL
+    );
+    CREATE TABLE groups (id BLOB PRIMARY KEY, clock BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE ops (
+        grp BLOB NOT NULL, id BLOB NOT NULL, bytes BLOB NOT NULL,
+        PRIMARY KEY (grp, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE pending (id BLOB PRIMARY KEY, grp BLOB NOT NULL, bytes BLOB NOT NULL)
+        WITHOUT ROWID;
+    CREATE TABLE seen (id BLOB PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE peers (
+        grp BLOB NOT NULL, peer BLOB NOT NULL, state BLOB NOT NULL,
+        PRIMARY KEY (grp, peer)
+    ) WITHOUT ROWID;
+"];
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+/// A [`Store`] in one SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, migrating its schema to this code's version.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if SQLite fails; [`StoreError::Corrupt`] if the schema is
+    /// newer than this code.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::setup(Connection::open(path).map_err(backend)?)
+    }
+
+    /// A store in memory (for tests: the same SQL, nothing on disk).
+    ///
+    /// # Errors
+    ///
+    /// As for [`open`](Self::open).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::setup(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(backend)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(backend)?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} is newer than this code's {}",
+                MIGRATIONS.len()
+            )));
+        }
+        for (from, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction().map_err(backend)?;
+            tx.execute_batch(migration).map_err(backend)?;
+            tx.pragma_update(None, "user_version", from as i64 + 1)
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+        }
+        Ok(Self { conn })
+    }
+
+    /// The schema version of the open file.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if SQLite fails.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(backend)
+    }
+}
+
+fn array<const N: usize>(bytes: Vec<u8>, what: &str) -> Result<[u8; N], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is not {N} bytes")))
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Option<Stored>, StoreError> {
+        let conn = &self.conn;
+        let Some(export) = conn
+            .query_row("SELECT export FROM keyring", [], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })
+            .optional()
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let mut stored = Stored {
+            keyring: Zeroizing::new(export),
+            ..Stored::default()
+        };
+        let rows = |sql: &str| -> Result<Vec<Vec<Vec<u8>>>, StoreError> {
+            let mut statement = conn.prepare(sql).map_err(backend)?;
+            let width = statement.column_count();
+            let rows = statement
+                .query_map([], |row| (0..width).map(|i| row.get(i)).collect())
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        };
+        for row in rows("SELECT id, clock FROM groups")? {
+            let [id, clock] = <[Vec<u8>; 2]>::try_from(row).expect("two columns");
+            let clock = u64::from_be_bytes(array(clock, "a clock")?);
+            stored.groups.insert(
+                GroupId(array(id, "a group id")?),
+                StoredGroup {
+                    clock: Timestamp::from_raw(clock),
+                    ops: Default::default(),
+                },
+            );
+        }
+        for row in rows("SELECT grp, id, bytes FROM ops")? {
+            let [group, id, bytes] = <[Vec<u8>; 3]>::try_from(row).expect("three columns");
+            let group = GroupId(array(group, "a group id")?);
+            let stored_group = stored
+                .groups
+                .get_mut(&group)
+                .ok_or_else(|| StoreError::Corrupt("an op of an unknown group".into()))?;
+            stored_group.ops.insert(OpId(array(id, "an op id")?), bytes);
+        }
+        for row in rows("SELECT id, grp, bytes FROM pending")? {
+            let [id, group, bytes] = <[Vec<u8>; 3]>::try_from(row).expect("three columns");
+            stored.pending.insert(
+                EnvelopeId(array(id, "an envelope id")?),
+                (GroupId(array(group, "a group id")?), bytes),
+            );
+        }
+        for row in rows("SELECT id FROM seen")? {
+            let [id] = <[Vec<u8>; 1]>::try_from(row).expect("one column");
+            stored.seen.insert(EnvelopeId(array(id, "an envelope id")?));
+        }
+        for row in rows("SELECT grp, peer, state FROM peers")? {
+            let [group, peer, state] = <[Vec<u8>; 3]>::try_from(row).expect("three columns");
+            stored.peers.insert(
+                (
+                    GroupId(array(group, "a group id")?),
+                    MemberId(array(peer, "a member id")?),
+                ),
+                state,
+            );
+        }
+        Ok(Some(stored))
+    }
+
+    fn commit(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(backend)?;
+        for write in writes {
+            match write {
+                Write::Keyring(export) => tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO keyring (singleton, export) VALUES (0, ?1)",
+                    )
+                    .and_then(|mut s| s.execute(params![export.as_slice()])),
+                Write::Clock { group, clock } => tx
+                    .prepare_cached("INSERT OR REPLACE INTO groups (id, clock) VALUES (?1, ?2)")
+                    .and_then(|mut s| {
+                        s.execute(params![&group.0[..], &clock.as_raw().to_be_bytes()[..]])
+                    }),
+                Write::Op { group, id, bytes } => tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO ops (grp, id, bytes) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![&group.0[..], &id.0[..], bytes])),
+                Write::DeleteOp { group, id } => tx
+                    .prepare_cached("DELETE FROM ops WHERE grp = ?1 AND id = ?2")
+                    .and_then(|mut s| s.execute(params![&group.0[..], &id.0[..]])),
+                Write::Pending { id, group, bytes } => tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO pending (id, grp, bytes) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![&id.0[..], &group.0[..], bytes])),
+                Write::DeletePending(id) => tx
+                    .prepare_cached("DELETE FROM pending WHERE id = ?1")
+                    .and_then(|mut s| s.execute(params![&id.0[..]])),
+                Write::Seen(id) => tx
+                    .prepare_cached("INSERT OR IGNORE INTO seen (id) VALUES (?1)")
+                    .and_then(|mut s| s.execute(params![&id.0[..]])),
+                Write::Peer { group, peer, state } => tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO peers (grp, peer, state) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![&group.0[..], &peer.0[..], state])),
+            }
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
+    }
+}

@@ -1,0 +1,216 @@
+//! Where a device keeps its state: a [`Store`] takes each call's writes in one transaction and
+//! gives everything back when the device reopens.
+//!
+//! What a store holds: the keyring export (the identity's and encryption secrets, in clear:
+//! the platform must protect the store, as it protects any messenger's database), every
+//! operation each group's replica holds (logged, held back or quarantined; one row each),
+//! each group's clock, envelopes waiting to be opened, the ids of envelopes opened (to refuse
+//! replays), and each sync peer's state (what it was last known to hold, what it was last
+//! told). Opened plaintexts are not kept:
+//! they are the application's.
+//!
+//! Trust: a store is trusted as the process's memory is. Operations were verified when they
+//! were received; reopening does not verify their signatures again, so whoever can write
+//! the store can forge this device's view (as whoever can write its memory could).
+
+use crate::clock::Timestamp;
+use crate::crypto::EnvelopeId;
+use crate::group::{GroupId, OpId};
+use crate::keys::MemberId;
+use std::collections::BTreeMap;
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// One change to the stored state.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Write {
+    /// The keyring export (replaces the previous one).
+    Keyring(Zeroizing<Vec<u8>>),
+    /// A group's clock (creates the group's entry if new).
+    Clock {
+        /// The group.
+        group: GroupId,
+        /// Its replica's last stamp.
+        clock: Timestamp,
+    },
+    /// An operation a group's replica now holds.
+    Op {
+        /// The group.
+        group: GroupId,
+        /// The operation's id.
+        id: OpId,
+        /// Its CBOR encoding.
+        bytes: Vec<u8>,
+    },
+    /// An operation the replica dropped (over a pen's quota).
+    DeleteOp {
+        /// The group.
+        group: GroupId,
+        /// The operation's id.
+        id: OpId,
+    },
+    /// An envelope waiting to be opened.
+    Pending {
+        /// Its id.
+        id: EnvelopeId,
+        /// The group it names.
+        group: GroupId,
+        /// Its CBOR encoding.
+        bytes: Vec<u8>,
+    },
+    /// A waiting envelope was opened or refused.
+    DeletePending(EnvelopeId),
+    /// An envelope this device opened or sealed.
+    Seen(EnvelopeId),
+    /// A sync peer's state in a group: what it was last known to hold and what this device
+    /// last told it (CBOR).
+    Peer {
+        /// The group.
+        group: GroupId,
+        /// The peer.
+        peer: MemberId,
+        /// The state's CBOR encoding.
+        state: Vec<u8>,
+    },
+}
+
+impl fmt::Debug for Write {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Keyring(_) => f.write_str("Keyring(..)"),
+            Self::Clock { group, clock } => write!(f, "Clock({group:?}, {clock})"),
+            Self::Op { group, id, .. } => write!(f, "Op({group:?}, {id:?})"),
+            Self::DeleteOp { group, id } => write!(f, "DeleteOp({group:?}, {id:?})"),
+            Self::Pending { id, group, .. } => write!(f, "Pending({id:?}, {group:?})"),
+            Self::DeletePending(id) => write!(f, "DeletePending({id:?})"),
+            Self::Seen(id) => write!(f, "Seen({id:?})"),
+            Self::Peer { group, peer, .. } => write!(f, "Peer({group:?}, {peer:?})"),
+        }
+    }
+}
+
+/// One group as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredGroup {
+    /// The replica's last stamp.
+    pub clock: Timestamp,
+    /// The operations it holds, by id (CBOR encodings).
+    pub ops: BTreeMap<OpId, Vec<u8>>,
+}
+
+/// Everything a store gives back.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The keyring export.
+    pub keyring: Zeroizing<Vec<u8>>,
+    /// The groups.
+    pub groups: BTreeMap<GroupId, StoredGroup>,
+    /// Waiting envelopes: id -> (group, CBOR).
+    pub pending: BTreeMap<EnvelopeId, (GroupId, Vec<u8>)>,
+    /// Ids of envelopes opened or sealed.
+    pub seen: std::collections::BTreeSet<EnvelopeId>,
+    /// Sync peers' states.
+    pub peers: BTreeMap<(GroupId, MemberId), Vec<u8>>,
+}
+
+impl fmt::Debug for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stored")
+            .field("groups", &self.groups.len())
+            .field("pending", &self.pending.len())
+            .field("seen", &self.seen.len())
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stored {
+    /// Applies `writes` in order.
+    pub fn apply(&mut self, writes: &[Write]) {
+        for write in writes {
+            match write {
+                Write::Keyring(bytes) => self.keyring = bytes.clone(),
+                Write::Clock { group, clock } => {
+                    self.groups.entry(*group).or_default().clock = *clock;
+                }
+                Write::Op { group, id, bytes } => {
+                    self.groups
+                        .entry(*group)
+                        .or_default()
+                        .ops
+                        .insert(*id, bytes.clone());
+                }
+                Write::DeleteOp { group, id } => {
+                    if let Some(stored) = self.groups.get_mut(group) {
+                        stored.ops.remove(id);
+                    }
+                }
+                Write::Pending { id, group, bytes } => {
+                    self.pending.insert(*id, (*group, bytes.clone()));
+                }
+                Write::DeletePending(id) => {
+                    self.pending.remove(id);
+                }
+                Write::Seen(id) => {
+                    self.seen.insert(*id);
+                }
+                Write::Peer { group, peer, state } => {
+                    self.peers.insert((*group, *peer), state.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Why a store failed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The backend failed (I/O, the database).
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The stored data is not what this code writes.
+    Corrupt(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Backend(e) => write!(f, "store backend: {e}"),
+            Self::Corrupt(what) => write!(f, "store corrupt: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Durable state for one device.
+pub trait Store {
+    /// Everything stored, or `None` if no device was ever created in this store.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails or holds something this code did not write.
+    fn load(&mut self) -> Result<Option<Stored>, StoreError>;
+
+    /// Applies `writes` atomically: after a crash, either all of them are there or none.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails; then none of them is applied.
+    fn commit(&mut self, writes: &[Write]) -> Result<(), StoreError>;
+}
+
+/// A store in memory, for tests and for applications that persist elsewhere. Cloning it
+/// is the equivalent of a device's disk at that moment.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore(Option<Stored>);
+
+impl Store for MemoryStore {
+    fn load(&mut self) -> Result<Option<Stored>, StoreError> {
+        Ok(self.0.clone())
+    }
+
+    fn commit(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+        self.0.get_or_insert_with(Stored::default).apply(writes);
+        Ok(())
+    }
+}
