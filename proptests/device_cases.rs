@@ -283,7 +283,7 @@ fn reopening_restores_exactly() {
             bob.receive(&sync.to_bytes(), T0 + 22).unwrap();
         }
         bob.rotate(&mut r, T0 + 23).unwrap();
-        let reopened = Device::open(reopen(bob.store()), DeviceConfig::default(), T0 + 24).unwrap();
+        let reopened = Device::open(reopen(bob.store()), DeviceConfig::default()).unwrap();
         assert_eq!(state(&reopened), state(&bob));
         let mut reopened = reopened;
         assert!(matches!(

@@ -45,7 +45,7 @@ fn stored(device: &Device<MemoryStore>) -> Option<Stored> {
 
 fuzz_target!(|bytes: &[u8]| {
     let f = fixture();
-    let mut bob = Device::open(f.bob.store().clone(), DeviceConfig::default(), T0 + 10).unwrap();
+    let mut bob = Device::open(f.bob.store().clone(), DeviceConfig::default()).unwrap();
     let before = stored(&f.bob);
     let changed = match bob.receive(bytes, T0 + 10) {
         Err(_) => false,

@@ -296,8 +296,9 @@ impl Keyring {
     /// Rotates to a fresh encryption key and publishes it in every group of `replicas` in
     /// which this member can act: one key for all of them, so that no group is left holding
     /// only a key the device will erase. Groups that refuse the rotation (this member was
-    /// removed there) are reported and skipped. If every group refuses, and there was at
-    /// least one, the keyring is unchanged.
+    /// removed there) are reported and skipped. If no group takes it (or there is none), the
+    /// keyring is unchanged: a key no group has heard of would only make this member's
+    /// messages unreadable.
     pub fn rotate_in_all<'r, R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -313,7 +314,7 @@ impl Keyring {
             .into_iter()
             .map(|replica| replica.rotate(&self.identity, bundle, now_ms))
             .collect();
-        if results.is_empty() || results.iter().any(Result::is_ok) {
+        if results.iter().any(Result::is_ok) {
             if let Some(current) = self.own.last_mut() {
                 current.retired_at_ms = Some(now_ms);
             }

@@ -42,7 +42,7 @@ pub use event::{DeviceError, Event, Received, Refusal};
 pub use message::{Message, SyncMessage, Welcome};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use store::{MemoryStore, Store, StoreError, Stored, StoredGroup, Write};
+pub use store::{MemoryStore, Place, Store, StoreError, Stored, StoredGroup, Write};
 
 use crate::codec;
 use crate::crypto::{Envelope, EnvelopeId, Keyring, KeyringConfig, OpenError, SealOptions};
@@ -69,11 +69,15 @@ pub struct DeviceConfig {
     /// Most envelopes kept waiting from one claimed sender (the sender of a waiting
     /// envelope is unauthenticated until it opens).
     pub max_pending_per_sender: usize,
+    /// Most sync peers per group whose add this device has not seen: a peer may be a member
+    /// this device has not heard of yet, and its summary is what lets the two converge, but
+    /// anyone can sign a sync message, so their number is bounded. Members are not counted.
+    pub max_unknown_peers: usize,
 }
 
 impl Default for DeviceConfig {
     /// Default replica and keyring settings, 32 MiB messages, 10,000 pending envelopes of
-    /// which at most 100 from one claimed sender.
+    /// which at most 100 from one claimed sender, 64 unknown sync peers per group.
     fn default() -> Self {
         Self {
             replica: ReplicaConfig::default(),
@@ -81,6 +85,7 @@ impl Default for DeviceConfig {
             max_message_len: 32 << 20,
             max_pending: 10_000,
             max_pending_per_sender: 100,
+            max_unknown_peers: 64,
         }
     }
 }
@@ -171,14 +176,15 @@ impl<S: Store> Device<S> {
         })
     }
 
-    /// Reopens the device `store` holds, at local time `now_ms`, exactly as it was after its
-    /// last committed call (operations are not verified again: see [`Store`]'s trust note).
+    /// Reopens the device `store` holds, exactly as it was after its last committed call
+    /// (operations are not verified again: see [`Store`]'s trust note). Call
+    /// [`tick`](Self::tick) next: what fell due while it was closed is released there.
     ///
     /// # Errors
     ///
     /// [`DeviceError::StoreState`] if the store holds no device; [`StoreError::Corrupt`] if
     /// it holds what this code does not write.
-    pub fn open(mut store: S, config: DeviceConfig, now_ms: u64) -> Result<Self, DeviceError> {
+    pub fn open(mut store: S, config: DeviceConfig) -> Result<Self, DeviceError> {
         let stored = store
             .load()?
             .ok_or(DeviceError::StoreState("it holds no device"))?;
@@ -187,19 +193,17 @@ impl<S: Store> Device<S> {
             .map_err(|e| corrupt(format!("keyring: {e}")))?;
         let mut groups = BTreeMap::new();
         for (id, group) in &stored.groups {
-            let mut ops = Vec::with_capacity(group.ops.len());
-            for bytes in group.ops.values() {
-                ops.push(SignedOp::from_cbor(bytes).map_err(|e| corrupt(format!("op: {e}")))?);
+            let mut placements = Vec::with_capacity(group.ops.len());
+            for (place, bytes) in group.ops.values() {
+                let op = SignedOp::from_cbor(bytes).map_err(|e| corrupt(format!("op: {e}")))?;
+                let status = match place {
+                    Place::Logged => Status::Logged,
+                    Place::Held => Status::Held,
+                    Place::Quarantined => Status::Quarantined,
+                };
+                placements.push((op, status));
             }
-            let genesis = ops
-                .iter()
-                .find(|op| op.id().0 == id.0)
-                .ok_or_else(|| corrupt(format!("group {id:?} has no genesis")))?;
-            let mut replica = Replica::join(genesis, config.replica, now_ms)
-                .map_err(|e| corrupt(format!("genesis: {e}")))?;
-            replica.record_dropped();
-            replica.admit_verified(ops, now_ms);
-            replica.restore_clock(group.clock);
+            let replica = Replica::restore(*id, config.replica, group.clock, placements);
             let peers = stored
                 .peers
                 .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
@@ -268,6 +272,11 @@ impl<S: Store> Device<S> {
         &self.store
     }
 
+    /// Closes the device and hands back its store (to reopen it, as after a restart).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// Founds a group with this device as its owner.
     ///
     /// # Errors
@@ -288,10 +297,10 @@ impl<S: Store> Device<S> {
             self.config.replica,
             now_ms,
         )?;
-        replica.record_dropped();
+        replica.record_placements();
         let group = replica.group();
         let mut batch = Batch::default();
-        batch.writes.push(op_write(group, &genesis));
+        batch.writes.push(op_write(group, &genesis, Place::Logged));
         batch.writes.push(Write::Clock {
             group,
             clock: replica.clock().last(),
@@ -319,7 +328,7 @@ impl<S: Store> Device<S> {
         bundle: KeyBundle,
         now_ms: u64,
     ) -> Result<Invitation, DeviceError> {
-        let add = self.act(group, now_ms, |replica, identity| {
+        let add = self.act(group, |replica, identity| {
             replica.add(identity, bundle, now_ms)
         })?;
         Ok(Invitation {
@@ -352,7 +361,7 @@ impl<S: Store> Device<S> {
         member: MemberId,
         now_ms: u64,
     ) -> Result<Message, DeviceError> {
-        self.act(group, now_ms, |replica, identity| {
+        self.act(group, |replica, identity| {
             replica.remove(identity, member, now_ms)
         })
     }
@@ -363,9 +372,7 @@ impl<S: Store> Device<S> {
     ///
     /// As for [`invite`](Self::invite).
     pub fn leave(&mut self, group: GroupId, now_ms: u64) -> Result<Message, DeviceError> {
-        self.act(group, now_ms, |replica, identity| {
-            replica.leave(identity, now_ms)
-        })
+        self.act(group, |replica, identity| replica.leave(identity, now_ms))
     }
 
     /// Makes `member` an admin of `group` (`Rank::Admin`) or a member again
@@ -381,7 +388,7 @@ impl<S: Store> Device<S> {
         rank: Rank,
         now_ms: u64,
     ) -> Result<Message, DeviceError> {
-        self.act(group, now_ms, |replica, identity| match rank {
+        self.act(group, |replica, identity| match rank {
             Rank::Admin => replica.promote(identity, member, now_ms),
             _ => replica.demote(identity, member, now_ms),
         })
@@ -389,7 +396,7 @@ impl<S: Store> Device<S> {
 
     /// Rotates this device's encryption key and publishes the new one in every group it is
     /// a member of (one key for all: the old one is retired everywhere). Returns one
-    /// operations message per group that took it.
+    /// operations message per group that took it; in no group, nothing changes.
     ///
     /// # Errors
     ///
@@ -416,10 +423,8 @@ impl<S: Store> Device<S> {
         let mut batch = Batch::default();
         let mut out = Vec::new();
         for (group, result) in in_group.into_iter().zip(results) {
-            if let Ok((op, changes)) = result {
-                batch.writes.push(op_write(group, &op));
+            if let Ok((op, _)) = result {
                 self.note_group(group, &mut batch);
-                batch.changes(group, changes);
                 out.push(Message::Operations(vec![op]));
             }
         }
@@ -591,7 +596,6 @@ impl<S: Store> Device<S> {
     fn act(
         &mut self,
         group: GroupId,
-        now_ms: u64,
         action: impl FnOnce(
             &mut Replica,
             &Identity,
@@ -600,21 +604,29 @@ impl<S: Store> Device<S> {
     ) -> Result<Message, DeviceError> {
         self.usable()?;
         let g = group_mut(&mut self.groups, group)?;
-        let (op, changes) = action(&mut g.replica, self.keyring.identity())?;
+        // The caller knows what its own action changed; envelopes it may release (from a
+        // member it just added, say) open at the next `receive` or `tick`, which report them.
+        let (op, _) = action(&mut g.replica, self.keyring.identity())?;
         let mut batch = Batch::default();
-        batch.writes.push(op_write(group, &op));
         self.note_group(group, &mut batch);
-        batch.changes(group, changes);
-        self.retry_pending(group, now_ms, &mut batch);
         self.commit(batch)?;
         Ok(Message::Operations(vec![op]))
     }
 
-    /// Writes `group`'s clock and deletes the operations its pens dropped.
+    /// Writes where `group`'s operations went since the last note, and its clock.
     fn note_group(&mut self, group: GroupId, batch: &mut Batch) {
         let g = self.groups.get_mut(&group).expect("noted groups exist");
-        for id in g.replica.take_dropped() {
-            batch.writes.push(Write::DeleteOp { group, id });
+        for (op, status) in g.replica.take_placements() {
+            let place = match status {
+                Status::Logged => Place::Logged,
+                Status::Held => Place::Held,
+                Status::Quarantined => Place::Quarantined,
+                Status::Dropped | Status::Duplicate => {
+                    batch.writes.push(Write::DeleteOp { group, id: op.id() });
+                    continue;
+                }
+            };
+            batch.writes.push(op_write(group, &op, place));
         }
         batch.writes.push(Write::Clock {
             group,
@@ -650,16 +662,12 @@ impl<S: Store> Device<S> {
     /// retries the envelopes waiting in it.
     fn ingest(&mut self, group: GroupId, ops: Vec<SignedOp>, now_ms: u64, batch: &mut Batch) {
         let g = self.groups.get_mut(&group).expect("known group");
-        let report = g.replica.ingest_batch(ops.clone(), now_ms);
-        for (op, result) in ops.iter().zip(report.results) {
-            match result {
-                Ok(Status::Logged | Status::Held | Status::Quarantined) => {
-                    batch.writes.push(op_write(group, op));
-                }
-                Ok(_) => {}
-                Err(error) => batch
+        let report = g.replica.ingest_batch(ops, now_ms);
+        for result in report.results {
+            if let Err(error) = result {
+                batch
                     .events
-                    .push(Event::Refused(Refusal::Operation { group, error })),
+                    .push(Event::Refused(Refusal::Operation { group, error }));
             }
         }
         self.note_group(group, batch);
@@ -677,35 +685,28 @@ impl<S: Store> Device<S> {
             .ops
             .iter()
             .find(|op| op.id().0 == group.0 && matches!(op.op().body, Body::Create { .. }))
+            .cloned()
         else {
             batch
                 .events
                 .push(Event::Refused(Refusal::BadWelcome(group)));
             return;
         };
-        let Ok(mut replica) = Replica::join(genesis, self.config.replica, now_ms) else {
+        let Ok(mut replica) = Replica::join(&genesis, self.config.replica, now_ms) else {
             batch
                 .events
                 .push(Event::Refused(Refusal::BadWelcome(group)));
             return;
         };
-        let report = replica.ingest_batch(welcome.ops.clone(), now_ms);
+        replica.record_placements();
+        replica.ingest_batch(welcome.ops, now_ms);
         if !replica.is_member(&self.id()) {
             batch
                 .events
                 .push(Event::Refused(Refusal::NotInvited(group)));
             return;
         }
-        replica.record_dropped();
-        batch.writes.push(op_write(group, genesis));
-        for (op, result) in welcome.ops.iter().zip(report.results) {
-            if matches!(
-                result,
-                Ok(Status::Logged | Status::Held | Status::Quarantined)
-            ) {
-                batch.writes.push(op_write(group, op));
-            }
-        }
+        batch.writes.push(op_write(group, &genesis, Place::Logged));
         self.groups.insert(
             group,
             Group {
@@ -734,9 +735,12 @@ impl<S: Store> Device<S> {
         }
         self.ingest(group, sync.ops, now_ms, batch);
         let g = self.groups.get_mut(&group).expect("known group");
-        // Only members ever admitted get a row: strangers cannot grow the store.
-        let admitted = g.replica.published_keys(&from).next().is_some();
-        if !admitted {
+        let admitted = |peer: &MemberId| g.replica.published_keys(peer).next().is_some();
+        let unknown = g.peers.keys().filter(|peer| !admitted(peer)).count();
+        if !admitted(&from)
+            && !g.peers.contains_key(&from)
+            && unknown >= self.config.max_unknown_peers
+        {
             batch
                 .events
                 .push(Event::Refused(Refusal::BadSync { group, from }));
@@ -889,10 +893,11 @@ fn peer_write(group: GroupId, peer: MemberId, state: &Peer) -> Write {
     }
 }
 
-fn op_write(group: GroupId, op: &SignedOp) -> Write {
+fn op_write(group: GroupId, op: &SignedOp, place: Place) -> Write {
     Write::Op {
         group,
         id: op.id(),
+        place,
         bytes: op.to_cbor(),
     }
 }

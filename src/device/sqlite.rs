@@ -7,7 +7,7 @@
 //! the platform must protect it (file permissions, disk encryption), as it protects any
 //! messenger's database. SQLite's own buffers are not zeroized.
 
-use super::store::{Store, StoreError, Stored, StoredGroup, Write};
+use super::store::{Place, Store, StoreError, Stored, StoredGroup, Write};
 use crate::clock::Timestamp;
 use crate::crypto::EnvelopeId;
 use crate::group::{GroupId, OpId};
@@ -25,7 +25,7 @@ const MIGRATIONS: &[&str] = &["
     );
     CREATE TABLE groups (id BLOB PRIMARY KEY, clock BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE ops (
-        grp BLOB NOT NULL, id BLOB NOT NULL, bytes BLOB NOT NULL,
+        grp BLOB NOT NULL, id BLOB NOT NULL, place BLOB NOT NULL, bytes BLOB NOT NULL,
         PRIMARY KEY (grp, id)
     ) WITHOUT ROWID;
     CREATE TABLE pending (id BLOB PRIMARY KEY, grp BLOB NOT NULL, bytes BLOB NOT NULL)
@@ -147,14 +147,19 @@ impl Store for SqliteStore {
                 },
             );
         }
-        for row in rows("SELECT grp, id, bytes FROM ops")? {
-            let [group, id, bytes] = <[Vec<u8>; 3]>::try_from(row).expect("three columns");
+        for row in rows("SELECT grp, id, place, bytes FROM ops")? {
+            let [group, id, place, bytes] = <[Vec<u8>; 4]>::try_from(row).expect("four columns");
             let group = GroupId(array(group, "a group id")?);
+            let [place] = array(place, "a place")?;
+            let place = Place::from_code(place)
+                .ok_or_else(|| StoreError::Corrupt("an op in no known place".into()))?;
             let stored_group = stored
                 .groups
                 .get_mut(&group)
                 .ok_or_else(|| StoreError::Corrupt("an op of an unknown group".into()))?;
-            stored_group.ops.insert(OpId(array(id, "an op id")?), bytes);
+            stored_group
+                .ops
+                .insert(OpId(array(id, "an op id")?), (place, bytes));
         }
         for row in rows("SELECT id, grp, bytes FROM pending")? {
             let [id, group, bytes] = <[Vec<u8>; 3]>::try_from(row).expect("three columns");
@@ -194,11 +199,18 @@ impl Store for SqliteStore {
                     .and_then(|mut s| {
                         s.execute(params![&group.0[..], &clock.as_raw().to_be_bytes()[..]])
                     }),
-                Write::Op { group, id, bytes } => tx
+                Write::Op {
+                    group,
+                    id,
+                    place,
+                    bytes,
+                } => tx
                     .prepare_cached(
-                        "INSERT OR IGNORE INTO ops (grp, id, bytes) VALUES (?1, ?2, ?3)",
+                        "INSERT OR REPLACE INTO ops (grp, id, place, bytes) VALUES (?1, ?2, ?3, ?4)",
                     )
-                    .and_then(|mut s| s.execute(params![&group.0[..], &id.0[..], bytes])),
+                    .and_then(|mut s| {
+                        s.execute(params![&group.0[..], &id.0[..], &[place.code()][..], bytes])
+                    }),
                 Write::DeleteOp { group, id } => tx
                     .prepare_cached("DELETE FROM ops WHERE grp = ?1 AND id = ?2")
                     .and_then(|mut s| s.execute(params![&group.0[..], &id.0[..]])),

@@ -3,7 +3,8 @@
 //!
 //! What a store holds: the keyring export (the identity's and encryption secrets, in clear:
 //! the platform must protect the store, as it protects any messenger's database), every
-//! operation each group's replica holds (logged, held back or quarantined; one row each),
+//! operation each group's replica holds and where (logged, held back or quarantined; one
+//! row each, rewritten when it moves),
 //! each group's clock, envelopes waiting to be opened, the ids of envelopes opened (to refuse
 //! replays), and each sync peer's state (what it was last known to hold, what it was last
 //! told). Opened plaintexts are not kept:
@@ -21,6 +22,35 @@ use std::collections::BTreeMap;
 use std::fmt;
 use zeroize::Zeroizing;
 
+/// Where a group's replica holds an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Place {
+    /// In the log.
+    Logged,
+    /// Held back: stamped ahead of local time.
+    Held,
+    /// Quarantined: its author not enabled at it, or its predecessor missing.
+    Quarantined,
+}
+
+impl Place {
+    /// The number a store writes for it.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Logged => 0,
+            Self::Held => 1,
+            Self::Quarantined => 2,
+        }
+    }
+
+    /// The place a stored number stands for.
+    pub fn from_code(code: u8) -> Option<Self> {
+        [Self::Logged, Self::Held, Self::Quarantined]
+            .into_iter()
+            .find(|p| p.code() == code)
+    }
+}
+
 /// One change to the stored state.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Write {
@@ -33,12 +63,14 @@ pub enum Write {
         /// Its replica's last stamp.
         clock: Timestamp,
     },
-    /// An operation a group's replica now holds.
+    /// An operation a group's replica now holds, and where (replaces its previous place).
     Op {
         /// The group.
         group: GroupId,
         /// The operation's id.
         id: OpId,
+        /// Where the replica holds it.
+        place: Place,
         /// Its CBOR encoding.
         bytes: Vec<u8>,
     },
@@ -79,7 +111,9 @@ impl fmt::Debug for Write {
         match self {
             Self::Keyring(_) => f.write_str("Keyring(..)"),
             Self::Clock { group, clock } => write!(f, "Clock({group:?}, {clock})"),
-            Self::Op { group, id, .. } => write!(f, "Op({group:?}, {id:?})"),
+            Self::Op {
+                group, id, place, ..
+            } => write!(f, "Op({group:?}, {id:?}, {place:?})"),
             Self::DeleteOp { group, id } => write!(f, "DeleteOp({group:?}, {id:?})"),
             Self::Pending { id, group, .. } => write!(f, "Pending({id:?}, {group:?})"),
             Self::DeletePending(id) => write!(f, "DeletePending({id:?})"),
@@ -94,8 +128,8 @@ impl fmt::Debug for Write {
 pub struct StoredGroup {
     /// The replica's last stamp.
     pub clock: Timestamp,
-    /// The operations it holds, by id (CBOR encodings).
-    pub ops: BTreeMap<OpId, Vec<u8>>,
+    /// The operations it holds, by id: where, and their CBOR encodings.
+    pub ops: BTreeMap<OpId, (Place, Vec<u8>)>,
 }
 
 /// Everything a store gives back.
@@ -133,12 +167,17 @@ impl Stored {
                 Write::Clock { group, clock } => {
                     self.groups.entry(*group).or_default().clock = *clock;
                 }
-                Write::Op { group, id, bytes } => {
+                Write::Op {
+                    group,
+                    id,
+                    place,
+                    bytes,
+                } => {
                     self.groups
                         .entry(*group)
                         .or_default()
                         .ops
-                        .insert(*id, bytes.clone());
+                        .insert(*id, (*place, bytes.clone()));
                 }
                 Write::DeleteOp { group, id } => {
                     if let Some(stored) = self.groups.get_mut(group) {

@@ -152,9 +152,10 @@ pub struct Replica {
     /// replica keeps is a function of what it was offered.
     quarantine: Pen<(u64, OpId)>,
     view: OnceLock<View>,
-    /// Ids of operations the pens dropped since the last [`take_dropped`](Self::take_dropped),
-    /// recorded only when a store asked for them (`None` otherwise, so nothing grows).
-    dropped: Option<Vec<OpId>>,
+    /// Where each operation went since the last [`take_placements`](Self::take_placements)
+    /// (logged, held, quarantined, dropped), recorded only when a store asked for it (`None`
+    /// otherwise, so nothing grows).
+    placements: Option<Vec<(SignedOp, Status)>>,
 }
 
 impl Replica {
@@ -168,7 +169,7 @@ impl Replica {
             held: Pen::new(config.held_limit, config.held_per_author),
             quarantine: Pen::new(config.quarantine_limit, config.quarantine_per_author),
             view: OnceLock::new(),
-            dropped: None,
+            placements: None,
         }
     }
 
@@ -427,35 +428,63 @@ impl Replica {
         BatchReport { results, changes }
     }
 
-    fn note_dropped(&mut self, dropped: &[SignedOp]) {
-        if let Some(record) = &mut self.dropped {
-            record.extend(dropped.iter().map(SignedOp::id));
+    fn place(&mut self, op: &SignedOp, status: Status) {
+        if let Some(journal) = &mut self.placements {
+            journal.push((op.clone(), status));
         }
     }
 
-    /// From now on, records the operations the held and quarantine pens drop (over their
-    /// quotas), for a store that keeps one row per operation held.
-    pub(crate) fn record_dropped(&mut self) {
-        self.dropped.get_or_insert_with(Vec::new);
+    /// From now on, records where each operation goes (see
+    /// [`take_placements`](Self::take_placements)), for a store that keeps one row per
+    /// operation held.
+    pub(crate) fn record_placements(&mut self) {
+        self.placements.get_or_insert_with(Vec::new);
     }
 
-    /// The operations dropped since the last call (see [`record_dropped`](Self::record_dropped)).
-    pub(crate) fn take_dropped(&mut self) -> Vec<OpId> {
-        self.dropped
+    /// Where operations went since the last call, in order (an operation can appear more
+    /// than once: the last entry is where it is now): [`Status::Logged`], `Held`,
+    /// `Quarantined` or `Dropped` (out of a pen, over its quota).
+    pub(crate) fn take_placements(&mut self) -> Vec<(SignedOp, Status)> {
+        self.placements
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
     }
 
-    /// Admits operations this replica (or its store) verified before, without checking their
-    /// signatures again: for reopening a device from its own store, which is trusted as the
-    /// process's memory is.
-    pub(crate) fn admit_verified(&mut self, ops: Vec<SignedOp>, physical_ms: u64) {
-        let ops = ops
-            .into_iter()
-            .filter(|op| self.check(op).is_ok())
-            .collect();
-        self.admit(ops, physical_ms, Origin::Remote);
+    /// A replica rebuilt exactly from what a store recorded of `placements`: each operation
+    /// put back where it was (logged, held or quarantined), without verifying or judging
+    /// its admission again (the store is trusted as memory is), with the saved clock.
+    pub(crate) fn restore(
+        group: GroupId,
+        config: ReplicaConfig,
+        clock: Timestamp,
+        placements: Vec<(SignedOp, Status)>,
+    ) -> Self {
+        let mut replica = Self::empty(group, config, Clock::resume(config.clock, clock));
+        let mut logged = Vec::new();
+        for (op, status) in placements {
+            match status {
+                Status::Logged => logged.push(op),
+                Status::Held => {
+                    replica.held.insert(op.stamp(), op);
+                }
+                Status::Quarantined => {
+                    replica.index.insert(op.stamp());
+                    replica.quarantine.insert((op.op().seq, op.id()), op);
+                }
+                Status::Duplicate | Status::Dropped => {}
+            }
+        }
+        // Each chain in order, so a predecessor is judged before its successor.
+        logged.sort_by_key(|op| (op.op().author, op.op().seq));
+        for op in logged {
+            replica.index.insert(op.stamp());
+            replica.authority.insert(op);
+        }
+        replica.authority.take_changes();
+        replica.restore_clock(clock);
+        replica.record_placements();
+        replica
     }
 
     /// Logs held-back operations that local time has now caught up with.
@@ -509,8 +538,11 @@ impl Replica {
                 && self.clock.check(op.op().timestamp, physical_ms).is_err()
             {
                 let id = op.id();
+                self.place(&op, Status::Held);
                 let dropped = self.held.insert(op.stamp(), op);
-                self.note_dropped(&dropped);
+                for op in &dropped {
+                    self.place(op, Status::Dropped);
+                }
                 if dropped.iter().all(|d| d.id() != id) {
                     Status::Held
                 } else {
@@ -538,12 +570,14 @@ impl Replica {
                         // advance the clock.
                         let _ = self.clock.receive(op.op().timestamp, physical_ms);
                         self.index.insert(op.stamp());
+                        self.place(&op, Status::Logged);
                         self.authority.insert(op);
                         progress = true;
                     }
                     Some(false) => still.push((position, op)),
                     None => {
                         self.index.remove(op.stamp());
+                        self.place(&op, Status::Dropped);
                         if let Some(i) = position {
                             statuses[i] = Status::Dropped;
                         }
@@ -567,11 +601,12 @@ impl Replica {
             // replicas holding one set of operations (whichever of them each could log)
             // have one summary.
             self.index.insert(stamp);
+            self.place(&op, Status::Quarantined);
             let dropped = self.quarantine.insert((op.op().seq, id), op);
             for op in &dropped {
                 self.index.remove(op.stamp());
+                self.place(op, Status::Dropped);
             }
-            self.note_dropped(&dropped);
             if let Some(i) = position {
                 statuses[i] = if dropped.iter().all(|d| d.id() != id) {
                     Status::Quarantined
