@@ -257,6 +257,12 @@ impl<S: Store> Device<S> {
         self.replica(group).map(Replica::view)
     }
 
+    /// Whether this device opened or sealed the envelope `id` (and so refuses it as a
+    /// duplicate).
+    pub fn has_seen(&self, id: &EnvelopeId) -> bool {
+        self.seen.contains(id)
+    }
+
     /// Envelopes waiting to be opened.
     pub fn pending(&self) -> impl Iterator<Item = (EnvelopeId, GroupId)> + '_ {
         self.pending.iter().map(|(id, (group, _))| (*id, *group))
