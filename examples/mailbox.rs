@@ -1,0 +1,377 @@
+//! Three devices (Alice, Bob, Carol), each with its own SQLite store in a temporary directory,
+//! exchange armored text files through mailbox directories, as over email. The network
+//! splits (Carol's mail is held back), Alice removes Carol while Carol keeps sending, Bob
+//! rotates his key, mail is lost and duplicated, every device is killed and reopened from its
+//! store mid-run, and the split heals by sync. It prints who read what and a verdict; the
+//! exit code is 0 exactly when the verdict holds.
+//!
+//! ```sh
+//! cargo run --example mailbox
+//! ```
+
+use splitsafe::device::{Device, DeviceConfig, DeviceError, Event, Message, SqliteStore};
+use splitsafe::group::{GroupId, Standing};
+use splitsafe::keys::{Identity, MemberId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const T0: u64 = 1_795_694_400_000; // 2026-11-26 12:00 UTC
+const NAMES: [&str; 3] = ["alice", "bob", "carol"];
+
+/// The post office: one directory per recipient; a file per piece of mail.
+struct Post {
+    root: PathBuf,
+    sent: u64,
+    /// While split, mail between Carol and the others waits here.
+    split: bool,
+    held: Vec<(usize, String)>,
+    /// The next piece of mail to this recipient is lost.
+    lose_next_to: Option<usize>,
+    /// Which pieces of mail (by number) arrive twice.
+    twice: BTreeSet<u64>,
+}
+
+impl Post {
+    fn box_of(&self, to: usize) -> PathBuf {
+        self.root.join("mail").join(NAMES[to])
+    }
+
+    fn send(&mut self, from: usize, to: usize, message: &Message) {
+        self.sent += 1;
+        let text = format!(
+            "From: {}\nTo: {}\n\n{}",
+            NAMES[from],
+            NAMES[to],
+            message.armored()
+        );
+        if self.split && (from == 2) != (to == 2) {
+            self.held.push((to, text));
+        } else if self.lose_next_to == Some(to) {
+            self.lose_next_to = None;
+        } else {
+            self.drop_in(to, &text);
+            if self.twice.contains(&self.sent) {
+                self.drop_in(to, &text);
+            }
+        }
+    }
+
+    fn drop_in(&mut self, to: usize, text: &str) {
+        let dir = self.box_of(to);
+        std::fs::create_dir_all(&dir).expect("mail directory");
+        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        std::fs::write(dir.join(format!("{:06}-{n}.txt", self.sent)), text).expect("mail file");
+    }
+
+    fn heal(&mut self) {
+        self.split = false;
+        for (to, text) in std::mem::take(&mut self.held) {
+            self.drop_in(to, &text);
+        }
+    }
+
+    /// Takes every file in `to`'s mailbox, oldest first.
+    fn fetch(&self, to: usize) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.box_of(to)) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|path| {
+                let text = std::fs::read_to_string(&path).expect("mail file");
+                std::fs::remove_file(&path).expect("mail file");
+                text
+            })
+            .collect()
+    }
+}
+
+/// What each device read, and from whom with which standing.
+#[derive(Default)]
+struct Reads {
+    read: BTreeMap<usize, Vec<(String, String, Standing)>>,
+    duplicates: usize,
+    pending: usize,
+}
+
+struct World {
+    devices: Vec<Option<Device<SqliteStore>>>,
+    ids: Vec<MemberId>,
+    post: Post,
+    group: GroupId,
+    now: u64,
+    reads: Reads,
+    restarts: usize,
+}
+
+impl World {
+    fn device(&mut self, i: usize) -> &mut Device<SqliteStore> {
+        self.devices[i].as_mut().expect("running")
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.now += 1_000;
+        self.now
+    }
+
+    fn broadcast(&mut self, from: usize, message: &Message) {
+        for to in (0..3).filter(|&to| to != from) {
+            self.post.send(from, to, message);
+        }
+    }
+
+    fn say(&mut self, from: usize, text: &str) {
+        let (group, now) = (self.group, self.tick());
+        let mut rng = splitsafe::rng::os_rng();
+        match self
+            .device(from)
+            .send(group, text.as_bytes(), &mut rng, now)
+        {
+            Ok(sealed) => self.broadcast(from, &sealed),
+            Err(e) => println!("    {} cannot send {text:?}: {e}", NAMES[from]),
+        }
+    }
+
+    /// Each device reads its mailbox.
+    fn read_mail(&mut self) {
+        for i in 0..3 {
+            for text in self.post.fetch(i) {
+                let now = self.tick();
+                let events = self.device(i).receive(text.as_bytes(), now).expect("store");
+                self.note(i, events);
+            }
+        }
+    }
+
+    fn note(&mut self, i: usize, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::Message(m) => {
+                    let from = self.ids.iter().position(|id| *id == m.sender).unwrap_or(9);
+                    let text = String::from_utf8_lossy(&m.plaintext).to_string();
+                    self.reads.read.entry(i).or_default().push((
+                        NAMES.get(from).copied().unwrap_or("?").to_string(),
+                        text,
+                        m.standing,
+                    ));
+                }
+                Event::Duplicate(_) => self.reads.duplicates += 1,
+                Event::Pending { .. } => self.reads.pending += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Kills device `i` (drops it without ceremony) and reopens it from its store.
+    fn restart(&mut self, i: usize, root: &Path) {
+        drop(self.devices[i].take());
+        let store = SqliteStore::open(root.join(format!("{}.db", NAMES[i]))).expect("store");
+        self.devices[i] = Some(Device::open(store, DeviceConfig::default()).expect("reopens"));
+        self.restarts += 1;
+    }
+
+    /// Everyone sends everyone a sync message, through the (lossy) post, until all are
+    /// silent; then lets time release what waits on it.
+    fn sync(&mut self) {
+        for _ in 0..10 {
+            let mut said = false;
+            for a in 0..3 {
+                for b in (0..3).filter(|&b| b != a) {
+                    let (group, peer) = (self.group, self.ids[b]);
+                    if let Some(message) = self.device(a).sync_message(group, peer).expect("store")
+                    {
+                        self.post.send(a, b, &message);
+                        said = true;
+                    }
+                }
+            }
+            self.read_mail();
+            if !said {
+                break;
+            }
+        }
+        for i in 0..3 {
+            let now = self.tick();
+            let tick = self.device(i).tick(now).expect("store");
+            self.note(i, tick.events);
+        }
+    }
+}
+
+fn run(root: &Path) -> Result<bool, DeviceError> {
+    let mut rng = splitsafe::rng::os_rng();
+    let config = DeviceConfig::default();
+    let mut devices = Vec::new();
+    for name in NAMES {
+        let store = SqliteStore::open(root.join(format!("{name}.db")))?;
+        devices.push(Device::create(
+            store,
+            Identity::generate(&mut rng),
+            config,
+            &mut rng,
+            T0,
+        )?);
+    }
+    let ids: Vec<MemberId> = devices.iter().map(Device::id).collect();
+    let group = devices[0].create_group(&mut rng, T0)?;
+    let mut world = World {
+        devices: devices.into_iter().map(Some).collect(),
+        ids,
+        post: Post {
+            root: root.to_path_buf(),
+            sent: 0,
+            split: false,
+            held: Vec::new(),
+            lose_next_to: None,
+            twice: [6, 12].into(),
+        },
+        group,
+        now: T0,
+        reads: Reads::default(),
+        restarts: 0,
+    };
+
+    println!("Alice founds the group and mails Bob and Carol a welcome (their bundles came by mail too).");
+    println!("(Two pieces of mail arrive twice; lost messages stay lost: only membership heals by sync.)");
+    for i in 1..3 {
+        let bundle = Message::Bundle(world.device(i).bundle());
+        world.post.send(i, 0, &bundle);
+    }
+    for text in world.post.fetch(0) {
+        let now = world.tick();
+        let events = world.device(0).receive(text.as_bytes(), now)?;
+        for event in events {
+            if let Event::Bundle(bundle) = event {
+                let now = world.tick();
+                let invitation = world.device(0).invite(group, bundle, now)?;
+                let to = world
+                    .ids
+                    .iter()
+                    .position(|id| *id == bundle.member)
+                    .expect("known");
+                world.post.send(0, to, &invitation.welcome);
+                world.broadcast(0, &invitation.add);
+            }
+        }
+    }
+    world.read_mail();
+    for (i, hello) in [(0, "alice: hello all"), (1, "bob: hi"), (2, "carol: hey")] {
+        world.say(i, hello);
+    }
+    world.read_mail();
+
+    println!("The network splits: Carol on one side, Alice and Bob on the other.");
+    world.post.split = true;
+    let now = world.tick();
+    let carol = world.ids[2];
+    let removal = world.device(0).remove(group, carol, now)?;
+    world.broadcast(0, &removal);
+    println!("    Alice removes Carol; Carol does not know and keeps sending.");
+    world.say(2, "carol: anyone there?");
+    let now = world.tick();
+    let mut rng = splitsafe::rng::os_rng();
+    for published in world.device(1).rotate(&mut rng, now)? {
+        world.post.lose_next_to = Some(0);
+        world.broadcast(1, &published);
+    }
+    println!("    Bob rotates his key; the mail telling Alice is lost, so his next message waits at hers.");
+    world.say(1, "bob: new key, same bob");
+    world.say(0, "alice: plans without carol");
+    world.read_mail();
+    world.say(2, "carol: hello?");
+
+    println!("Every device is killed and reopened from its store.");
+    for i in 0..3 {
+        world.restart(i, root);
+    }
+    world.read_mail();
+
+    println!("The split heals: held mail arrives, and the devices sync through the post.");
+    world.post.heal();
+    world.read_mail();
+    world.sync();
+    world.say(2, "carol: after the heal");
+    world.say(0, "alice: final words");
+    world.read_mail();
+    world.sync();
+
+    println!();
+    println!("{:<7} {:<48} standing of the sender", "reader", "read");
+    for (i, name) in NAMES.iter().enumerate() {
+        for (from, text, standing) in world.reads.read.get(&i).into_iter().flatten() {
+            let standing = match standing {
+                Standing::Member => "member".to_string(),
+                Standing::Removed { .. } => "removed (sealed where her removal had seen)".into(),
+                Standing::Beyond { .. } => "beyond her removal".into(),
+            };
+            println!("{name:<7} {:<48} {standing}", format!("{from}: {text:?}"));
+        }
+    }
+    let digests: BTreeSet<_> = (0..3)
+        .map(|i| world.device(i).view(group).expect("in group").digest())
+        .collect();
+    let read = |w: &World, i: usize, text: &str| {
+        w.reads
+            .read
+            .get(&i)
+            .is_some_and(|r| r.iter().any(|(_, t, _)| t == text))
+    };
+    // Bob sealed to Carol until he had read her removal: that is the netsplit's price.
+    let carol_cut_off =
+        !read(&world, 2, "alice: plans without carol") && !read(&world, 2, "alice: final words");
+    let bob_read_all = ["alice: plans without carol", "alice: final words"]
+        .iter()
+        .all(|t| read(&world, 1, t));
+    let carol_flagged = world.reads.read.get(&1).is_some_and(|r| {
+        r.iter()
+            .any(|(from, _, s)| from == "carol" && *s != Standing::Member)
+    });
+    let carol_out = !world
+        .device(0)
+        .view(group)
+        .expect("in group")
+        .contains(&carol);
+    let nothing_waits = (0..3).all(|i| world.device(i).pending().count() == 0);
+    println!();
+    println!(
+        "one view on all three devices: {}; Carol read nothing Alice sealed after removing her: {carol_cut_off}; \
+         Bob read Alice's messages after the removal: {bob_read_all}; Carol's split-time mail reached Bob marked as a removed member's: {carol_flagged}; \
+         Carol out of the view: {carol_out}; nothing left pending: {nothing_waits} \
+         ({} restarts, {} duplicates refused, {} envelopes waited for what they needed)",
+        digests.len() == 1,
+        world.restarts,
+        world.reads.duplicates,
+        world.reads.pending
+    );
+    Ok(digests.len() == 1
+        && carol_cut_off
+        && bob_read_all
+        && carol_flagged
+        && carol_out
+        && nothing_waits)
+}
+
+fn main() -> ExitCode {
+    let root = std::env::temp_dir().join(format!("splitsafe-mailbox-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("temporary directory");
+    let verdict = run(&root);
+    let _ = std::fs::remove_dir_all(&root);
+    match verdict {
+        Ok(holds) => {
+            println!("verdict: {holds}");
+            if holds {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
