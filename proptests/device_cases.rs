@@ -335,7 +335,8 @@ impl Store for SqliteFile {
     fn commit(
         &mut self,
         writes: &[splitsafe::device::Write],
+        durability: splitsafe::device::Durability,
     ) -> Result<(), splitsafe::device::StoreError> {
-        self.1.commit(writes)
+        self.1.commit(writes, durability)
     }
 }

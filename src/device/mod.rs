@@ -42,7 +42,7 @@ pub use event::{DeviceError, Event, Received, Refusal};
 pub use message::{Message, SyncMessage, Welcome};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use store::{MemoryStore, Place, Store, StoreError, Stored, StoredGroup, Write};
+pub use store::{Durability, MemoryStore, Place, Store, StoreError, Stored, StoredGroup, Write};
 
 use crate::codec;
 use crate::crypto::{Envelope, EnvelopeId, Keyring, KeyringConfig, OpenError, SealOptions};
@@ -145,6 +145,8 @@ impl<S: Store> std::fmt::Debug for Device<S> {
 struct Batch {
     writes: Vec<Write>,
     events: Vec<Event>,
+    /// Holds this device's own operation: must survive a power loss.
+    own_op: bool,
 }
 
 impl<S: Store> Device<S> {
@@ -164,7 +166,7 @@ impl<S: Store> Device<S> {
             return Err(DeviceError::StoreState("it already holds a device"));
         }
         let keyring = Keyring::new(identity, config.keyring, rng, now_ms);
-        store.commit(&[Write::Keyring(keyring.export())])?;
+        store.commit(&[Write::Keyring(keyring.export())], Durability::PowerLoss)?;
         Ok(Self {
             store,
             config,
@@ -305,7 +307,10 @@ impl<S: Store> Device<S> {
         )?;
         replica.record_placements();
         let group = replica.group();
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            own_op: true,
+            ..Batch::default()
+        };
         batch.writes.push(op_write(group, &genesis, Place::Logged));
         batch.writes.push(Write::Clock {
             group,
@@ -426,7 +431,10 @@ impl<S: Store> Device<S> {
             .filter(|(id, _)| in_group.contains(id))
             .map(|(_, g)| &mut g.replica);
         let results = self.keyring.rotate_in_all(rng, replicas, now_ms);
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            own_op: true,
+            ..Batch::default()
+        };
         let mut out = Vec::new();
         for (group, result) in in_group.into_iter().zip(results) {
             if let Ok((op, _)) = result {
@@ -528,7 +536,7 @@ impl<S: Store> Device<S> {
         let message = SyncMessage::new(self.keyring.identity(), group, summary, ops);
         self.commit(Batch {
             writes: vec![write],
-            events: Vec::new(),
+            ..Batch::default()
         })?;
         Ok(Some(Message::Sync(message)))
     }
@@ -589,7 +597,13 @@ impl<S: Store> Device<S> {
         if batch.writes.is_empty() {
             return Ok(batch.events);
         }
-        match self.store.commit(&batch.writes) {
+        let keys = batch.writes.iter().any(|w| matches!(w, Write::Keyring(_)));
+        let durability = if batch.own_op || keys {
+            Durability::PowerLoss
+        } else {
+            Durability::Crash
+        };
+        match self.store.commit(&batch.writes, durability) {
             Ok(()) => Ok(batch.events),
             Err(e) => {
                 self.poisoned = true;
@@ -613,7 +627,10 @@ impl<S: Store> Device<S> {
         // The caller knows what its own action changed; envelopes it may release (from a
         // member it just added, say) open at the next `receive` or `tick`, which report them.
         let (op, _) = action(&mut g.replica, self.keyring.identity())?;
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            own_op: true,
+            ..Batch::default()
+        };
         self.note_group(group, &mut batch);
         self.commit(batch)?;
         Ok(Message::Operations(vec![op]))

@@ -1,13 +1,16 @@
 //! The device store in SQLite: one row per operation, pending envelope, seen envelope and
 //! sync peer, each call's writes in one transaction.
 //!
-//! Durability: write-ahead log with `synchronous = FULL`, so a committed call survives a
-//! crash or power loss and a call cut short leaves nothing. `secure_delete` overwrites
+//! Durability: write-ahead log. Commits of [`Durability::PowerLoss`] (the device's own
+//! operations and keys) run with `synchronous = FULL`, so they survive a power loss; the
+//! others with `synchronous = NORMAL`, so they survive a crash of the process and, after a
+//! power loss, the file is consistent but may lack the last of them (what others sent can be
+//! received again). A call cut short leaves nothing. `secure_delete` overwrites
 //! deleted rows in the file. The file holds the keyring's secrets in clear (see [`Store`]):
 //! the platform must protect it (file permissions, disk encryption), as it protects any
 //! messenger's database. SQLite's own buffers are not zeroized.
 
-use super::store::{Place, Store, StoreError, Stored, StoredGroup, Write};
+use super::store::{Durability, Place, Store, StoreError, Stored, StoredGroup, Write};
 use crate::clock::Timestamp;
 use crate::crypto::EnvelopeId;
 use crate::group::{GroupId, OpId};
@@ -70,7 +73,7 @@ impl SqliteStore {
     fn setup(mut conn: Connection) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
         conn.pragma_update(None, "secure_delete", "ON")
             .map_err(backend)?;
@@ -185,7 +188,25 @@ impl Store for SqliteStore {
         Ok(Some(stored))
     }
 
-    fn commit(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+    fn commit(&mut self, writes: &[Write], durability: Durability) -> Result<(), StoreError> {
+        let full = durability == Durability::PowerLoss;
+        if full {
+            self.conn
+                .pragma_update(None, "synchronous", "FULL")
+                .map_err(backend)?;
+        }
+        let result = self.transaction(writes);
+        if full {
+            self.conn
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(backend)?;
+        }
+        result
+    }
+}
+
+impl SqliteStore {
+    fn transaction(&mut self, writes: &[Write]) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(backend)?;
         for write in writes {
             match write {

@@ -221,6 +221,19 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// How much a commit must survive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// A crash of the process: enough for what can be received or derived again (operations
+    /// and envelopes from others, sync state, what was opened).
+    Crash,
+    /// A loss of power as well: for this device's own operations and its keys, which it must
+    /// never lose once others may have seen them (an own operation lost would be made again at
+    /// the same sequence number, an equivocation; a rotation lost would leave the group
+    /// sealing to a key the device no longer holds; an erasure lost would resurrect a secret).
+    PowerLoss,
+}
+
 /// Durable state for one device.
 pub trait Store {
     /// Everything stored, or `None` if no device was ever created in this store.
@@ -230,12 +243,13 @@ pub trait Store {
     /// [`StoreError`] if the backend fails or holds something this code did not write.
     fn load(&mut self) -> Result<Option<Stored>, StoreError>;
 
-    /// Applies `writes` atomically: after a crash, either all of them are there or none.
+    /// Applies `writes` atomically, durable to `durability`: after a crash (or a power loss,
+    /// for [`Durability::PowerLoss`]), either all of them are there or none.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if the backend fails; then none of them is applied.
-    fn commit(&mut self, writes: &[Write]) -> Result<(), StoreError>;
+    fn commit(&mut self, writes: &[Write], durability: Durability) -> Result<(), StoreError>;
 }
 
 /// A store in memory, for tests and for applications that persist elsewhere. Cloning it
@@ -248,7 +262,7 @@ impl Store for MemoryStore {
         Ok(self.0.clone())
     }
 
-    fn commit(&mut self, writes: &[Write]) -> Result<(), StoreError> {
+    fn commit(&mut self, writes: &[Write], _: Durability) -> Result<(), StoreError> {
         self.0.get_or_insert_with(Stored::default).apply(writes);
         Ok(())
     }
