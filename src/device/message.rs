@@ -32,8 +32,9 @@ pub struct SyncMessage {
     pub summary: Summary,
     /// Operations the sender believes the receiver lacks.
     pub ops: Vec<SignedOp>,
-    /// The sender's signature over `"splitsafe/v1/sync\0" || BLAKE3(CBOR of the fields
-    /// above)` (derive-key context `"splitsafe v1 sync message"`).
+    /// The sender's signature over `"splitsafe/v1/sync\0" || BLAKE3(CBOR of group, from and
+    /// summary)` (derive-key context `"splitsafe v1 sync message"`). The operations need no
+    /// cover: each is signed by its author.
     pub signature: SignatureBytes,
 }
 
@@ -42,21 +43,14 @@ struct SyncFields<'a> {
     group: &'a GroupId,
     from: &'a MemberId,
     summary: &'a Summary,
-    ops: &'a [SignedOp],
 }
 
 impl SyncMessage {
-    fn signed_bytes(
-        group: &GroupId,
-        from: &MemberId,
-        summary: &Summary,
-        ops: &[SignedOp],
-    ) -> Vec<u8> {
+    fn signed_bytes(group: &GroupId, from: &MemberId, summary: &Summary) -> Vec<u8> {
         let fields = codec::encode(&SyncFields {
             group,
             from,
             summary,
-            ops,
         });
         let mut bytes = b"splitsafe/v1/sync\0".to_vec();
         bytes.extend_from_slice(&blake3::derive_key("splitsafe v1 sync message", &fields));
@@ -71,7 +65,7 @@ impl SyncMessage {
         ops: Vec<SignedOp>,
     ) -> Self {
         let from = identity.id();
-        let signed = identity.sign(Self::signed_bytes(&group, &from, &summary, &ops));
+        let signed = identity.sign(Self::signed_bytes(&group, &from, &summary));
         Self {
             group,
             from,
@@ -85,7 +79,7 @@ impl SyncMessage {
     pub fn verify(&self) -> bool {
         SignedMessage {
             signer: self.from,
-            bytes: Self::signed_bytes(&self.group, &self.from, &self.summary, &self.ops),
+            bytes: Self::signed_bytes(&self.group, &self.from, &self.summary),
             signature: self.signature,
         }
         .verify()

@@ -29,8 +29,8 @@ const MIGRATIONS: &[&str] = &["
     CREATE TABLE groups (id BLOB PRIMARY KEY, clock BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE ops (
         grp BLOB NOT NULL, id BLOB NOT NULL, place BLOB NOT NULL, bytes BLOB NOT NULL,
-        PRIMARY KEY (grp, id)
-    ) WITHOUT ROWID;
+        UNIQUE (grp, id)
+    );
     CREATE TABLE pending (id BLOB PRIMARY KEY, grp BLOB NOT NULL, bytes BLOB NOT NULL)
         WITHOUT ROWID;
     CREATE TABLE seen (id BLOB PRIMARY KEY) WITHOUT ROWID;

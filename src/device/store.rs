@@ -92,7 +92,7 @@ pub enum Write {
     },
     /// A waiting envelope was opened or refused.
     DeletePending(EnvelopeId),
-    /// An envelope this device opened or sealed.
+    /// An envelope this device opened.
     Seen(EnvelopeId),
     /// A sync peer's state in a group: what it was last known to hold and what this device
     /// last told it (CBOR).
@@ -141,7 +141,7 @@ pub struct Stored {
     pub groups: BTreeMap<GroupId, StoredGroup>,
     /// Waiting envelopes: id -> (group, CBOR).
     pub pending: BTreeMap<EnvelopeId, (GroupId, Vec<u8>)>,
-    /// Ids of envelopes opened or sealed.
+    /// Ids of envelopes opened.
     pub seen: std::collections::BTreeSet<EnvelopeId>,
     /// Sync peers' states.
     pub peers: BTreeMap<(GroupId, MemberId), Vec<u8>>,
