@@ -1,7 +1,12 @@
 //! Arbitrary bytes received by a device in a group with another member: never panics, and
-//! input that is refused (an error, or only refusals, duplicates and pending envelopes that
-//! wait for nothing this device can give) leaves the device's state and store unchanged,
-//! so a genuine message still opens as before.
+//! input that is refused (an error, or only refusals and duplicates) leaves the device's
+//! store unchanged, so a genuine message still opens as before.
+//!
+//! An input whose first byte has its top bit set is not taken as it is: it picks one of the
+//! fixture's genuine messages (raw or armored: an envelope, operations, a welcome, sync
+//! messages, a bundle) and the rest of it is a list of 3-byte edits (position, and a byte
+//! that says what to do: flip bits, cut, insert, delete), so the fuzzer starts from inputs
+//! that reach past the decoders.
 #![no_main]
 
 #[path = "../../proptests/support/group.rs"]
@@ -16,6 +21,8 @@ use std::sync::OnceLock;
 struct Fixture {
     bob: Device<MemoryStore>,
     genuine: Message,
+    /// Genuine messages to mutate.
+    bases: Vec<Vec<u8>>,
 }
 
 fn seeded() -> rand_chacha::ChaCha20Rng {
@@ -34,7 +41,29 @@ fn fixture() -> &'static Fixture {
         let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
         bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
         let genuine = alice.send(group, b"genuine", &mut rng, T0 + 3).unwrap();
-        Fixture { bob, genuine }
+        let other = alice.send(group, b"other", &mut rng, T0 + 4).unwrap();
+        let hello = bob.sync_message(group, alice.id()).unwrap().unwrap();
+        alice.receive(&hello.to_bytes(), T0 + 5).unwrap();
+        let carol = Device::create(store(), identity(2), config, &mut rng, T0).unwrap();
+        let invitation = alice.invite(group, carol.bundle(), T0 + 6).unwrap();
+        let sync = alice.sync_message(group, bob.id()).unwrap().unwrap();
+        let messages = [
+            other,
+            invitation.add,
+            invitation.welcome,
+            sync,
+            hello,
+            Message::Bundle(carol.bundle()),
+        ];
+        let bases = messages
+            .iter()
+            .flat_map(|m| [m.to_bytes(), m.armored().into_bytes()])
+            .collect();
+        Fixture {
+            bob,
+            genuine,
+            bases,
+        }
     })
 }
 
@@ -43,8 +72,32 @@ fn stored(device: &Device<MemoryStore>) -> Option<Stored> {
     device.store().clone().load().expect("memory never fails")
 }
 
+/// The input as received: `bytes` itself, or a genuine message edited as `bytes` says.
+fn input(f: &Fixture, bytes: &[u8]) -> Vec<u8> {
+    let Some((&pick, edits)) = bytes.split_first().filter(|(b, _)| **b >= 0x80) else {
+        return bytes.to_vec();
+    };
+    let mut out = f.bases[usize::from(pick & 0x7F) % f.bases.len()].clone();
+    for edit in edits.chunks_exact(3) {
+        if out.is_empty() {
+            break;
+        }
+        let at = usize::from(u16::from_be_bytes([edit[0], edit[1]])) % out.len();
+        match edit[2] % 4 {
+            0 => out[at] ^= edit[2] | 1,
+            1 => out.truncate(at),
+            2 => out.insert(at, edit[2]),
+            _ => {
+                out.remove(at);
+            }
+        }
+    }
+    out
+}
+
 fuzz_target!(|bytes: &[u8]| {
     let f = fixture();
+    let bytes = &input(f, bytes);
     let mut bob = Device::open(f.bob.store().clone(), DeviceConfig::default()).unwrap();
     let before = stored(&f.bob);
     let changed = match bob.receive(bytes, T0 + 10) {

@@ -75,7 +75,9 @@ pub enum Refusal {
     BadWelcome(GroupId),
     /// A welcome to a group that, once its operations are applied, does not hold this device.
     NotInvited(GroupId),
-    /// A sync message whose signature is not its sender's, or from a member never admitted.
+    /// A sync message whose signature is not its sender's, that names this device as its
+    /// sender, or from a sender this device has not seen added while it already keeps the
+    /// most such peers it allows.
     BadSync {
         /// The group.
         group: GroupId,
@@ -114,6 +116,14 @@ pub enum Event {
     Duplicate(EnvelopeId),
     /// A bundle someone sent, for the application to add if it chooses.
     Bundle(crate::keys::KeyBundle),
+    /// A peer's sync message was taken: its state is recorded (its operations are reported
+    /// as they apply); `sync_message` for it may now have something to say.
+    Synced {
+        /// The group.
+        group: GroupId,
+        /// The peer.
+        peer: MemberId,
+    },
     /// A received item was refused.
     Refused(Refusal),
 }

@@ -750,7 +750,7 @@ impl<S: Store> Device<S> {
                 .push(Event::Refused(Refusal::UnknownGroup(group)));
             return;
         }
-        if !sync.verify() || sync.ops.iter().any(|op| group_of(op) != group) {
+        if from == self.id() || !sync.verify() || sync.ops.iter().any(|op| group_of(op) != group) {
             batch
                 .events
                 .push(Event::Refused(Refusal::BadSync { group, from }));
@@ -773,6 +773,7 @@ impl<S: Store> Device<S> {
         let state = g.peers.entry(from).or_default();
         state.heard(sync.summary, &mine);
         batch.writes.push(peer_write(group, from, state));
+        batch.events.push(Event::Synced { group, peer: from });
     }
 
     fn receive_envelope(&mut self, envelope: Envelope, now_ms: u64, batch: &mut Batch) {
