@@ -159,5 +159,32 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Sender chains (issue 12's primitive): seal and open of 1 KiB, whatever the group's size.
+fn chain(c: &mut Criterion) {
+    use splitsafe::clock::Timestamp;
+    use splitsafe::crypto::{ReceivingChain, SendingChain};
+    use splitsafe::group::{GroupId, Watermark};
+    let mut rng = Rng::seed_from_u64(9);
+    let mut sender = SendingChain::new(GroupId([1; 32]), identity(0).id(), &mut rng);
+    let payload = vec![0x5Au8; 1024];
+    let stamp = Timestamp::from_physical(T0);
+    let mut g = c.benchmark_group("chain");
+    g.sample_size(20).measurement_time(Duration::from_secs(2));
+    g.bench_function("seal_1KiB", |b| {
+        b.iter(|| sender.seal(stamp, Watermark::NONE, &payload).unwrap())
+    });
+    let handoff = sender.handoff();
+    let message = sender.seal(stamp, Watermark::NONE, &payload).unwrap();
+    eprintln!("chain message of 1 KiB: {} bytes", message.len());
+    g.bench_function("open_1KiB", |b| {
+        b.iter_batched(
+            || ReceivingChain::new(&handoff, ReceivingChain::DEFAULT_WINDOW),
+            |mut receiver| receiver.open(&message, T0).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, chain);
 criterion_main!(benches);

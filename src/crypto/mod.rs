@@ -7,6 +7,7 @@
 //! layout, and what is and is not protected.
 
 mod backup;
+mod chain;
 mod content;
 mod envelope;
 mod error;
@@ -15,6 +16,9 @@ mod open;
 mod pairwise;
 mod seal;
 
+pub use chain::{
+    ChainError, ChainHandoff, ChainHeader, ChainId, ChainMessage, ReceivingChain, SendingChain,
+};
 pub use envelope::{Envelope, EnvelopeId, Header, Limits, SLOT_LEN};
 pub use error::{OpenError, SealError};
 pub use keyring::{KeyId, Keyring, KeyringConfig};
