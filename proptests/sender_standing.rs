@@ -363,8 +363,8 @@ proptest! {
     /// Laws of the judgment, over random two-sided histories and every position on each
     /// member's logged chain: it is a function of the logged operations (another delivery
     /// order gives the same verdicts); `Member` only for a member of the reader's view;
-    /// `Removed` only for one outside it, naming its latest remove or leave, which had seen
-    /// the position; `Beyond` naming a remove or leave that had not.
+    /// `Removed` and `Beyond` only for one outside it, naming the remove or leave that took it
+    /// out, which had seen the position (`Removed`) or not (`Beyond`).
     #[test]
     fn standing_is_a_function_of_the_log_and_never_flatters(
         steps in proptest::collection::vec(step(), 0..14),
@@ -406,6 +406,7 @@ proptest! {
                         prop_assert!(position.seq <= seen(by));
                     }
                     Ok(Standing::Beyond { by }) => {
+                        prop_assert!(!reader.is_member(&member));
                         prop_assert_eq!(reader.is_effective(&by), Some(true));
                         prop_assert!(position.seq > seen(by));
                     }

@@ -353,13 +353,12 @@ impl Authority {
     /// Judges `member` as the sender of a message sealed at `position` on its own chain
     /// (see [`Standing`]).
     ///
-    /// The entry that governs a position is the latest-stamped add, remove or leave of the
-    /// member that had not seen it (watermark below it), as for an operation at that
-    /// number; a leave also governs its own number, since its author knew of it. If that
-    /// entry takes the member out, the position is void. Otherwise the position must name an
-    /// operation on the member's chain, and the member's latest entry says whether it is in
-    /// the view now; if not, that entry had seen the position, which is all the reader can
-    /// know.
+    /// The member's latest add, remove or leave decides. If it took the member out without
+    /// having seen the position (watermark below it; a leave has not seen its own number),
+    /// the position is one where the member's operations are void: `Beyond`. Otherwise the
+    /// position must name an operation on the member's chain, and the member is `Member` or
+    /// `Removed` as that entry says: an entry that had seen the position cannot tell whether
+    /// the message came before or after it, and neither can the reader.
     pub(crate) fn standing_at(
         &self,
         member: &MemberId,
@@ -370,14 +369,13 @@ impl Authority {
         let m = m.ok_or(never)?;
         let entry_op = |stamp: &Stamp| self.by_stamp[stamp];
         let seq = position.seq;
-        let governing = m.standing.iter().rev().find(|(stamp, entry)| {
-            entry.watermark < seq || (!entry.present && entry_op(stamp) == position.op)
-        });
-        if let Some((stamp, entry)) = governing {
-            if !entry.present {
-                return Ok(Standing::Beyond {
-                    by: entry_op(stamp),
-                });
+        let latest = m.standing.last();
+        if let Some((stamp, entry)) = latest.filter(|(_, entry)| !entry.present) {
+            let by = entry_op(stamp);
+            // A leave is the member's own operation at its watermark: it has not seen itself.
+            let seen = entry.watermark >= seq && by != position.op;
+            if !seen {
+                return Ok(Standing::Beyond { by });
             }
         }
         if seq > 0 {
@@ -394,8 +392,8 @@ impl Authority {
                 });
             }
         }
-        match m.standing.last() {
-            Some((stamp, latest)) if !latest.present => Ok(Standing::Removed {
+        match latest {
+            Some((stamp, entry)) if !entry.present => Ok(Standing::Removed {
                 by: entry_op(stamp),
             }),
             _ => Ok(Standing::Member),

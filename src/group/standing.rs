@@ -1,12 +1,14 @@
 //! A sender's standing, as the reader's replica judges it from the causal position a message
 //! carries: the sender's own chain head when it sealed (a [`Watermark`] over its own chain).
 //!
-//! A removal records what the remover had seen of the removed member's chain (its
-//! watermark). A message sealed at a position the watermark covers may have been sealed
-//! before the removal, or after it by a sender that made no operation since: nothing the
-//! reader holds tells the two apart, because a position is the sender's claim. A position
-//! beyond the watermark is one where the sender's operations are void: it is judged like
-//! them. See `spec/encryption.md`, "Who sent it".
+//! The sender's latest add, remove or leave decides. A removal records what the remover had
+//! seen of the removed member's chain (its watermark). A message sealed at a position the
+//! watermark covers may have been sealed before the removal, or after it by a sender that
+//! made no operation since: nothing the reader holds tells the two apart, because a position
+//! is the sender's claim. A position beyond the watermark is one where the sender's
+//! operations are void: it is judged like them. The same ambiguity runs the other way: a
+//! member re-added by someone who had seen its position is a member for messages at it. See
+//! `spec/encryption.md`, "Who sent it".
 //!
 //! [`Watermark`]: super::Watermark
 
@@ -17,7 +19,9 @@ use std::fmt;
 /// How the reader's replica judges the sender of a message sealed at a given position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Standing {
-    /// In the reader's view, and sealed at a position where its operations take effect.
+    /// In the reader's view (and the position is on its chain). A member re-added by someone
+    /// who had seen the position may have sealed the message before the re-add: the reader
+    /// cannot tell.
     Member,
     /// Not in the reader's view: the remove (or its own leave) `by` took it out, and that
     /// operation had seen the sender's chain up to the message's position. Sealed before the
@@ -27,11 +31,10 @@ pub enum Standing {
         /// The operation that took the sender out.
         by: OpId,
     },
-    /// Sealed at a position the group voids: beyond what the removal `by` had seen of the
-    /// sender's chain (concurrently with the removal or after it), after its own leave, or
-    /// claiming to have sealed to the reader's view, from which the sender is absent. The
-    /// sender may be a member again now; messages of that position stay void, like its
-    /// operations there.
+    /// Not in the reader's view, and sealed at a position the removal `by` had not seen:
+    /// after operations the remover had not seen (concurrently with the removal, or after
+    /// it), at or after its own leave, or claiming to have sealed to the reader's view, from
+    /// which the sender is absent. Its operations there are void, and so are its messages.
     Beyond {
         /// The remove or leave whose watermark the position is beyond.
         by: OpId,
