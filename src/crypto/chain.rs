@@ -17,12 +17,10 @@
 //! of order within a skip window, keeping the skipped message keys until their grace period
 //! ends; an index it has used or erased is refused.
 
-use super::content::{zero_nonce, ContentKey};
+use super::content::ContentKey;
 use crate::clock::Timestamp;
 use crate::group::{GroupId, Watermark};
 use crate::keys::{byte_array, Identity, MemberId, SignatureBytes, SignedMessage};
-use chacha20poly1305::aead::AeadInOut;
-use chacha20poly1305::Tag;
 use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -295,16 +293,7 @@ impl SendingChain {
             position,
             commitment: content.commitment(),
         };
-        let mut ciphertext = plaintext.to_vec();
-        let tag = content
-            .payload_aead()
-            .encrypt_inout_detached(
-                &zero_nonce(),
-                &header.to_bytes(),
-                ciphertext.as_mut_slice().into(),
-            )
-            .expect("payload within the AEAD's length limit");
-        ciphertext.extend_from_slice(&tag);
+        let ciphertext = content.seal_payload(&header.to_bytes(), plaintext);
         let signature = self
             .signing
             .sign(signed_bytes(&header, &ciphertext))
@@ -418,23 +407,9 @@ impl ReceivingChain {
         if !content.matches(&header.commitment) {
             return Err(ChainError::CommitmentMismatch);
         }
-        let split = message
-            .ciphertext
-            .len()
-            .checked_sub(16)
+        let plaintext = content
+            .open_payload(&header.to_bytes(), &message.ciphertext)
             .ok_or(ChainError::Tampered)?;
-        let (body, tag) = message.ciphertext.split_at(split);
-        let tag = <[u8; 16]>::try_from(tag).map_err(|_| ChainError::Tampered)?;
-        let mut plaintext = body.to_vec();
-        content
-            .payload_aead()
-            .decrypt_inout_detached(
-                &zero_nonce(),
-                &header.to_bytes(),
-                plaintext.as_mut_slice().into(),
-                &Tag::from(tag),
-            )
-            .map_err(|_| ChainError::Tampered)?;
 
         match next_key {
             None => {

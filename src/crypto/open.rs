@@ -197,20 +197,9 @@ impl Keyring {
             return Err(OpenError::CommitmentMismatch);
         }
 
-        let (body, tag) = envelope
-            .ciphertext
-            .split_at(envelope.ciphertext.len().saturating_sub(16));
-        let tag = <[u8; 16]>::try_from(tag).map_err(|_| OpenError::Tampered)?;
-        let mut plaintext = body.to_vec();
-        content_key
-            .payload_aead()
-            .decrypt_inout_detached(
-                &zero_nonce(),
-                &header.to_bytes(),
-                plaintext.as_mut_slice().into(),
-                &Tag::from(tag),
-            )
-            .map_err(|_| OpenError::Tampered)?;
+        let plaintext = content_key
+            .open_payload(&header.to_bytes(), &envelope.ciphertext)
+            .ok_or(OpenError::Tampered)?;
 
         let same_view = header.view == view.digest();
         let standing = match standing? {

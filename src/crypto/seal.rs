@@ -78,17 +78,7 @@ impl Keyring {
             signed: options.sign,
         };
         let header_bytes = header.to_bytes();
-        let mut ciphertext = Vec::with_capacity(plaintext.len() + 16);
-        ciphertext.extend_from_slice(plaintext);
-        let tag = content_key
-            .payload_aead()
-            .encrypt_inout_detached(
-                &zero_nonce(),
-                &header_bytes,
-                ciphertext.as_mut_slice().into(),
-            )
-            .expect("payload within the AEAD's length limit");
-        ciphertext.extend_from_slice(&tag);
+        let ciphertext = content_key.seal_payload(&header_bytes, plaintext);
         let bound = header.bind(&ciphertext);
 
         let mut staged = Peers::new();
