@@ -35,16 +35,19 @@ pub enum ArmorKind {
     Welcome,
     /// A sync message between two devices.
     Sync,
+    /// A sender-key message (with its chain's handoff, if it is the chain's first).
+    Chain,
 }
 
 impl ArmorKind {
     /// Every kind, in label order of the spec.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Envelope,
         Self::Operations,
         Self::Bundle,
         Self::Welcome,
         Self::Sync,
+        Self::Chain,
     ];
 
     /// The word in the block's BEGIN and END lines.
@@ -55,6 +58,7 @@ impl ArmorKind {
             Self::Bundle => "BUNDLE",
             Self::Welcome => "WELCOME",
             Self::Sync => "SYNC",
+            Self::Chain => "CHAIN MESSAGE",
         }
     }
 

@@ -1,5 +1,6 @@
 //! Errors of sealing and opening.
 
+use super::chain::ChainError;
 use super::keyring::KeyId;
 use crate::clock::ClockError;
 use crate::codec::DecodeError;
@@ -89,6 +90,8 @@ pub enum OpenError {
         /// Its standing in the reader's replica.
         standing: Standing,
     },
+    /// A sender-key message that its chain refuses, or whose chain is not held here.
+    Chain(ChainError),
 }
 
 impl fmt::Display for OpenError {
@@ -117,6 +120,7 @@ impl fmt::Display for OpenError {
                     "envelope from {sender:?} refused: its standing is {standing:?}"
                 )
             }
+            Self::Chain(e) => write!(f, "chain message refused: {e}"),
         }
     }
 }

@@ -15,6 +15,7 @@ mod keyring;
 mod open;
 mod pairwise;
 mod seal;
+mod sender_keys;
 
 pub use chain::{
     ChainError, ChainHandoff, ChainHeader, ChainId, ChainMessage, ReceivingChain, SendingChain,
@@ -25,3 +26,4 @@ pub use keyring::{KeyId, Keyring, KeyringConfig};
 pub use open::{Opened, SenderPolicy};
 pub use pairwise::PairwiseKey;
 pub use seal::SealOptions;
+pub use sender_keys::{ChainConfig, ChainSealed, Payload, SenderKeys, MAX_CHAINS_PER_SENDER};

@@ -2,7 +2,7 @@
 //! as CBOR bytes or as armored text (one block per message).
 
 use crate::codec::{self, DecodeError};
-use crate::crypto::{Envelope, Limits};
+use crate::crypto::{ChainId, ChainMessage, Envelope, Limits};
 use crate::group::{GroupId, SignedOp, Summary};
 use crate::keys::{Identity, KeyBundle, MemberId, SignatureBytes, SignedMessage};
 use crate::wire::{self, ArmorKind};
@@ -32,9 +32,15 @@ pub struct SyncMessage {
     pub summary: Summary,
     /// Operations the sender believes the receiver lacks.
     pub ops: Vec<SignedOp>,
-    /// The sender's signature over `"splitsafe/v1/sync\0" || BLAKE3(CBOR of group, from and
-    /// summary)` (derive-key context `"splitsafe v1 sync message"`). The operations need no
-    /// cover: each is signed by its author.
+    /// The receiver's latest chain the sender holds (sender-key mode): tells the receiver
+    /// whether to hand its chain over again.
+    pub holds: Option<ChainId>,
+    /// The envelope handing out the sender's current chain, if the receiver said it lacks
+    /// it. It authenticates itself.
+    pub handoff: Option<Envelope>,
+    /// The sender's signature over `"splitsafe/v1/sync\0" || BLAKE3(CBOR of group, from,
+    /// summary and holds)` (derive-key context `"splitsafe v1 sync message"`). The
+    /// operations and the handoff need no cover: each authenticates its author.
     pub signature: SignatureBytes,
 }
 
@@ -43,14 +49,21 @@ struct SyncFields<'a> {
     group: &'a GroupId,
     from: &'a MemberId,
     summary: &'a Summary,
+    holds: &'a Option<ChainId>,
 }
 
 impl SyncMessage {
-    fn signed_bytes(group: &GroupId, from: &MemberId, summary: &Summary) -> Vec<u8> {
+    fn signed_bytes(
+        group: &GroupId,
+        from: &MemberId,
+        summary: &Summary,
+        holds: &Option<ChainId>,
+    ) -> Vec<u8> {
         let fields = codec::encode(&SyncFields {
             group,
             from,
             summary,
+            holds,
         });
         let mut bytes = b"splitsafe/v1/sync\0".to_vec();
         bytes.extend_from_slice(&blake3::derive_key("splitsafe v1 sync message", &fields));
@@ -63,14 +76,18 @@ impl SyncMessage {
         group: GroupId,
         summary: Summary,
         ops: Vec<SignedOp>,
+        holds: Option<ChainId>,
+        handoff: Option<Envelope>,
     ) -> Self {
         let from = identity.id();
-        let signed = identity.sign(Self::signed_bytes(&group, &from, &summary));
+        let signed = identity.sign(Self::signed_bytes(&group, &from, &summary, &holds));
         Self {
             group,
             from,
             summary,
             ops,
+            holds,
+            handoff,
             signature: signed.signature,
         }
     }
@@ -79,12 +96,23 @@ impl SyncMessage {
     pub fn verify(&self) -> bool {
         SignedMessage {
             signer: self.from,
-            bytes: Self::signed_bytes(&self.group, &self.from, &self.summary),
+            bytes: Self::signed_bytes(&self.group, &self.from, &self.summary, &self.holds),
             signature: self.signature,
         }
         .verify()
         .is_ok()
     }
+}
+
+/// A sender-key message as it travels: the message, and the envelope handing out its chain
+/// if it is the first of the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainPost {
+    /// The envelope handing out the chain (sealed to the sender's view), if this message
+    /// started the chain.
+    pub handoff: Option<Envelope>,
+    /// The message.
+    pub message: ChainMessage,
 }
 
 /// One message between devices.
@@ -100,6 +128,8 @@ pub enum Message {
     Welcome(Welcome),
     /// One side of a sync.
     Sync(SyncMessage),
+    /// A sender-key message.
+    Chain(ChainPost),
 }
 
 impl Message {
@@ -129,6 +159,7 @@ impl Message {
             Self::Bundle(bundle) => codec::encode(bundle),
             Self::Welcome(welcome) => codec::encode(welcome),
             Self::Sync(sync) => codec::encode(sync),
+            Self::Chain(post) => codec::encode(post),
         };
         wire::armor(self.kind(), &body)
     }
@@ -141,6 +172,7 @@ impl Message {
             Self::Bundle(_) => ArmorKind::Bundle,
             Self::Welcome(_) => ArmorKind::Welcome,
             Self::Sync(_) => ArmorKind::Sync,
+            Self::Chain(_) => ArmorKind::Chain,
         }
     }
 
@@ -157,17 +189,26 @@ impl Message {
             ArmorKind::Bundle => Self::Bundle(codec::decode(body, max_len)?),
             ArmorKind::Welcome => Self::Welcome(codec::decode(body, max_len)?),
             ArmorKind::Sync => Self::Sync(codec::decode(body, max_len)?),
+            ArmorKind::Chain => Self::Chain(codec::decode(body, max_len)?),
         };
         message.validate(limits)?;
         Ok(message)
     }
 
     fn validate(&self, limits: Limits) -> Result<(), DecodeError> {
+        let envelope = |envelope: &Envelope| {
+            envelope.validate(limits).map_err(|e| DecodeError::Invalid {
+                reason: e.to_string(),
+            })
+        };
         match self {
-            Self::Envelope(envelope) => {
-                envelope.validate(limits).map_err(|e| DecodeError::Invalid {
-                    reason: e.to_string(),
-                })
+            Self::Envelope(e)
+            | Self::Sync(SyncMessage {
+                handoff: Some(e), ..
+            }) => envelope(e),
+            Self::Chain(post) => {
+                post.handoff.as_ref().map_or(Ok(()), envelope)?;
+                post.message.check_len(limits.max_payload)
             }
             _ => Ok(()),
         }

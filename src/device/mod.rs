@@ -33,19 +33,25 @@
 
 mod event;
 mod message;
+mod mode;
 mod peer;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+mod waiting;
 
 pub use event::{DeviceError, Event, Received, Refusal};
-pub use message::{Message, SyncMessage, Welcome};
+pub use message::{ChainPost, Message, SyncMessage, Welcome};
+pub use mode::MessageMode;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{Durability, MemoryStore, Place, Store, StoreError, Stored, StoredGroup, Write};
 
 use crate::codec;
-use crate::crypto::{Envelope, EnvelopeId, Keyring, KeyringConfig, OpenError, SealOptions};
+use crate::crypto::{
+    ChainConfig, ChainError, EnvelopeId, Keyring, KeyringConfig, OpenError, Payload, SealOptions,
+    SenderKeys,
+};
 use crate::group::{
     Body, GroupId, PositionError, Rank, Replica, ReplicaConfig, SignedOp, Status, View,
 };
@@ -54,6 +60,8 @@ use crate::wire;
 use peer::Peer;
 use rand_core::CryptoRng;
 use std::collections::{BTreeMap, BTreeSet};
+use waiting::Waiting;
+use zeroize::Zeroize;
 
 /// A device's settings (not stored: the application's, at every open).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,11 +81,17 @@ pub struct DeviceConfig {
     /// this device has not heard of yet, and its summary is what lets the two converge, but
     /// anyone can sign a sync message, so their number is bounded. Members are not counted.
     pub max_unknown_peers: usize,
+    /// How messages are sealed in groups without a setting of their own
+    /// ([`Device::set_mode`]).
+    pub messages: MessageMode,
+    /// When sender chains are replaced, and the receivers' skip window.
+    pub chains: ChainConfig,
 }
 
 impl Default for DeviceConfig {
     /// Default replica and keyring settings, 32 MiB messages, 10,000 pending envelopes of
-    /// which at most 100 from one claimed sender, 64 unknown sync peers per group.
+    /// which at most 100 from one claimed sender, 64 unknown sync peers per group; the
+    /// default [`MessageMode`] and [`ChainConfig`].
     fn default() -> Self {
         Self {
             replica: ReplicaConfig::default(),
@@ -86,6 +100,8 @@ impl Default for DeviceConfig {
             max_pending: 10_000,
             max_pending_per_sender: 100,
             max_unknown_peers: 64,
+            messages: MessageMode::default(),
+            chains: ChainConfig::default(),
         }
     }
 }
@@ -110,11 +126,27 @@ pub struct Tick {
 }
 
 /// One group on this device.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Group {
     replica: Replica,
     /// Sync state per peer.
     peers: BTreeMap<MemberId, Peer>,
+    /// Sender chains: this device's (in memory only) and those it holds.
+    keys: SenderKeys,
+    /// The group's own message mode setting.
+    mode: Option<MessageMode>,
+}
+
+impl Group {
+    fn new(replica: Replica) -> Self {
+        let keys = SenderKeys::new(replica.group());
+        Self {
+            replica,
+            peers: BTreeMap::new(),
+            keys,
+            mode: None,
+        }
+    }
 }
 
 /// A device: see the [module docs](self).
@@ -123,8 +155,8 @@ pub struct Device<S: Store> {
     config: DeviceConfig,
     keyring: Keyring,
     groups: BTreeMap<GroupId, Group>,
-    /// Envelopes waiting for operations, time or a welcome.
-    pending: BTreeMap<EnvelopeId, (GroupId, Envelope)>,
+    /// Envelopes and chain messages waiting for operations, chains, time or a welcome.
+    pending: BTreeMap<EnvelopeId, Waiting>,
     /// Envelopes opened here.
     seen: BTreeSet<EnvelopeId>,
     poisoned: bool,
@@ -206,6 +238,18 @@ impl<S: Store> Device<S> {
                 placements.push((op, status));
             }
             let replica = Replica::restore(*id, config.replica, group.clock, placements);
+            let held = stored
+                .chains
+                .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
+                .map(|((_, sender), bytes)| (*sender, bytes.as_slice()));
+            let keys = SenderKeys::import(*id, None, held, config.keyring.limits)
+                .map_err(|e| corrupt(format!("chains: {e}")))?;
+            let mode = group
+                .mode
+                .map(|code| {
+                    MessageMode::from_code(code).ok_or_else(|| corrupt("a message mode".into()))
+                })
+                .transpose()?;
             let peers = stored
                 .peers
                 .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
@@ -215,13 +259,21 @@ impl<S: Store> Device<S> {
                         .map_err(|e| corrupt(format!("peer state: {e}")))
                 })
                 .collect::<Result<_, _>>()?;
-            groups.insert(*id, Group { replica, peers });
+            groups.insert(
+                *id,
+                Group {
+                    replica,
+                    peers,
+                    keys,
+                    mode,
+                },
+            );
         }
         let mut pending = BTreeMap::new();
-        for (id, (group, bytes)) in &stored.pending {
-            let envelope = Envelope::from_cbor(bytes, config.keyring.limits)
-                .map_err(|e| corrupt(format!("pending envelope: {e}")))?;
-            pending.insert(*id, (*group, envelope));
+        for (id, (_, bytes)) in &stored.pending {
+            let waiting = Waiting::from_bytes(bytes, config.keyring.limits)
+                .map_err(|e| corrupt(format!("pending message: {e}")))?;
+            pending.insert(*id, waiting);
         }
         Ok(Self {
             store,
@@ -265,9 +317,36 @@ impl<S: Store> Device<S> {
         self.seen.contains(id)
     }
 
-    /// Envelopes waiting to be opened.
+    /// Envelopes and chain messages waiting to be opened.
     pub fn pending(&self) -> impl Iterator<Item = (EnvelopeId, GroupId)> + '_ {
-        self.pending.iter().map(|(id, (group, _))| (*id, *group))
+        self.pending
+            .iter()
+            .map(|(id, waiting)| (*id, waiting.group()))
+    }
+
+    /// How this device seals messages to `group`: its own setting, or the device's default.
+    pub fn mode(&self, group: GroupId) -> Option<MessageMode> {
+        let g = self.groups.get(&group)?;
+        Some(g.mode.unwrap_or(self.config.messages))
+    }
+
+    /// Sets how this device seals messages to `group` (kept across restarts; receiving takes
+    /// both modes, always).
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::NoSuchGroup`]; store failures.
+    pub fn set_mode(&mut self, group: GroupId, mode: MessageMode) -> Result<(), DeviceError> {
+        self.usable()?;
+        group_mut(&mut self.groups, group)?.mode = Some(mode);
+        self.commit(Batch {
+            writes: vec![Write::Mode {
+                group,
+                mode: mode.code(),
+            }],
+            ..Batch::default()
+        })?;
+        Ok(())
     }
 
     /// The keyring (its export is what the store holds of it).
@@ -316,13 +395,7 @@ impl<S: Store> Device<S> {
             group,
             clock: replica.clock().last(),
         });
-        self.groups.insert(
-            group,
-            Group {
-                replica,
-                peers: BTreeMap::new(),
-            },
-        );
+        self.groups.insert(group, Group::new(replica));
         self.commit(batch)?;
         Ok(group)
     }
@@ -447,7 +520,13 @@ impl<S: Store> Device<S> {
         Ok(out)
     }
 
-    /// Seals `plaintext` to `group`'s current view.
+    /// Seals `plaintext` to `group`'s current view, in the group's [`MessageMode`]: an
+    /// envelope, or a sender-key message (with the envelope handing out a new chain when
+    /// the view changed since the last one, or the chain is due for replacement).
+    ///
+    /// A sending chain lives in memory only: after a restart, the next message starts a
+    /// new chain. So no chain signing key is ever stored, and a store rolled back by a
+    /// power loss can never make a chain use a message key twice.
     ///
     /// # Errors
     ///
@@ -461,21 +540,38 @@ impl<S: Store> Device<S> {
         now_ms: u64,
     ) -> Result<Message, DeviceError> {
         self.usable()?;
+        let default = self.config.messages;
         let g = group_mut(&mut self.groups, group)?;
-        let envelope = self.keyring.seal(
-            &mut g.replica,
-            now_ms,
-            plaintext,
-            SealOptions::default(),
-            rng,
-        )?;
+        let message = if g.mode.unwrap_or(default).uses_sender_keys(g.replica.view()) {
+            let sealed = g.keys.seal(
+                &mut self.keyring,
+                &mut g.replica,
+                now_ms,
+                plaintext,
+                self.config.chains,
+                rng,
+            )?;
+            Message::Chain(ChainPost {
+                handoff: sealed.handoff,
+                message: sealed.message,
+            })
+        } else {
+            let payload = Payload::Message(plaintext.to_vec()).to_bytes();
+            Message::Envelope(self.keyring.seal(
+                &mut g.replica,
+                now_ms,
+                &payload,
+                SealOptions::default(),
+                rng,
+            )?)
+        };
         // Not recorded as seen: an envelope naming this device as sender is reported as a
         // duplicate on sight (it has no slot for its sender anyway), which saves a row per
         // message sent.
         let mut batch = Batch::default();
         self.note_group(group, &mut batch);
         self.commit(batch)?;
-        Ok(Message::Envelope(envelope))
+        Ok(message)
     }
 
     /// Receives bytes or text from any transport: one message's bytes, or text holding any
@@ -527,13 +623,29 @@ impl<S: Store> Device<S> {
     ) -> Result<Option<Message>, DeviceError> {
         self.usable()?;
         let g = group_mut(&mut self.groups, group)?;
+        let view = g.replica.view();
+        let own = g
+            .keys
+            .own_handoff(view.digest())
+            .filter(|_| view.contains(&peer));
+        let holds = g.keys.holds(&peer);
         let state = g.peers.entry(peer).or_default();
-        let Some((summary, ops)) = state.next(&g.replica) else {
+        let Some(speech) = state.next(&g.replica, holds, own.map(|(chain, _)| chain)) else {
             return Ok(None);
         };
-        state.sent(&summary);
+        state.sent(&speech.summary, holds);
         let write = peer_write(group, peer, state);
-        let message = SyncMessage::new(self.keyring.identity(), group, summary, ops);
+        let handoff = own
+            .filter(|_| speech.handoff)
+            .map(|(_, envelope)| envelope.clone());
+        let message = SyncMessage::new(
+            self.keyring.identity(),
+            group,
+            speech.summary,
+            speech.ops,
+            holds,
+            handoff,
+        );
         self.commit(Batch {
             writes: vec![write],
             ..Batch::default()
@@ -554,6 +666,9 @@ impl<S: Store> Device<S> {
         for group in groups {
             let g = self.groups.get_mut(&group).expect("listed");
             let changes = g.replica.advance(now_ms);
+            for sender in g.keys.erase_expired(now_ms, self.config.keyring.grace_ms) {
+                batch.writes.push(chains_write(group, sender, &g.keys));
+            }
             self.note_group(group, &mut batch);
             batch.changes(group, changes);
             self.retry_pending(group, now_ms, &mut batch);
@@ -576,11 +691,22 @@ impl<S: Store> Device<S> {
             .values()
             .flat_map(|g| g.replica.held())
             .map(|op| op.op().timestamp.millis().saturating_sub(drift));
+        let grace = self.config.keyring.grace_ms;
         let stamped_ahead = self
             .pending
             .values()
-            .map(|(_, e)| e.header.stamp.millis().saturating_sub(drift));
+            .map(|w| w.stamp().millis().saturating_sub(drift));
+        let chains_given_up = self.pending.values().filter_map(|w| match w {
+            Waiting::Chain(m) => self.groups.get(&m.header.group)?.keys.gives_up_at(m, grace),
+            Waiting::Envelope(_) => None,
+        });
+        let chain_erasures = self
+            .groups
+            .values()
+            .filter_map(|g| g.keys.next_erasure(grace));
         held.chain(stamped_ahead)
+            .chain(chains_given_up)
+            .chain(chain_erasures)
             .chain(self.keyring.next_erasure())
             .min()
     }
@@ -674,7 +800,15 @@ impl<S: Store> Device<S> {
                     }
                 }
             }
-            Message::Envelope(envelope) => self.receive_envelope(envelope, now_ms, batch),
+            Message::Envelope(envelope) => {
+                self.receive_waiting(Waiting::Envelope(envelope), now_ms, batch);
+            }
+            Message::Chain(post) => {
+                if let Some(handoff) = post.handoff {
+                    self.receive_waiting(Waiting::Envelope(handoff), now_ms, batch);
+                }
+                self.receive_waiting(Waiting::Chain(post.message), now_ms, batch);
+            }
             Message::Bundle(bundle) => batch.events.push(Event::Bundle(bundle)),
             Message::Welcome(welcome) => self.join(welcome, now_ms, batch),
             Message::Sync(sync) => self.receive_sync(sync, now_ms, batch),
@@ -730,13 +864,7 @@ impl<S: Store> Device<S> {
             return;
         }
         batch.writes.push(op_write(group, &genesis, Place::Logged));
-        self.groups.insert(
-            group,
-            Group {
-                replica,
-                peers: BTreeMap::new(),
-            },
-        );
+        self.groups.insert(group, Group::new(replica));
         batch.events.push(Event::Joined(group));
         self.note_group(group, batch);
         self.retry_pending(group, now_ms, batch);
@@ -750,13 +878,24 @@ impl<S: Store> Device<S> {
                 .push(Event::Refused(Refusal::UnknownGroup(group)));
             return;
         }
-        if from == self.id() || !sync.verify() || sync.ops.iter().any(|op| group_of(op) != group) {
+        let foreign_handoff = sync
+            .handoff
+            .as_ref()
+            .is_some_and(|e| (e.header.group, e.header.sender) != (group, from));
+        if from == self.id()
+            || !sync.verify()
+            || sync.ops.iter().any(|op| group_of(op) != group)
+            || foreign_handoff
+        {
             batch
                 .events
                 .push(Event::Refused(Refusal::BadSync { group, from }));
             return;
         }
         self.ingest(group, sync.ops, now_ms, batch);
+        if let Some(handoff) = sync.handoff {
+            self.receive_waiting(Waiting::Envelope(handoff), now_ms, batch);
+        }
         let g = self.groups.get_mut(&group).expect("known group");
         let admitted = |peer: &MemberId| g.replica.published_keys(peer).next().is_some();
         let unknown = g.peers.keys().filter(|peer| !admitted(peer)).count();
@@ -771,29 +910,30 @@ impl<S: Store> Device<S> {
         }
         let mine = g.replica.summary();
         let state = g.peers.entry(from).or_default();
-        state.heard(sync.summary, &mine);
+        state.heard(sync.summary, sync.holds, &mine);
         batch.writes.push(peer_write(group, from, state));
         batch.events.push(Event::Synced { group, peer: from });
     }
 
-    fn receive_envelope(&mut self, envelope: Envelope, now_ms: u64, batch: &mut Batch) {
-        let id = envelope.id();
-        let group = envelope.header.group;
+    fn receive_waiting(&mut self, waiting: Waiting, now_ms: u64, batch: &mut Batch) {
+        let id = waiting.id();
+        let group = waiting.group();
         if self.seen.contains(&id)
             || self.pending.contains_key(&id)
-            || envelope.header.sender == self.id()
+            || waiting.sender() == self.id()
         {
             batch.events.push(Event::Duplicate(id));
             return;
         }
-        match self.try_open(&envelope, now_ms, batch) {
-            Ok(()) => {}
+        match self.try_open(&waiting, now_ms, batch) {
+            Ok(true) => self.retry_pending(group, now_ms, batch),
+            Ok(false) => {}
             Err(reason) if waits(&reason) || !self.groups.contains_key(&group) => {
-                let sender = envelope.header.sender;
+                let sender = waiting.sender();
                 let from_sender = self
                     .pending
                     .values()
-                    .filter(|(_, e)| e.header.sender == sender)
+                    .filter(|w| w.sender() == sender)
                     .count();
                 if self.pending.len() >= self.config.max_pending
                     || from_sender >= self.config.max_pending_per_sender
@@ -804,10 +944,10 @@ impl<S: Store> Device<S> {
                 batch.writes.push(Write::Pending {
                     id,
                     group,
-                    bytes: envelope.to_cbor(),
+                    bytes: waiting.to_bytes(),
                 });
                 batch.events.push(Event::Pending { group, id, reason });
-                self.pending.insert(id, (group, envelope));
+                self.pending.insert(id, waiting);
             }
             Err(error) => batch
                 .events
@@ -815,59 +955,110 @@ impl<S: Store> Device<S> {
         }
     }
 
-    /// Opens an envelope of a known group and records it as seen.
+    /// Opens a message of a known group and records it as seen. Returns whether it handed
+    /// over a chain new here (so that messages waiting for it may open).
     fn try_open(
         &mut self,
-        envelope: &Envelope,
+        waiting: &Waiting,
         now_ms: u64,
         batch: &mut Batch,
-    ) -> Result<(), OpenError> {
-        let group = envelope.header.group;
+    ) -> Result<bool, OpenError> {
+        let group = waiting.group();
         let Some(g) = self.groups.get_mut(&group) else {
             return Err(OpenError::WrongGroup {
                 expected: group,
                 found: group,
             });
         };
-        let opened = self.keyring.open(envelope, &mut g.replica, now_ms)?;
-        let id = envelope.id();
+        let id = waiting.id();
+        let (chains, grace) = (self.config.chains, self.config.keyring.grace_ms);
+        let (opened, result) = match waiting {
+            Waiting::Envelope(envelope) => {
+                let mut opened = self.keyring.open(envelope, &mut g.replica, now_ms)?;
+                let payload = take_payload(&mut opened.plaintext);
+                // The envelope is authentic and opened: from here on it is seen, whatever
+                // its payload says.
+                let result = match payload {
+                    Ok(Payload::Message(text)) => Ok(Some(text)),
+                    Ok(Payload::Chain(handoff)) => g
+                        .keys
+                        .install(&opened, envelope.header.view, &handoff, chains, now_ms)
+                        .map(|new| {
+                            if new {
+                                batch
+                                    .writes
+                                    .push(chains_write(group, opened.sender, &g.keys));
+                            }
+                            None
+                        })
+                        .map_err(OpenError::Chain),
+                    Err(error) => Err(error),
+                };
+                (opened, result)
+            }
+            Waiting::Chain(message) => {
+                let policy = self.keyring.sender_policy();
+                let mut opened = g
+                    .keys
+                    .open(&mut g.replica, policy, message, now_ms, grace)?;
+                batch
+                    .writes
+                    .push(chains_write(group, opened.sender, &g.keys));
+                let text = std::mem::take(&mut opened.plaintext);
+                (opened, Ok(Some(text)))
+            }
+        };
         self.seen.insert(id);
         batch.writes.push(Write::Seen(id));
         self.note_group(group, batch);
-        batch.events.push(Event::Message(Received {
-            group,
-            id,
-            sender: opened.sender,
-            standing: opened.standing,
-            stamp: opened.stamp,
-            same_view: opened.same_view,
-            signed: opened.signed,
-            plaintext: opened.plaintext,
-        }));
-        Ok(())
+        match result? {
+            Some(plaintext) => {
+                batch.events.push(Event::Message(Received {
+                    group,
+                    id,
+                    sender: opened.sender,
+                    standing: opened.standing,
+                    stamp: opened.stamp,
+                    same_view: opened.same_view,
+                    signed: opened.signed,
+                    plaintext,
+                }));
+                Ok(false)
+            }
+            None => Ok(true),
+        }
     }
 
-    /// Tries every envelope waiting in `group`.
+    /// Tries every message waiting in `group`, again while some hands over a new chain.
     fn retry_pending(&mut self, group: GroupId, now_ms: u64, batch: &mut Batch) {
-        let waiting: Vec<EnvelopeId> = self
-            .pending
-            .iter()
-            .filter(|(_, (g, _))| *g == group)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in waiting {
-            let (_, envelope) = self.pending.remove(&id).expect("listed");
-            match self.try_open(&envelope, now_ms, batch) {
-                Ok(()) => batch.writes.push(Write::DeletePending(id)),
-                Err(reason) if waits(&reason) => {
-                    self.pending.insert(id, (group, envelope));
+        loop {
+            let waiting: Vec<EnvelopeId> = self
+                .pending
+                .iter()
+                .filter(|(_, w)| w.group() == group)
+                .map(|(id, _)| *id)
+                .collect();
+            let mut new_chain = false;
+            for id in waiting {
+                let message = self.pending.remove(&id).expect("listed");
+                match self.try_open(&message, now_ms, batch) {
+                    Ok(new) => {
+                        new_chain |= new;
+                        batch.writes.push(Write::DeletePending(id));
+                    }
+                    Err(reason) if waits(&reason) => {
+                        self.pending.insert(id, message);
+                    }
+                    Err(error) => {
+                        batch.writes.push(Write::DeletePending(id));
+                        batch
+                            .events
+                            .push(Event::Refused(Refusal::Envelope { group, id, error }));
+                    }
                 }
-                Err(error) => {
-                    batch.writes.push(Write::DeletePending(id));
-                    batch
-                        .events
-                        .push(Event::Refused(Refusal::Envelope { group, id, error }));
-                }
+            }
+            if !new_chain {
+                return;
             }
         }
     }
@@ -883,15 +1074,45 @@ impl Batch {
     }
 }
 
-/// Whether an envelope refused with `reason` may open later: its sender's add, key or
-/// position is in operations not received yet, or its stamp is ahead of local time.
+/// Whether a message refused with `reason` may open later: its sender's add, key or
+/// position is in operations not received yet, its chain has not arrived, or its stamp is
+/// ahead of local time.
 fn waits(reason: &OpenError) -> bool {
     matches!(
         reason,
         OpenError::UnknownSenderKey { .. }
             | OpenError::StampTooFarAhead(_)
             | OpenError::Position(PositionError::Unknown { .. } | PositionError::NeverAMember(_))
+            | OpenError::Chain(ChainError::UnknownChain)
     )
+}
+
+/// The payload of an opened envelope, taken out of `plaintext` (an application message
+/// without a copy; a handoff's key bytes are zeroized).
+fn take_payload(plaintext: &mut Vec<u8>) -> Result<Payload, OpenError> {
+    if plaintext.first() == Some(&0) {
+        plaintext.remove(0);
+        return Ok(Payload::Message(std::mem::take(plaintext)));
+    }
+    let payload = Payload::from_bytes(plaintext).map_err(|e| {
+        OpenError::Malformed(codec::DecodeError::Invalid {
+            reason: format!("envelope payload: {e}"),
+        })
+    });
+    plaintext.zeroize();
+    payload
+}
+
+/// The store row of `sender`'s chains in `group`.
+fn chains_write(group: GroupId, sender: MemberId, keys: &SenderKeys) -> Write {
+    match keys.export_held(&sender) {
+        Some(state) => Write::Chains {
+            group,
+            sender,
+            state,
+        },
+        None => Write::DeleteChains { group, sender },
+    }
 }
 
 /// The group an operation belongs to (a genesis names none: its id is the group).

@@ -1,5 +1,5 @@
-//! The device store in SQLite: one row per operation, pending envelope, seen envelope and
-//! sync peer, each call's writes in one transaction.
+//! The device store in SQLite: one row per operation, pending envelope, seen envelope, sync
+//! peer and sender whose chains are held, each call's writes in one transaction.
 //!
 //! Durability: write-ahead log. Commits of [`Durability::PowerLoss`] (the device's own
 //! operations and keys) run with `synchronous = FULL`, so they survive a power loss; the
@@ -21,7 +21,8 @@ use zeroize::Zeroizing;
 
 /// Schema migrations: entry `i` takes the schema from version `i` to `i + 1`
 /// (`PRAGMA user_version`).
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE keyring (
         singleton INTEGER PRIMARY KEY CHECK (singleton = 0),
         export BLOB NOT NULL
@@ -38,7 +39,15 @@ const MIGRATIONS: &[&str] = &["
         grp BLOB NOT NULL, peer BLOB NOT NULL, state BLOB NOT NULL,
         PRIMARY KEY (grp, peer)
     ) WITHOUT ROWID;
-"];
+",
+    "
+    ALTER TABLE groups ADD COLUMN mode BLOB;
+    CREATE TABLE chains (
+        grp BLOB NOT NULL, sender BLOB NOT NULL, state BLOB NOT NULL,
+        PRIMARY KEY (grp, sender)
+    ) WITHOUT ROWID;
+",
+];
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
@@ -139,14 +148,20 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
         };
-        for row in rows("SELECT id, clock FROM groups")? {
-            let [id, clock] = <[Vec<u8>; 2]>::try_from(row).expect("two columns");
+        for row in rows("SELECT id, clock, coalesce(mode, x'') FROM groups")? {
+            let [id, clock, mode] = <[Vec<u8>; 3]>::try_from(row).expect("three columns");
             let clock = u64::from_be_bytes(array(clock, "a clock")?);
+            let mode = match mode[..] {
+                [] => None,
+                [kind, above] => Some([kind, above]),
+                _ => return Err(StoreError::Corrupt("a mode is not two bytes".into())),
+            };
             stored.groups.insert(
                 GroupId(array(id, "a group id")?),
                 StoredGroup {
                     clock: Timestamp::from_raw(clock),
                     ops: Default::default(),
+                    mode,
                 },
             );
         }
@@ -185,6 +200,16 @@ impl Store for SqliteStore {
                 state,
             );
         }
+        for row in rows("SELECT grp, sender, state FROM chains")? {
+            let [group, sender, state] = <[Vec<u8>; 3]>::try_from(row).expect("three columns");
+            stored.chains.insert(
+                (
+                    GroupId(array(group, "a group id")?),
+                    MemberId(array(sender, "a member id")?),
+                ),
+                Zeroizing::new(state),
+            );
+        }
         Ok(Some(stored))
     }
 
@@ -216,7 +241,10 @@ impl SqliteStore {
                     )
                     .and_then(|mut s| s.execute(params![export.as_slice()])),
                 Write::Clock { group, clock } => tx
-                    .prepare_cached("INSERT OR REPLACE INTO groups (id, clock) VALUES (?1, ?2)")
+                    .prepare_cached(
+                        "INSERT INTO groups (id, clock) VALUES (?1, ?2)
+                         ON CONFLICT (id) DO UPDATE SET clock = excluded.clock",
+                    )
                     .and_then(|mut s| {
                         s.execute(params![&group.0[..], &clock.as_raw().to_be_bytes()[..]])
                     }),
@@ -251,6 +279,23 @@ impl SqliteStore {
                         "INSERT OR REPLACE INTO peers (grp, peer, state) VALUES (?1, ?2, ?3)",
                     )
                     .and_then(|mut s| s.execute(params![&group.0[..], &peer.0[..], state])),
+                Write::Chains {
+                    group,
+                    sender,
+                    state,
+                } => tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO chains (grp, sender, state) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![&group.0[..], &sender.0[..], state.as_slice()])
+                    }),
+                Write::DeleteChains { group, sender } => tx
+                    .prepare_cached("DELETE FROM chains WHERE grp = ?1 AND sender = ?2")
+                    .and_then(|mut s| s.execute(params![&group.0[..], &sender.0[..]])),
+                Write::Mode { group, mode } => tx
+                    .prepare_cached("UPDATE groups SET mode = ?2 WHERE id = ?1")
+                    .and_then(|mut s| s.execute(params![&group.0[..], &mode[..]])),
             }
             .map_err(backend)?;
         }

@@ -104,6 +104,30 @@ pub enum Write {
         /// The state's CBOR encoding.
         state: Vec<u8>,
     },
+    /// The chains of `sender` this device holds in `group` (sender-key mode), their keys
+    /// in clear as the keyring's ([`SenderKeys::export_held`](crate::crypto::SenderKeys::export_held)).
+    Chains {
+        /// The group.
+        group: GroupId,
+        /// The sender.
+        sender: MemberId,
+        /// The export.
+        state: Zeroizing<Vec<u8>>,
+    },
+    /// No chains of `sender` are held in `group` any more.
+    DeleteChains {
+        /// The group.
+        group: GroupId,
+        /// The sender.
+        sender: MemberId,
+    },
+    /// The group's own message mode setting ([`MessageMode::code`](super::MessageMode::code)).
+    Mode {
+        /// The group.
+        group: GroupId,
+        /// The setting's code.
+        mode: [u8; 2],
+    },
 }
 
 impl fmt::Debug for Write {
@@ -119,6 +143,11 @@ impl fmt::Debug for Write {
             Self::DeletePending(id) => write!(f, "DeletePending({id:?})"),
             Self::Seen(id) => write!(f, "Seen({id:?})"),
             Self::Peer { group, peer, .. } => write!(f, "Peer({group:?}, {peer:?})"),
+            Self::Chains { group, sender, .. } => write!(f, "Chains({group:?}, {sender:?})"),
+            Self::DeleteChains { group, sender } => {
+                write!(f, "DeleteChains({group:?}, {sender:?})")
+            }
+            Self::Mode { group, mode } => write!(f, "Mode({group:?}, {mode:?})"),
         }
     }
 }
@@ -130,6 +159,8 @@ pub struct StoredGroup {
     pub clock: Timestamp,
     /// The operations it holds, by id: where, and their CBOR encodings.
     pub ops: BTreeMap<OpId, (Place, Vec<u8>)>,
+    /// The group's own message mode setting, if one was made.
+    pub mode: Option<[u8; 2]>,
 }
 
 /// Everything a store gives back.
@@ -145,6 +176,8 @@ pub struct Stored {
     pub seen: std::collections::BTreeSet<EnvelopeId>,
     /// Sync peers' states.
     pub peers: BTreeMap<(GroupId, MemberId), Vec<u8>>,
+    /// Chains held, by group and sender.
+    pub chains: BTreeMap<(GroupId, MemberId), Zeroizing<Vec<u8>>>,
 }
 
 impl fmt::Debug for Stored {
@@ -195,6 +228,19 @@ impl Stored {
                 }
                 Write::Peer { group, peer, state } => {
                     self.peers.insert((*group, *peer), state.clone());
+                }
+                Write::Chains {
+                    group,
+                    sender,
+                    state,
+                } => {
+                    self.chains.insert((*group, *sender), state.clone());
+                }
+                Write::DeleteChains { group, sender } => {
+                    self.chains.remove(&(*group, *sender));
+                }
+                Write::Mode { group, mode } => {
+                    self.groups.entry(*group).or_default().mode = Some(*mode);
                 }
             }
         }

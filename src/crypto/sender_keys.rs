@@ -1,0 +1,495 @@
+//! Sender-key mode for one group: this member's own chain, bound to the view it was handed
+//! to, and the chains other members handed it.
+//!
+//! A chain serves exactly one view. Before each message, the sender starts a new chain if
+//! its view is no longer the one its chain was handed to (a member added, removed or gone,
+//! a key rotated, its own included; a rank change too, since the view digest covers ranks),
+//! or the chain has sealed [`ChainConfig::max_messages`] messages, or it is older than
+//! [`ChainConfig::max_age_ms`]. The new chain's [`ChainHandoff`] travels in an ordinary
+//! pairwise envelope sealed to the current view ([`Payload::Chain`]), so exactly that view
+//! reads the chain's messages, and a removed member is cut off at the sender's next message
+//! after it learns of the removal, as with pairwise envelopes.
+//!
+//! Messages are judged as envelopes are: the sender's position decides its standing
+//! ([`Replica::standing`]), the reader's [`SenderPolicy`] decides whether it opens, and a
+//! refusal changes nothing.
+
+use super::chain::{ChainError, ChainHandoff, ChainId, ChainMessage, ReceivingChain, SendingChain};
+use super::envelope::Limits;
+use super::{Envelope, Keyring, OpenError, Opened, SealError, SealOptions, SenderPolicy};
+use crate::clock::Timestamp;
+use crate::group::{GroupId, PositionError, Replica, Standing, ViewDigest};
+use crate::keys::backup::{BackupError, FrameReader, FrameWriter};
+use crate::keys::MemberId;
+use rand_core::CryptoRng;
+use std::collections::BTreeMap;
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// When senders start new chains, and how receivers hold them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// Most messages one chain seals before its sender starts a new one.
+    pub max_messages: u32,
+    /// Longest a chain is used, in milliseconds, before its sender starts a new one.
+    pub max_age_ms: u64,
+    /// Receivers' skip window ([`ReceivingChain::DEFAULT_WINDOW`]).
+    pub window: u32,
+}
+
+impl Default for ChainConfig {
+    /// A new chain every 10,000 messages or 7 days; Signal's skip window of 2,000.
+    fn default() -> Self {
+        Self {
+            max_messages: 10_000,
+            max_age_ms: 7 * 24 * 60 * 60 * 1000,
+            window: ReceivingChain::DEFAULT_WINDOW,
+        }
+    }
+}
+
+/// What an envelope sealed by a device carries: the tag byte tells the two apart, inside
+/// the AEAD.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Payload {
+    /// An application message (tag 0, then its bytes).
+    Message(Vec<u8>),
+    /// A sender's new chain (tag 1, then [`ChainHandoff::to_bytes`]).
+    Chain(ChainHandoff),
+}
+
+impl Payload {
+    /// The tagged bytes, in a buffer zeroized on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        match self {
+            Self::Message(bytes) => {
+                let mut out = Zeroizing::new(Vec::with_capacity(1 + bytes.len()));
+                out.push(0);
+                out.extend_from_slice(bytes);
+                out
+            }
+            Self::Chain(handoff) => {
+                let mut out = Zeroizing::new(Vec::with_capacity(1 + ChainHandoff::LEN));
+                out.push(1);
+                out.extend_from_slice(&handoff.to_bytes());
+                out
+            }
+        }
+    }
+
+    /// Reads the tagged bytes of an opened envelope (untrusted: the sender's).
+    ///
+    /// # Errors
+    ///
+    /// [`BackupError`] for an unknown tag or a handoff of the wrong length.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, BackupError> {
+        match bytes.split_first() {
+            Some((0, message)) => Ok(Self::Message(message.to_vec())),
+            Some((1, handoff)) => Ok(Self::Chain(ChainHandoff::from_bytes(handoff)?)),
+            Some(_) => Err(BackupError::Invalid("unknown payload tag")),
+            None => Err(BackupError::WrongLength),
+        }
+    }
+}
+
+/// What [`SenderKeys::seal`] produces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSealed {
+    /// The envelope handing out a new chain, if this message started one: send it with (or
+    /// before) the message.
+    pub handoff: Option<Envelope>,
+    /// The message.
+    pub message: ChainMessage,
+}
+
+/// This member's own chain and what it needs to know when to start the next.
+struct OwnChain {
+    chain: SendingChain,
+    /// The view the chain was handed to.
+    view: ViewDigest,
+    /// Local ms when it started.
+    started_ms: u64,
+    /// The envelope that handed it out (sent again to peers that lack it).
+    handoff: Envelope,
+}
+
+/// Another member's chain as held here.
+struct HeldChain {
+    chain: ReceivingChain,
+    /// The view its handoff was sealed to.
+    view: ViewDigest,
+    /// Its handoff's stamp: a sender's later chains have later stamps.
+    stamp: Timestamp,
+    /// Local ms when it was installed.
+    installed_ms: u64,
+    /// Local ms when a later chain of the same sender arrived.
+    superseded_ms: Option<u64>,
+}
+
+/// Most chains held per sender: the current one and a few superseded ones still in their
+/// grace period (a flood of new chains from one member cannot grow the state without bound).
+pub const MAX_CHAINS_PER_SENDER: usize = 4;
+
+/// Sender-key state of one group on one device. Keys are zeroized on drop, never printed.
+pub struct SenderKeys {
+    group: GroupId,
+    own: Option<OwnChain>,
+    held: BTreeMap<MemberId, Vec<HeldChain>>,
+}
+
+impl fmt::Debug for SenderKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SenderKeys")
+            .field("group", &self.group)
+            .field("own", &self.own.as_ref().map(|own| own.chain.id()))
+            .field("senders", &self.held.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SenderKeys {
+    /// No chains yet, in `group`.
+    pub fn new(group: GroupId) -> Self {
+        Self {
+            group,
+            own: None,
+            held: BTreeMap::new(),
+        }
+    }
+
+    /// Seals `plaintext` as the next message of this member's chain, starting a new chain
+    /// first (and sealing its handoff to the current view) when the rules of the
+    /// [module docs](self) say so.
+    ///
+    /// # Errors
+    ///
+    /// [`SealError`] if the sender is not in the view or a limit is exceeded; nothing
+    /// changes then.
+    pub fn seal<R: CryptoRng + ?Sized>(
+        &mut self,
+        keyring: &mut Keyring,
+        replica: &mut Replica,
+        now_ms: u64,
+        plaintext: &[u8],
+        config: ChainConfig,
+        rng: &mut R,
+    ) -> Result<ChainSealed, SealError> {
+        let me = keyring.identity().id();
+        if !replica.view().contains(&me) {
+            return Err(SealError::NotAMember(me));
+        }
+        let max = keyring.config.limits.max_payload;
+        if plaintext.len() > max {
+            return Err(SealError::TooLarge {
+                len: plaintext.len(),
+                max,
+            });
+        }
+        let view = replica.view().digest();
+        let last = config.max_messages.min(u32::MAX - 1);
+        let fresh = self.own.as_ref().is_some_and(|own| {
+            own.view == view
+                && own.chain.index() < last
+                && now_ms < own.started_ms.saturating_add(config.max_age_ms)
+        });
+        let mut handoff = None;
+        if !fresh {
+            let chain = SendingChain::new(self.group, me, rng);
+            let payload = Payload::Chain(chain.handoff()).to_bytes();
+            let envelope = keyring.seal(replica, now_ms, &payload, SealOptions::default(), rng)?;
+            handoff = Some(envelope.clone());
+            self.own = Some(OwnChain {
+                chain,
+                view,
+                started_ms: now_ms,
+                handoff: envelope,
+            });
+        }
+        let own = self.own.as_mut().expect("a chain was just ensured");
+        let stamp = replica.stamp(now_ms);
+        let message = own
+            .chain
+            .seal(stamp, replica.position(&me), plaintext)
+            .expect("a chain is replaced before it is exhausted");
+        Ok(ChainSealed { handoff, message })
+    }
+
+    /// This member's current chain and the envelope that handed it out, if the chain
+    /// serves `view` (a chain of an older view is replaced at the next message, so it is
+    /// not worth handing out again).
+    pub fn own_handoff(&self, view: ViewDigest) -> Option<(ChainId, &Envelope)> {
+        self.own
+            .as_ref()
+            .filter(|own| own.view == view)
+            .map(|own| (own.chain.id(), &own.handoff))
+    }
+
+    /// The latest chain of `sender` held here.
+    pub fn holds(&self, sender: &MemberId) -> Option<ChainId> {
+        self.held
+            .get(sender)?
+            .iter()
+            .max_by_key(|held| held.stamp)
+            .map(|held| held.chain.id())
+    }
+
+    /// Installs a chain handed over in an envelope from `opened.sender`, sealed to `view`:
+    /// returns whether it is new here. A chain already held is kept as it is (installing it
+    /// again would give back message keys already used or erased).
+    ///
+    /// # Errors
+    ///
+    /// [`ChainError::WrongChain`] if the handoff names another group or sender than the
+    /// envelope that carried it; nothing changes then.
+    pub fn install(
+        &mut self,
+        opened: &Opened,
+        view: ViewDigest,
+        handoff: &ChainHandoff,
+        config: ChainConfig,
+        now_ms: u64,
+    ) -> Result<bool, ChainError> {
+        if handoff.group != self.group || handoff.sender != opened.sender {
+            return Err(ChainError::WrongChain);
+        }
+        let chains = self.held.entry(opened.sender).or_default();
+        if chains.iter().any(|held| held.chain.id() == handoff.chain) {
+            return Ok(false);
+        }
+        chains.push(HeldChain {
+            chain: ReceivingChain::new(handoff, config.window),
+            view,
+            stamp: opened.stamp,
+            installed_ms: now_ms,
+            superseded_ms: None,
+        });
+        chains.sort_by_key(|held| held.stamp);
+        if chains.len() > MAX_CHAINS_PER_SENDER {
+            chains.remove(0);
+        }
+        let newest = chains.len() - 1;
+        for held in &mut chains[..newest] {
+            held.superseded_ms.get_or_insert(now_ms);
+        }
+        Ok(true)
+    }
+
+    /// Opens a chain message at local time `now_ms`, judging its sender by `replica` and
+    /// accepting it by `policy`, as [`Keyring::open`] does envelopes; the message's stamp
+    /// is then received by the replica's clock. `grace_ms` is how long a sender's later
+    /// chain is held before a chain that never arrived is given up
+    /// ([`ChainError::Superseded`]).
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`] saying what was wrong (chain errors as [`OpenError::Chain`]); a
+    /// refused message changes nothing.
+    pub fn open(
+        &mut self,
+        replica: &mut Replica,
+        policy: SenderPolicy,
+        message: &ChainMessage,
+        now_ms: u64,
+        grace_ms: u64,
+    ) -> Result<Opened, OpenError> {
+        let header = &message.header;
+        if header.group != self.group {
+            return Err(OpenError::WrongGroup {
+                expected: self.group,
+                found: header.group,
+            });
+        }
+        replica
+            .clock()
+            .check(header.stamp, now_ms)
+            .map_err(OpenError::StampTooFarAhead)?;
+        let standing = match replica.standing(&header.sender, header.position) {
+            Err(never @ PositionError::NeverAMember(_)) => return Err(never.into()),
+            judged => judged,
+        };
+        let chains = self.held.get_mut(&header.sender);
+        let Some(held) =
+            chains.and_then(|chains| chains.iter_mut().find(|h| h.chain.id() == header.chain))
+        else {
+            return Err(OpenError::Chain(self.missing(message, now_ms, grace_ms)));
+        };
+        held.chain.verify(message).map_err(OpenError::Chain)?;
+        let same_view = held.view == replica.view().digest();
+        let standing = match standing? {
+            Standing::Removed { by } if same_view => Standing::Beyond { by },
+            standing => standing,
+        };
+        if !policy.accepts(standing) {
+            return Err(OpenError::SenderRefused {
+                sender: header.sender,
+                standing,
+            });
+        }
+        let plaintext = held
+            .chain
+            .open_verified(message, now_ms)
+            .map_err(OpenError::Chain)?;
+        replica
+            .observe(header.stamp, now_ms)
+            .map_err(OpenError::StampTooFarAhead)?;
+        Ok(Opened {
+            plaintext,
+            sender: header.sender,
+            stamp: header.stamp,
+            standing,
+            same_view,
+            signed: true,
+        })
+    }
+
+    /// Why a message's chain is not held: not yet arrived, or given up because the sender's
+    /// later chain has been held for the grace period (senders' stamps only grow, so a
+    /// chain stamped after the message is a later one).
+    fn missing(&self, message: &ChainMessage, now_ms: u64, grace_ms: u64) -> ChainError {
+        match self.gives_up_at(message, grace_ms) {
+            Some(at) if now_ms >= at => ChainError::Superseded,
+            _ => ChainError::UnknownChain,
+        }
+    }
+
+    /// When a message whose chain is not held is given up: once a later chain of its
+    /// sender has been held for `grace_ms`. `None` while no later chain is held.
+    pub fn gives_up_at(&self, message: &ChainMessage, grace_ms: u64) -> Option<u64> {
+        let header = &message.header;
+        self.held
+            .get(&header.sender)?
+            .iter()
+            .filter(|held| held.stamp > header.stamp && held.chain.id() != header.chain)
+            .map(|held| held.installed_ms.saturating_add(grace_ms))
+            .min()
+    }
+
+    /// Erases what the grace period is over for: skipped message keys, superseded chains.
+    /// Returns the senders whose chains changed.
+    pub fn erase_expired(&mut self, now_ms: u64, grace_ms: u64) -> Vec<MemberId> {
+        let mut changed = Vec::new();
+        for (sender, chains) in &mut self.held {
+            let before = chains.len();
+            chains.retain(|held| {
+                held.superseded_ms
+                    .is_none_or(|at| now_ms < at.saturating_add(grace_ms))
+            });
+            let erased: usize = chains
+                .iter_mut()
+                .map(|held| held.chain.erase_skipped(now_ms, grace_ms))
+                .sum();
+            if erased > 0 || chains.len() != before {
+                changed.push(*sender);
+            }
+        }
+        self.held.retain(|_, chains| !chains.is_empty());
+        changed
+    }
+
+    /// When [`erase_expired`](Self::erase_expired) next has something to do.
+    pub fn next_erasure(&self, grace_ms: u64) -> Option<u64> {
+        self.held
+            .values()
+            .flatten()
+            .flat_map(|held| [held.superseded_ms, held.chain.oldest_skip()])
+            .flatten()
+            .map(|at| at.saturating_add(grace_ms))
+            .min()
+    }
+
+    /// This member's own chain (its signing key included) and the envelope that handed it
+    /// out, for the device's own storage; `None` before the first message.
+    pub fn export_own(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let own = self.own.as_ref()?;
+        let chain = own.chain.export();
+        let handoff = own.handoff.to_cbor();
+        let mut out = FrameWriter::new(OWN_MAGIC, 4 + chain.len() + 32 + 8 + handoff.len());
+        out.put(&(chain.len() as u32).to_be_bytes());
+        out.put(&chain);
+        out.put(&own.view.0);
+        out.put(&own.started_ms.to_be_bytes());
+        out.put(&handoff);
+        Some(out.finish())
+    }
+
+    /// The chains of `sender` held here, for the device's own storage; `None` if none.
+    pub fn export_held(&self, sender: &MemberId) -> Option<Zeroizing<Vec<u8>>> {
+        let chains = self.held.get(sender)?;
+        let exports: Vec<_> = chains.iter().map(|held| held.chain.export()).collect();
+        let len: usize = exports.iter().map(|e| 4 + e.len() + 32 + 8 + 8 + 8).sum();
+        let mut out = FrameWriter::new(HELD_MAGIC, 4 + len);
+        out.put(&(chains.len() as u32).to_be_bytes());
+        for (held, export) in chains.iter().zip(&exports) {
+            out.put(&(export.len() as u32).to_be_bytes());
+            out.put(export);
+            out.put(&held.view.0);
+            out.put(&held.stamp.as_raw().to_be_bytes());
+            out.put(&held.installed_ms.to_be_bytes());
+            out.put(&held.superseded_ms.unwrap_or(u64::MAX).to_be_bytes());
+        }
+        Some(out.finish())
+    }
+
+    /// Rebuilds the state of `group` from [`export_own`](Self::export_own) and
+    /// [`export_held`](Self::export_held) rows.
+    ///
+    /// # Errors
+    ///
+    /// [`BackupError`] saying what was wrong.
+    pub fn import<'a>(
+        group: GroupId,
+        own: Option<&[u8]>,
+        held: impl IntoIterator<Item = (MemberId, &'a [u8])>,
+        limits: Limits,
+    ) -> Result<Self, BackupError> {
+        let mut keys = Self::new(group);
+        if let Some(bytes) = own {
+            let mut body = FrameReader::open(OWN_MAGIC, bytes)?;
+            let chain = SendingChain::import(take_sized(&mut body)?)?;
+            let view = ViewDigest(*body.secret()?);
+            let started_ms = body.u64()?;
+            let handoff = Envelope::from_cbor(body.rest(), limits)
+                .map_err(|_| BackupError::Invalid("the handoff envelope"))?;
+            if chain.handoff().group != group {
+                return Err(BackupError::Invalid("a chain of another group"));
+            }
+            keys.own = Some(OwnChain {
+                chain,
+                view,
+                started_ms,
+                handoff,
+            });
+        }
+        for (sender, bytes) in held {
+            let mut body = FrameReader::open(HELD_MAGIC, bytes)?;
+            let count = u32::from_be_bytes(body.take(4)?.try_into().expect("4 bytes"));
+            let mut chains = Vec::new();
+            for _ in 0..count.min(MAX_CHAINS_PER_SENDER as u32 + 1) {
+                let chain = ReceivingChain::import(take_sized(&mut body)?)?;
+                let view = ViewDigest(*body.secret()?);
+                let stamp = Timestamp::from_raw(body.u64()?);
+                let installed_ms = body.u64()?;
+                let superseded_ms = Some(body.u64()?).filter(|&at| at != u64::MAX);
+                chains.push(HeldChain {
+                    chain,
+                    view,
+                    stamp,
+                    installed_ms,
+                    superseded_ms,
+                });
+            }
+            body.end()?;
+            keys.held.insert(sender, chains);
+        }
+        Ok(keys)
+    }
+}
+
+const OWN_MAGIC: &[u8] = b"splitsafe own chain\0";
+const HELD_MAGIC: &[u8] = b"splitsafe held chains\0";
+
+/// A length-prefixed (u32, big-endian) part of a frame.
+fn take_sized<'a>(body: &mut FrameReader<'a>) -> Result<&'a [u8], BackupError> {
+    let len = u32::from_be_bytes(body.take(4)?.try_into().expect("4 bytes"));
+    body.take(len as usize)
+}
