@@ -276,9 +276,9 @@ impl SenderKeys {
 
     /// Opens a chain message at local time `now_ms`, judging its sender by `replica` and
     /// accepting it by `policy`, as [`Keyring::open`] does envelopes; the message's stamp
-    /// is then received by the replica's clock. `grace_ms` is how long a sender's later
-    /// chain is held before a chain that never arrived is given up
-    /// ([`ChainError::Superseded`]).
+    /// is then received by the replica's clock. A message whose chain is not held waits
+    /// ([`ChainError::UnknownChain`]) until `grace_ms` past its stamp, and is then given up
+    /// ([`ChainError::NeverArrived`]), as a lost message.
     ///
     /// # Errors
     ///
@@ -307,23 +307,35 @@ impl SenderKeys {
             Err(never @ PositionError::NeverAMember(_)) => return Err(never.into()),
             judged => judged,
         };
+        let standing = standing?;
+        let refused = |standing| OpenError::SenderRefused {
+            sender: header.sender,
+            standing,
+        };
         let chains = self.held.get_mut(&header.sender);
         let Some(held) =
             chains.and_then(|chains| chains.iter_mut().find(|h| h.chain.id() == header.chain))
         else {
-            return Err(OpenError::Chain(self.missing(message, now_ms, grace_ms)));
+            // Unauthenticated, but refusing it refuses only this claim: a message with
+            // another claim has another id.
+            if !policy.accepts(standing) {
+                return Err(refused(standing));
+            }
+            let waited_out = now_ms >= header.stamp.millis().saturating_add(grace_ms);
+            return Err(OpenError::Chain(if waited_out {
+                ChainError::NeverArrived
+            } else {
+                ChainError::UnknownChain
+            }));
         };
         held.chain.verify(message).map_err(OpenError::Chain)?;
         let same_view = held.view == replica.view().digest();
-        let standing = match standing? {
+        let standing = match standing {
             Standing::Removed { by } if same_view => Standing::Beyond { by },
             standing => standing,
         };
         if !policy.accepts(standing) {
-            return Err(OpenError::SenderRefused {
-                sender: header.sender,
-                standing,
-            });
+            return Err(refused(standing));
         }
         let plaintext = held
             .chain
@@ -340,28 +352,6 @@ impl SenderKeys {
             same_view,
             signed: true,
         })
-    }
-
-    /// Why a message's chain is not held: not yet arrived, or given up because the sender's
-    /// later chain has been held for the grace period (senders' stamps only grow, so a
-    /// chain stamped after the message is a later one).
-    fn missing(&self, message: &ChainMessage, now_ms: u64, grace_ms: u64) -> ChainError {
-        match self.gives_up_at(message, grace_ms) {
-            Some(at) if now_ms >= at => ChainError::Superseded,
-            _ => ChainError::UnknownChain,
-        }
-    }
-
-    /// When a message whose chain is not held is given up: once a later chain of its
-    /// sender has been held for `grace_ms`. `None` while no later chain is held.
-    pub fn gives_up_at(&self, message: &ChainMessage, grace_ms: u64) -> Option<u64> {
-        let header = &message.header;
-        self.held
-            .get(&header.sender)?
-            .iter()
-            .filter(|held| held.stamp > header.stamp && held.chain.id() != header.chain)
-            .map(|held| held.installed_ms.saturating_add(grace_ms))
-            .min()
     }
 
     /// Erases what the grace period is over for: skipped message keys, superseded chains.

@@ -67,9 +67,9 @@ pub enum ChainError {
     /// The reader holds no chain of this id from this sender: its handoff has not arrived
     /// (the message may open once it does).
     UnknownChain,
-    /// The reader never received this chain, and the sender's later chain has been held
-    /// longer than the grace period: the handoff is taken to be lost.
-    Superseded,
+    /// The reader still holds no such chain a grace period after the message's stamp: its
+    /// handoff is taken to be lost, and the message with it.
+    NeverArrived,
 }
 
 impl fmt::Display for ChainError {
@@ -92,9 +92,7 @@ impl fmt::Display for ChainError {
             Self::Tampered => f.write_str("the payload fails authentication"),
             Self::Exhausted => f.write_str("the chain is exhausted: start a new one"),
             Self::UnknownChain => f.write_str("no such chain of this sender is held here"),
-            Self::Superseded => {
-                f.write_str("the chain never arrived and the sender's later chain has")
-            }
+            Self::NeverArrived => f.write_str("the chain never arrived: given up"),
         }
     }
 }
