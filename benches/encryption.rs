@@ -5,7 +5,9 @@
 //! * cold seal (first message after keys changed) vs n X25519 exchanges;
 //! * open vs one 32-byte unwrap plus one payload AEAD.
 //!
-//! It also prints the envelope overhead per recipient. Run: `cargo bench --bench encryption`.
+//! It also prints the envelope overhead per recipient. Then sender-key mode (`sender_keys/`):
+//! seal and open of 1 KiB on a chain, and a re-key (a new chain handed to n - 1 members) with
+//! its first message, printing their sizes. Run: `cargo bench --bench encryption`.
 
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -16,6 +18,10 @@ use splitsafe::group::{Replica, ReplicaConfig};
 use splitsafe::keys::Identity;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+mod support {
+    pub mod sender_keys;
+}
 
 const T0: u64 = 1_795_694_400_000;
 type Rng = rand_chacha::ChaCha20Rng;
@@ -159,32 +165,34 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// Sender chains (issue 12's primitive): seal and open of 1 KiB, whatever the group's size.
-fn chain(c: &mut Criterion) {
-    use splitsafe::clock::Timestamp;
-    use splitsafe::crypto::{ReceivingChain, SendingChain};
-    use splitsafe::group::{GroupId, Watermark};
+/// Sender-key mode at n = 10, 100, 1,000 members (`support/sender_keys.rs`).
+fn sender_keys(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sender_keys");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
     let mut rng = Rng::seed_from_u64(9);
-    let mut sender = SendingChain::new(GroupId([1; 32]), identity(0).id(), &mut rng);
-    let payload = vec![0x5Au8; 1024];
-    let stamp = Timestamp::from_physical(T0);
-    let mut g = c.benchmark_group("chain");
-    g.sample_size(20).measurement_time(Duration::from_secs(2));
-    g.bench_function("seal_1KiB", |b| {
-        b.iter(|| sender.seal(stamp, Watermark::NONE, &payload).unwrap())
-    });
-    let handoff = sender.handoff();
-    let message = sender.seal(stamp, Watermark::NONE, &payload).unwrap();
-    eprintln!("chain message of 1 KiB: {} bytes", message.len());
-    g.bench_function("open_1KiB", |b| {
-        b.iter_batched(
-            || ReceivingChain::new(&handoff, ReceivingChain::DEFAULT_WINDOW),
-            |mut receiver| receiver.open(&message, T0).unwrap(),
-            criterion::BatchSize::SmallInput,
-        )
-    });
+    for n in [10u32, 100, 1_000] {
+        let (mut sender, mut reader, mut replica, mut reader_replica) = group(n - 1, &mut rng);
+        // Warm pairwise keys, as between members that have exchanged messages.
+        sender
+            .seal(
+                &mut replica,
+                T0 + 200_000,
+                b"",
+                SealOptions::default(),
+                &mut rng,
+            )
+            .unwrap();
+        support::sender_keys::bench(
+            &mut g,
+            n as usize,
+            (&mut sender, &mut replica),
+            (&mut reader, &mut reader_replica),
+            T0 + 200_000,
+            &mut |line| eprintln!("{line}"),
+        );
+    }
     g.finish();
 }
 
-criterion_group!(benches, bench, chain);
+criterion_group!(benches, bench, sender_keys);
 criterion_main!(benches);

@@ -9,7 +9,10 @@ mod support;
 
 use rand_core::Rng;
 use splitsafe::clock::Timestamp;
-use splitsafe::crypto::{KeyId, Keyring, KeyringConfig, PairwiseKey, SealOptions};
+use splitsafe::crypto::{
+    ChainConfig, KeyId, Keyring, KeyringConfig, PairwiseKey, Payload, SealOptions, SenderKeys,
+    SenderPolicy,
+};
 use splitsafe::group::{Replica, ReplicaConfig, SignedOp, Standing};
 use splitsafe::keys::Identity;
 use splitsafe::wire;
@@ -83,7 +86,7 @@ fn vectors() -> String {
     let mut out = Out(String::new());
     writeln!(
         out.0,
-        "# splitsafe test vectors (op format 2, envelope format 3): hex unless quoted. T0 = {T0} (unix ms)."
+        "# splitsafe test vectors (op format 2, envelope format 3, chain header 1): hex unless quoted. T0 = {T0} (unix ms)."
     )
     .unwrap();
     writeln!(out.0, "# Written by proptests/vectors.rs; spec/encryption.md and spec/membership.md say how each value is made.").unwrap();
@@ -188,6 +191,57 @@ fn vectors() -> String {
     let opened = b.open(&envelope, &mut bob_replica, T0 + 20).unwrap();
     assert_eq!(opened.plaintext, plaintext);
     assert!(opened.signed && opened.same_view && opened.standing == Standing::Member);
+
+    // Sender-key mode: Alice starts a chain (its id, key and signing key, then the handoff
+    // envelope's nonce and content key, drawn from ChaCha20Rng(100)) and seals one message.
+    let mut r = rng(100);
+    let mut keys = SenderKeys::new(group);
+    let chain_text = b"hello on a chain";
+    let sealed = keys
+        .seal(
+            &mut a,
+            &mut replica,
+            T0 + 30,
+            chain_text,
+            ChainConfig::default(),
+            &mut r,
+        )
+        .unwrap();
+    let handoff_envelope = sealed.handoff.expect("the first message starts a chain");
+    let opened = b
+        .open(&handoff_envelope, &mut bob_replica, T0 + 40)
+        .unwrap();
+    let payload = Payload::from_bytes(&opened.plaintext).unwrap();
+    let Payload::Chain(handoff) = &payload else {
+        panic!("a handoff")
+    };
+    out.put("chain.handoff_bytes", handoff.to_bytes().as_slice());
+    out.put("chain.handoff_payload", payload.to_bytes().as_slice());
+    out.put("chain.handoff_envelope.cbor", handoff_envelope.to_cbor());
+    let message_key = blake3::keyed_hash(&handoff.key, b"splitsafe v1 chain message key");
+    let next_key = blake3::keyed_hash(&handoff.key, b"splitsafe v1 chain step");
+    out.put("chain.message_key.0", message_key.as_bytes());
+    out.put("chain.chain_key.1", next_key.as_bytes());
+    out.text("chain.plaintext", std::str::from_utf8(chain_text).unwrap());
+    let message = &sealed.message;
+    out.put("chain.header_bytes", message.header.to_bytes());
+    out.put("chain.signature", message.signature.0);
+    out.put("chain.message.cbor", message.to_cbor());
+    out.put("chain.message.id", message.id().0);
+    let mut held = SenderKeys::new(group);
+    held.install(
+        &opened,
+        handoff_envelope.header.view,
+        handoff,
+        ChainConfig::default(),
+        T0 + 40,
+    )
+    .unwrap();
+    let policy = SenderPolicy::default();
+    let read = held
+        .open(&mut bob_replica, policy, message, T0 + 40, 0)
+        .unwrap();
+    assert_eq!(read.plaintext, chain_text);
     out.0
 }
 

@@ -4,7 +4,7 @@
 //!
 //! An input whose first byte has its top bit set is not taken as it is: it picks one of the
 //! fixture's genuine messages (raw or armored: an envelope, operations, a welcome, sync
-//! messages, a bundle) and the rest of it is a list of 3-byte edits (position, and a byte
+//! messages, sender-key messages, a bundle) and the rest of it is a list of 3-byte edits (position, and a byte
 //! that says what to do: flip bits, cut, insert, delete), so the fuzzer starts from inputs
 //! that reach past the decoders.
 #![no_main]
@@ -15,7 +15,9 @@ mod group;
 
 use group::{identity, T0};
 use libfuzzer_sys::fuzz_target;
-use splitsafe::device::{Device, DeviceConfig, Event, MemoryStore, Message, Store, Stored};
+use splitsafe::device::{
+    Device, DeviceConfig, Event, MemoryStore, Message, MessageMode, Store, Stored,
+};
 use std::sync::OnceLock;
 
 struct Fixture {
@@ -47,7 +49,13 @@ fn fixture() -> &'static Fixture {
         let carol = Device::create(store(), identity(2), config, &mut rng, T0).unwrap();
         let invitation = alice.invite(group, carol.bundle(), T0 + 6).unwrap();
         let sync = alice.sync_message(group, bob.id()).unwrap().unwrap();
+        // Sender-key messages: the chain's first (with its handoff envelope) and the next.
+        alice.set_mode(group, MessageMode::SenderKeys).unwrap();
+        let chained = alice.send(group, b"chained", &mut rng, T0 + 7).unwrap();
+        let chained_next = alice.send(group, b"next", &mut rng, T0 + 8).unwrap();
         let messages = [
+            chained,
+            chained_next,
             other,
             invitation.add,
             invitation.welcome,

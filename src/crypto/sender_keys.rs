@@ -120,8 +120,6 @@ struct HeldChain {
     view: ViewDigest,
     /// Its handoff's stamp: a sender's later chains have later stamps.
     stamp: Timestamp,
-    /// Local ms when it was installed.
-    installed_ms: u64,
     /// Local ms when a later chain of the same sender arrived.
     superseded_ms: Option<u64>,
 }
@@ -260,7 +258,6 @@ impl SenderKeys {
             chain: ReceivingChain::new(handoff, config.window),
             view,
             stamp: opened.stamp,
-            installed_ms: now_ms,
             superseded_ms: None,
         });
         chains.sort_by_key(|held| held.stamp);
@@ -406,7 +403,7 @@ impl SenderKeys {
     pub fn export_held(&self, sender: &MemberId) -> Option<Zeroizing<Vec<u8>>> {
         let chains = self.held.get(sender)?;
         let exports: Vec<_> = chains.iter().map(|held| held.chain.export()).collect();
-        let len: usize = exports.iter().map(|e| 4 + e.len() + 32 + 8 + 8 + 8).sum();
+        let len: usize = exports.iter().map(|e| 4 + e.len() + 32 + 8 + 8).sum();
         let mut out = FrameWriter::new(HELD_MAGIC, 4 + len);
         out.put(&(chains.len() as u32).to_be_bytes());
         for (held, export) in chains.iter().zip(&exports) {
@@ -414,7 +411,6 @@ impl SenderKeys {
             out.put(export);
             out.put(&held.view.0);
             out.put(&held.stamp.as_raw().to_be_bytes());
-            out.put(&held.installed_ms.to_be_bytes());
             out.put(&held.superseded_ms.unwrap_or(u64::MAX).to_be_bytes());
         }
         Some(out.finish())
@@ -458,13 +454,11 @@ impl SenderKeys {
                 let chain = ReceivingChain::import(take_sized(&mut body)?)?;
                 let view = ViewDigest(*body.secret()?);
                 let stamp = Timestamp::from_raw(body.u64()?);
-                let installed_ms = body.u64()?;
                 let superseded_ms = Some(body.u64()?).filter(|&at| at != u64::MAX);
                 chains.push(HeldChain {
                     chain,
                     view,
                     stamp,
-                    installed_ms,
                     superseded_ms,
                 });
             }

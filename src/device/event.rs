@@ -102,8 +102,19 @@ pub enum Event {
     },
     /// A message was opened.
     Message(Received),
-    /// An envelope waits for what it needs (operations not yet received, a stamp ahead of
-    /// local time, the group's welcome); it is opened when that arrives.
+    /// A member handed this device its sender chain (sender-key mode): its messages on
+    /// that chain can be opened here.
+    Chain {
+        /// The group.
+        group: GroupId,
+        /// The chain's sender.
+        sender: MemberId,
+        /// Whether the chain is new here (a chain handed over again is kept as it was).
+        new: bool,
+    },
+    /// An envelope or sender-key message waits for what it needs (operations not yet
+    /// received, its chain, a stamp ahead of local time, the group's welcome); it is opened
+    /// when that arrives.
     Pending {
         /// The group it names.
         group: GroupId,

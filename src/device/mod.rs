@@ -972,6 +972,7 @@ impl<S: Store> Device<S> {
         };
         let id = waiting.id();
         let (chains, grace) = (self.config.chains, self.config.keyring.grace_ms);
+        let mut installed = false;
         let (opened, result) = match waiting {
             Waiting::Envelope(envelope) => {
                 let mut opened = self.keyring.open(envelope, &mut g.replica, now_ms)?;
@@ -980,18 +981,31 @@ impl<S: Store> Device<S> {
                 // its payload says.
                 let result = match payload {
                     Ok(Payload::Message(text)) => Ok(Some(text)),
-                    Ok(Payload::Chain(handoff)) => g
-                        .keys
-                        .install(&opened, envelope.header.view, &handoff, chains, now_ms)
-                        .map(|new| {
-                            if new {
-                                batch
-                                    .writes
-                                    .push(chains_write(group, opened.sender, &g.keys));
+                    Ok(Payload::Chain(handoff)) => {
+                        match g.keys.install(
+                            &opened,
+                            envelope.header.view,
+                            &handoff,
+                            chains,
+                            now_ms,
+                        ) {
+                            Ok(new) => {
+                                if new {
+                                    batch
+                                        .writes
+                                        .push(chains_write(group, opened.sender, &g.keys));
+                                }
+                                batch.events.push(Event::Chain {
+                                    group,
+                                    sender: opened.sender,
+                                    new,
+                                });
+                                installed = new;
+                                Ok(None)
                             }
-                            None
-                        })
-                        .map_err(OpenError::Chain),
+                            Err(error) => Err(OpenError::Chain(error)),
+                        }
+                    }
                     Err(error) => Err(error),
                 };
                 (opened, result)
@@ -1025,7 +1039,7 @@ impl<S: Store> Device<S> {
                 }));
                 Ok(false)
             }
-            None => Ok(true),
+            None => Ok(installed),
         }
     }
 

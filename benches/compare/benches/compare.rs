@@ -5,6 +5,8 @@
 
 #[path = "../../../proptests/support/crdts_oracle.rs"]
 mod crdts_oracle;
+#[path = "../../support/sender_keys.rs"]
+mod sender_keys;
 
 use crdts::{CmRDT, CvRDT};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
@@ -387,12 +389,24 @@ fn splitsafe(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("seal_1KiB", n), |b| {
             b.iter(|| {
                 founder
-                    .seal(&mut replica, now + 10, &payload, SealOptions::default(), &mut rng)
+                    .seal(
+                        &mut replica,
+                        now + 10,
+                        &payload,
+                        SealOptions::default(),
+                        &mut rng,
+                    )
                     .unwrap()
             })
         });
         let envelope = founder
-            .seal(&mut replica, now + 10, &payload, SealOptions::default(), &mut rng)
+            .seal(
+                &mut replica,
+                now + 10,
+                &payload,
+                SealOptions::default(),
+                &mut rng,
+            )
             .unwrap();
         extra(format!(
             "bytes.splitsafe.seal_1KiB.{n} = {}",
@@ -400,10 +414,24 @@ fn splitsafe(c: &mut Criterion) {
         ));
         let mut reader = keyrings.into_iter().next().unwrap();
         let mut reader_replica = replica.clone();
-        reader.open(&envelope, &mut reader_replica, now + 20).unwrap();
+        reader
+            .open(&envelope, &mut reader_replica, now + 20)
+            .unwrap();
         g.bench_function(BenchmarkId::new("open_1KiB", n), |b| {
-            b.iter(|| reader.open(&envelope, &mut reader_replica, now + 20).unwrap())
+            b.iter(|| {
+                reader
+                    .open(&envelope, &mut reader_replica, now + 20)
+                    .unwrap()
+            })
         });
+        sender_keys::bench(
+            &mut g,
+            n,
+            (&mut founder, &mut replica),
+            (&mut reader, &mut reader_replica),
+            now + 30,
+            &mut extra,
+        );
 
         // Membership merge alone: two replicas of n members differing in one entry.
         let mut a: LwwSet<u32, u64> = LwwSet::new();
