@@ -1,5 +1,6 @@
-//! End-to-end properties over random schedules of the netsplit simulator: safety, liveness
-//! within partitions, convergence after healing, and determinism.
+//! End-to-end properties over random schedules of the netsplit simulator, in both message
+//! modes (pairwise envelopes and sender keys): safety, liveness within partitions,
+//! convergence after healing, and determinism.
 //!
 //! `SPLITSAFE_SIM_CASES=N` runs N cases instead of the default (sized for CI).
 
@@ -67,19 +68,30 @@ fn cases() -> u32 {
         .unwrap_or(24)
 }
 
+/// No violation, converged, and (safety restated on the record) nobody outside a sender's
+/// view opened its message.
+fn keeps_every_invariant(config: SimConfig, schedule: &Schedule) -> Result<(), TestCaseError> {
+    let outcome = Sim::run(config, schedule);
+    prop_assert!(outcome.violations.is_empty(), "{:#?}", outcome.violations);
+    prop_assert!(outcome.converged);
+    for record in &outcome.messages {
+        prop_assert!(record.opened_by.is_subset(&record.view));
+        prop_assert!(!record.opened_by.contains(&record.sender));
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(support::config_with_cases(cases()))]
 
     #[test]
     fn every_run_keeps_safety_liveness_and_convergence(config in config(), schedule in schedule()) {
-        let outcome = Sim::run(config, &schedule);
-        prop_assert!(outcome.violations.is_empty(), "{:#?}", outcome.violations);
-        prop_assert!(outcome.converged);
-        // Safety, restated on the record: nobody outside a sender's view opened its message.
-        for record in &outcome.messages {
-            prop_assert!(record.opened_by.is_subset(&record.view));
-            prop_assert!(!record.opened_by.contains(&record.sender));
-        }
+        keeps_every_invariant(config, &schedule)?;
+    }
+
+    #[test]
+    fn every_run_keeps_safety_liveness_and_convergence_with_sender_keys(config in config(), schedule in schedule()) {
+        keeps_every_invariant(SimConfig { sender_keys: true, ..config }, &schedule)?;
     }
 
     #[test]

@@ -28,6 +28,7 @@ struct Input {
     loss_permille: u16,
     duplicate_permille: u16,
     max_skew_ms: u32,
+    sender_keys: bool,
     steps: Vec<Step>,
 }
 
@@ -40,6 +41,7 @@ fuzz_target!(|input: Input| {
         loss_permille: input.loss_permille % 1000,
         duplicate_permille: input.duplicate_permille % 1000,
         max_skew_ms: input.max_skew_ms % 1_200_000,
+        sender_keys: input.sender_keys,
         ..SimConfig::default()
     };
     let schedule: Vec<Action> = input

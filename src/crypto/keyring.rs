@@ -179,6 +179,11 @@ impl Keyring {
         self.own.last().expect("a keyring always has a current key")
     }
 
+    /// The settings.
+    pub fn config(&self) -> KeyringConfig {
+        self.config
+    }
+
     /// Which senders' envelopes [`open`](Self::open) accepts.
     pub fn sender_policy(&self) -> SenderPolicy {
         self.config.senders

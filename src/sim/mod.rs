@@ -9,6 +9,7 @@
 //! `spec/netsplit.md`; violations are reported in the [`Outcome`], never panicked on.
 
 mod checks;
+mod device;
 mod network;
 mod outcome;
 mod rng;
@@ -20,17 +21,14 @@ pub use schedule::{random_schedule, Action, Schedule};
 
 use crate::clock::ClockConfig;
 use crate::codec;
-use crate::crypto::{Envelope, Keyring, KeyringConfig, OpenError, SealOptions, SenderPolicy};
+use crate::crypto::{
+    ChainError, ChainId, Keyring, KeyringConfig, OpenError, SenderKeys, SenderPolicy,
+};
 use crate::group::{PositionError, Replica, ReplicaConfig, SignedOp, Standing, View, ViewDigest};
 use crate::keys::{Identity, MemberId};
+use device::{Device, Sealed};
 use network::{Network, Packet, Payload};
 use std::collections::{BTreeMap, BTreeSet};
-
-struct Device {
-    keyring: Keyring,
-    replica: Replica,
-    skew_ms: i64,
-}
 
 /// A simulation in progress.
 pub struct Sim {
@@ -43,7 +41,10 @@ pub struct Sim {
     /// Envelopes a device could not open yet, for want of the sender's key or because their
     /// stamp is ahead of its clock: (device, message).
     pending: BTreeSet<(usize, usize)>,
-    envelopes: Vec<Envelope>,
+    sealed: Vec<Sealed>,
+    /// Sender-key mode: the chains whose handoff reached each device (by a message that
+    /// carried it, or by sync).
+    handed: BTreeSet<(usize, ChainId)>,
     /// Every device any successful `Add` admitted.
     ever_added: BTreeSet<u8>,
     outcome: Outcome,
@@ -128,10 +129,12 @@ impl Sim {
                 let mut replica = Replica::join(&genesis, replica_config, START_MS)
                     .expect("the genesis is valid");
                 replica.ingest_batch(ops.clone(), START_MS + n as u64);
+                let keys = SenderKeys::new(replica.group());
                 Device {
                     keyring,
                     replica,
                     skew_ms,
+                    keys,
                 }
             })
             .collect();
@@ -143,7 +146,8 @@ impl Sim {
             index,
             network: Network::new(n),
             pending: BTreeSet::new(),
-            envelopes: Vec::new(),
+            sealed: Vec::new(),
+            handed: BTreeSet::new(),
             ever_added: (0..initial as u8).collect(),
             outcome: Outcome {
                 messages: Vec::new(),
@@ -289,13 +293,8 @@ impl Sim {
         let view = d.replica.view().clone();
         let id = self.outcome.messages.len();
         let text = format!("message {id}");
-        let Ok(envelope) = d.keyring.seal(
-            &mut d.replica,
-            now,
-            text.as_bytes(),
-            SealOptions::default(),
-            self.rng.keys(),
-        ) else {
+        let mode = self.config.sender_keys;
+        let Some(sealed) = d.seal(now, text.as_bytes(), mode, self.rng.keys()) else {
             return; // not a member of its own view: nothing to send
         };
         let members = self.indices(&view);
@@ -309,7 +308,7 @@ impl Sim {
             opened_as_outsider: BTreeSet::new(),
             after_convergence,
         });
-        self.envelopes.push(envelope);
+        self.sealed.push(sealed);
         for to in (0..self.n()).filter(|&to| to != from) {
             self.enqueue(Packet {
                 from,
@@ -344,6 +343,9 @@ impl Sim {
             }
             Payload::Envelope(m) => {
                 self.outcome.messages[m].delivered_to.insert(to as u8);
+                if let Some((chain, true)) = self.sealed[m].chain() {
+                    self.handed.insert((to, chain));
+                }
                 self.try_open(to, m);
             }
         }
@@ -369,7 +371,7 @@ impl Sim {
         }
         let now = self.clock_of(device);
         let d = &mut self.devices[device];
-        let result = d.keyring.open(&self.envelopes[m], &mut d.replica, now);
+        let result = d.open(&self.sealed[m], now);
         let record = &self.outcome.messages[m];
         let in_view = record.view.contains(&(device as u8)) && record.sender as usize != device;
         match result {
@@ -391,10 +393,14 @@ impl Sim {
             Err(
                 OpenError::UnknownSenderKey { .. }
                 | OpenError::StampTooFarAhead(_)
-                | OpenError::Position(PositionError::Unknown { .. }),
+                | OpenError::Position(PositionError::Unknown { .. })
+                | OpenError::Chain(ChainError::UnknownChain),
             ) => {
                 self.pending.insert((device, m));
             }
+            // Its chain's handoff never came: lost, as a lost envelope (liveness does not
+            // count it as delivered).
+            Err(OpenError::Chain(ChainError::NeverArrived)) => {}
             Err(OpenError::NotAddressedToMe) if !in_view => {}
             Err(e) => self.violation(format!(
                 "device {device} in the sender's view could not open message {m}: {e}"
@@ -422,6 +428,22 @@ impl Sim {
         self.devices[b].replica.ingest_batch(to_b, now_b);
         self.outcome.stats.syncs += 1;
         self.outcome.stats.sync_bytes += bytes as u64;
+        // As the device layer's sync does: each side hands the other its current chain if
+        // the other is in the view it serves and does not hold it yet.
+        for (from, to, now) in [(a, b, now_b), (b, a, now_a)] {
+            let sender = self.devices[from].keyring.identity().id();
+            let reader = self.devices[to].keyring.identity().id();
+            let Some((chain, handoff)) = self.devices[from].current_handoff() else {
+                continue;
+            };
+            let in_view = self.devices[from].replica.view().contains(&reader);
+            if in_view && self.devices[to].keys.holds(&sender) != Some(chain) {
+                self.outcome.stats.sync_bytes += handoff.to_cbor().len() as u64;
+                if self.devices[to].take_handoff(&handoff, now).is_ok() {
+                    self.handed.insert((to, chain));
+                }
+            }
+        }
         self.retry(a);
         self.retry(b);
     }
@@ -462,6 +484,14 @@ impl Sim {
         self.outcome.converged = digests.windows(2).all(|w| w[0] == w[1]);
         if !self.outcome.converged {
             self.violation("convergence: views differ after heal and full sync".into());
+        }
+        // A sender-key message counts as delivered only where its chain's handoff arrived.
+        for (m, record) in self.outcome.messages.iter_mut().enumerate() {
+            if let Some((chain, _)) = self.sealed[m].chain() {
+                record
+                    .delivered_to
+                    .retain(|d| self.handed.contains(&(usize::from(*d), chain)));
+            }
         }
         let liveness = checks::liveness(&self.outcome.messages);
         let views = self.devices.iter().enumerate().map(|(i, d)| {

@@ -28,11 +28,15 @@ pub struct SimConfig {
     pub max_skew_ms: u32,
     /// The replicas' drift bound.
     pub max_drift_ms: u64,
+    /// Members send in sender-key mode (a chain per view, handed out in an envelope)
+    /// instead of pairwise envelopes.
+    #[serde(default)]
+    pub sender_keys: bool,
 }
 
 impl Default for SimConfig {
     /// Eight devices, up to three partitions, 5% loss, 5% duplication, up to 2 s of delay,
-    /// clocks skewed up to 10 minutes around a 5-minute drift bound.
+    /// clocks skewed up to 10 minutes around a 5-minute drift bound; pairwise envelopes.
     fn default() -> Self {
         Self {
             devices: 8,
@@ -44,6 +48,7 @@ impl Default for SimConfig {
             max_delay_ms: 2_000,
             max_skew_ms: 600_000,
             max_drift_ms: ClockConfig::DEFAULT_MAX_DRIFT_MS,
+            sender_keys: false,
         }
     }
 }
@@ -59,7 +64,8 @@ pub struct MessageRecord {
     pub view: BTreeSet<u8>,
     /// The digest of that view.
     pub view_digest: ViewDigest,
-    /// Devices the network delivered it to.
+    /// Devices the network delivered it to (in sender-key mode, counted at the end of the
+    /// run only where its chain's handoff arrived too: without it, the message is lost).
     pub delivered_to: BTreeSet<u8>,
     /// Devices that opened it.
     pub opened_by: BTreeSet<u8>,
