@@ -1,12 +1,13 @@
 //! The device layer, one named case each: welcome and join, pending envelopes released by the
 //! operations they need, duplicates, refusals that change nothing, one rotation for every
-//! group, time, sync, and reopening from the store exactly as it was.
+//! group, time, sync, reopening from the store exactly as it was, and sender-key mode.
 
 mod support;
 
-use splitsafe::crypto::OpenError;
+use splitsafe::crypto::{ChainError, OpenError};
 use splitsafe::device::{
-    Device, DeviceConfig, DeviceError, Event, MemoryStore, Message, Refusal, SqliteStore, Store,
+    Device, DeviceConfig, DeviceError, Event, MemoryStore, Message, MessageMode, Refusal,
+    SqliteStore, Store,
 };
 use splitsafe::group::{Change, GroupId, Standing};
 use support::crypto::{rng, Rng};
@@ -339,4 +340,122 @@ impl Store for SqliteFile {
     ) -> Result<(), splitsafe::device::StoreError> {
         self.1.commit(writes, durability)
     }
+}
+
+/// Sender-key mode: the group's setting survives a restart; the first message hands out the
+/// chain, the next is a bare chain message of constant size; a removed member is cut off.
+#[test]
+fn sender_keys_hand_out_a_chain_and_cut_off_removed_members() {
+    let mut r = rng(20);
+    let (mut alice, mut bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    let mut carol = device(MemoryStore::default(), 2, &mut r);
+    let invitation = alice.invite(group, carol.bundle(), T0 + 4).unwrap();
+    bob.receive(&invitation.add.to_bytes(), T0 + 5).unwrap();
+    carol
+        .receive(&invitation.welcome.to_bytes(), T0 + 5)
+        .unwrap();
+    assert_eq!(alice.mode(group), Some(MessageMode::default()));
+    alice.set_mode(group, MessageMode::SenderKeys).unwrap();
+    let mut alice = Device::open(alice.into_store(), DeviceConfig::default()).unwrap();
+    assert_eq!(alice.mode(group), Some(MessageMode::SenderKeys));
+
+    let first = alice.send(group, b"one", &mut r, T0 + 10).unwrap();
+    let second = alice.send(group, b"two", &mut r, T0 + 11).unwrap();
+    let (Message::Chain(first_post), Message::Chain(second_post)) = (&first, &second) else {
+        panic!("sender-key messages")
+    };
+    assert!(first_post.handoff.is_some() && second_post.handoff.is_none());
+    assert_eq!(first_post.message.len(), second_post.message.len());
+    // Bob gets the second first: it waits for its chain, then opens after the first.
+    let waiting = bob.receive(&second.to_bytes(), T0 + 12).unwrap();
+    assert!(matches!(
+        &waiting[..],
+        [Event::Pending {
+            reason: OpenError::Chain(ChainError::UnknownChain),
+            ..
+        }]
+    ));
+    let events = bob.receive(first.armored().as_bytes(), T0 + 13).unwrap();
+    assert!(events.contains(&Event::Chain {
+        group,
+        sender: alice.id(),
+        new: true
+    }));
+    // The waiting one opens as soon as the chain is installed, before the first's message.
+    assert_eq!(messages(&events), vec![b"two".to_vec(), b"one".to_vec()]);
+    assert_eq!(bob.pending().count(), 0);
+    let events = carol.receive(&first.to_bytes(), T0 + 13).unwrap();
+    assert_eq!(messages(&events), vec![b"one".to_vec()]);
+
+    // Carol is removed: Alice's next message starts a chain Carol cannot read.
+    let removal = alice.remove(group, carol.id(), T0 + 20).unwrap();
+    bob.receive(&removal.to_bytes(), T0 + 21).unwrap();
+    carol.receive(&removal.to_bytes(), T0 + 21).unwrap();
+    let after = alice
+        .send(group, b"without carol", &mut r, T0 + 22)
+        .unwrap();
+    let Message::Chain(post) = &after else {
+        panic!("a sender-key message")
+    };
+    assert!(post.handoff.is_some(), "a changed view starts a new chain");
+    let at_bob = bob.receive(&after.to_bytes(), T0 + 23).unwrap();
+    assert_eq!(messages(&at_bob), vec![b"without carol".to_vec()]);
+    let at_carol = carol.receive(&after.to_bytes(), T0 + 23).unwrap();
+    assert!(messages(&at_carol).is_empty(), "{at_carol:?}");
+}
+
+/// Automatic mode: pairwise envelopes up to the threshold, sender keys above it.
+#[test]
+fn automatic_mode_switches_above_its_threshold() {
+    let mut r = rng(21);
+    let (mut alice, _bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    alice
+        .set_mode(group, MessageMode::Automatic { above: 2 })
+        .unwrap();
+    let small = alice.send(group, b"to two", &mut r, T0 + 10).unwrap();
+    assert!(matches!(small, Message::Envelope(_)));
+    let carol = device(MemoryStore::default(), 2, &mut r);
+    alice.invite(group, carol.bundle(), T0 + 11).unwrap();
+    let large = alice.send(group, b"to three", &mut r, T0 + 12).unwrap();
+    assert!(matches!(large, Message::Chain(_)));
+}
+
+/// A chain's first message is lost; sync hands the chain out again, and the later
+/// messages open; then sync falls silent.
+#[test]
+fn sync_hands_out_a_chain_whose_first_message_was_lost() {
+    let mut r = rng(22);
+    let a = SqliteStore::in_memory().unwrap();
+    let b = SqliteStore::in_memory().unwrap();
+    let (mut alice, mut bob, group) = pair(a, b, &mut r);
+    alice.set_mode(group, MessageMode::SenderKeys).unwrap();
+    let _lost = alice.send(group, b"lost", &mut r, T0 + 10).unwrap();
+    let later = alice.send(group, b"later", &mut r, T0 + 11).unwrap();
+    bob.receive(&later.to_bytes(), T0 + 12).unwrap();
+    assert_eq!(bob.pending().count(), 1);
+    let mut opened = Vec::new();
+    for round in 0..6 {
+        let now = T0 + 20 + round;
+        let from_alice = alice.sync_message(group, bob.id()).unwrap();
+        let from_bob = bob.sync_message(group, alice.id()).unwrap();
+        if from_alice.is_none() && from_bob.is_none() {
+            break;
+        }
+        if let Some(m) = from_alice {
+            opened.extend(messages(&bob.receive(&m.to_bytes(), now).unwrap()));
+        }
+        if let Some(m) = from_bob {
+            alice.receive(&m.to_bytes(), now).unwrap();
+        }
+        assert!(round < 5, "sync did not fall silent");
+    }
+    assert_eq!(opened, vec![b"later".to_vec()]);
+    assert_eq!(bob.pending().count(), 0);
+    // Bob's held chain survives a restart.
+    let mut bob = Device::open(bob.into_store(), DeviceConfig::default()).unwrap();
+    let next = alice
+        .send(group, b"after restart", &mut r, T0 + 40)
+        .unwrap();
+    let events = bob.receive(&next.to_bytes(), T0 + 41).unwrap();
+    assert_eq!(messages(&events), vec![b"after restart".to_vec()]);
 }
