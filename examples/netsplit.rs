@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo run --release --example netsplit` for the story, or with
 //! `--devices N --partitions K --ops N --seed S` for a random run of N actions, and `--json`
-//! for machine-readable output. The exit code is 0 exactly when the verdict is true.
+//! for machine-readable output; `--sender-keys` sends in sender-key mode instead of pairwise
+//! envelopes. The exit code is 0 exactly when the verdict is true.
 
 use splitsafe::clock::Timestamp;
 use splitsafe::group::{Body, Op, Replica, ReplicaConfig, Watermark};
@@ -18,6 +19,7 @@ struct Args {
     ops: Option<usize>,
     seed: u64,
     json: bool,
+    sender_keys: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -27,6 +29,7 @@ fn parse() -> Result<Args, String> {
         ops: None,
         seed: 1,
         json: false,
+        sender_keys: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,9 +44,10 @@ fn parse() -> Result<Args, String> {
             "--ops" => args.ops = Some(value("--ops")? as usize),
             "--seed" => args.seed = value("--seed")?,
             "--json" => args.json = true,
+            "--sender-keys" => args.sender_keys = true,
             "--help" | "-h" => {
                 return Err(
-                    "usage: netsplit [--devices N] [--partitions K] [--ops N] [--seed S] [--json]"
+                    "usage: netsplit [--devices N] [--partitions K] [--ops N] [--seed S] [--json] [--sender-keys]"
                         .into(),
                 )
             }
@@ -68,6 +72,7 @@ fn story(args: &Args) -> Outcome {
         seed: args.seed,
         // Clocks within a second of each other, so the story reads in real-time order.
         max_skew_ms: 1_000,
+        sender_keys: args.sender_keys,
         ..SimConfig::default()
     };
     let mut sim = Sim::new(config);
@@ -79,6 +84,9 @@ fn story(args: &Args) -> Outcome {
             names(&sim.members_seen_by(3))
         );
     };
+    if args.sender_keys {
+        println!("Messages go in sender-key mode: each sender hands its chain to its view in one envelope, then encrypts each message once.");
+    }
     say(
         &sim,
         "The group forms: d0 founds it (the owner), adds d1..d4 and makes d1 and d3 admins; d5, d6, d7 are outside.",
@@ -372,6 +380,7 @@ fn main() -> ExitCode {
                 devices: args.devices,
                 partitions: args.partitions,
                 seed: args.seed,
+                sender_keys: args.sender_keys,
                 ..SimConfig::default()
             };
             let schedule = random_schedule(args.seed, ops.unwrap_or(200), args.partitions);

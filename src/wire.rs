@@ -28,7 +28,7 @@ pub enum ArmorKind {
     Envelope,
     /// A batch of [`SignedOp`]s.
     Operations,
-    /// One [`KeyBundle`](crate::keys::KeyBundle): what a newcomer hands the member who will
+    /// One [`crate::keys::KeyBundle`]: what a newcomer hands the member who will
     /// add it.
     Bundle,
     /// A welcome: the operations a newcomer needs to join a group.

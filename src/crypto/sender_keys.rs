@@ -128,7 +128,18 @@ struct HeldChain {
 /// grace period (a flood of new chains from one member cannot grow the state without bound).
 pub const MAX_CHAINS_PER_SENDER: usize = 4;
 
-/// Sender-key state of one group on one device. Keys are zeroized on drop, never printed.
+/// Sender-key state of one group on one device: this member's own chain and the chains
+/// others handed it. Keys are zeroized on drop, never printed.
+///
+/// A chain serves exactly one view. Before each message, the sender starts a new chain if
+/// its view is no longer the one its chain was handed to (a member added, removed or gone,
+/// a key rotated, its own included; a rank change too, since the view digest covers ranks),
+/// or the chain has sealed [`ChainConfig::max_messages`] messages, or it is older than
+/// [`ChainConfig::max_age_ms`]. The new chain's [`ChainHandoff`] travels in an ordinary
+/// pairwise envelope sealed to the current view ([`Payload::Chain`]), so exactly that view
+/// reads the chain's messages, and a removed member is cut off at the sender's next message
+/// after it learns of the removal, as with pairwise envelopes. Messages are judged as
+/// envelopes are ([`Keyring::open`]); a refusal changes nothing.
 pub struct SenderKeys {
     group: GroupId,
     own: Option<OwnChain>,
@@ -156,8 +167,8 @@ impl SenderKeys {
     }
 
     /// Seals `plaintext` as the next message of this member's chain, starting a new chain
-    /// first (and sealing its handoff to the current view) when the rules of the
-    /// [module docs](self) say so.
+    /// first (and sealing its handoff to the current view) when the rules of
+    /// [`SenderKeys`] say so.
     ///
     /// # Errors
     ///

@@ -8,6 +8,12 @@
 //! item by kind and group and reports [`Event`]s. Time is always an argument, and
 //! randomness too, so a device replays exactly.
 //!
+//! How a device sends to a group is the group's [`MessageMode`]: pairwise envelopes (O(n) per
+//! message, deniable), sender keys (one signed chain per view, handed out in an envelope:
+//! O(1) per message, O(n) per sender at each membership change), or automatically sender
+//! keys above 32 members. Receiving takes both, and `send` returns whichever message the
+//! mode made; the application sends it the same way.
+//!
 //! ```
 //! use splitsafe::device::{Device, DeviceConfig, Event, MemoryStore};
 //! use splitsafe::keys::Identity;
