@@ -4,20 +4,23 @@
 //! bytes of known secrets: an X25519 secret, the pairwise keys derived from it, and the
 //! secret that replaces it at rotation, and the identity's signing secret. Sealing, opening,
 //! rotating, exporting and importing, erasing and finally dropping the keyrings must free no
-//! block that still holds any of them. (This file is its
-//! own test binary, with one test, because the allocator is global.)
+//! block that still holds any of them. Then the same for sender keys, through two devices:
+//! a chain key, the next one, a skipped message key and the chain's signing secret, through
+//! handing out, sealing, opening out of order, a restart from the store, and drop. (This file
+//! is its own test binary, with one test, because the allocator is global.)
 
 mod support;
 
 use rand_core::{Rng as _, SeedableRng};
 use splitsafe::crypto::{Keyring, KeyringConfig, PairwiseKey, SealOptions};
+use splitsafe::device::{Device as Member, DeviceConfig, MemoryStore, MessageMode};
 use splitsafe::keys::Identity;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use support::crypto::{world, Device};
-use support::group::T0;
+use support::group::{identity, T0};
 
-const NEEDLES: usize = 5;
+const NEEDLES: usize = 9;
 
 struct Scanning;
 static ARMED: AtomicBool = AtomicBool::new(false);
@@ -67,9 +70,9 @@ fn hits() -> [usize; NEEDLES] {
     std::array::from_fn(|i| HITS[i].swap(0, Relaxed))
 }
 
-/// The next 32 bytes `rng` will produce, without consuming them.
-fn peek(rng: &rand_chacha::ChaCha20Rng) -> [u8; 32] {
-    let mut bytes = [0; 32];
+/// The next `N` bytes `rng` will produce, without consuming them.
+fn peek<const N: usize>(rng: &rand_chacha::ChaCha20Rng) -> [u8; N] {
+    let mut bytes = [0; N];
     rng.clone().fill_bytes(&mut bytes);
     bytes
 }
@@ -130,7 +133,47 @@ fn no_secret_survives_in_freed_heap_blocks() {
     assert_eq!(hits(), [0; NEEDLES], "erasing the retired secret");
 
     drop((alice.keyring, bob.keyring));
-    let at_end = hits();
+    assert_eq!(hits(), [0; NEEDLES], "dropping the keyrings");
+
+    sender_keys(&mut rng);
     ARMED.store(false, Relaxed);
-    assert_eq!(at_end, [0; NEEDLES], "dropping the keyrings");
+}
+
+/// Carol sends to Dave in sender-key mode; Dave opens out of order and restarts.
+fn sender_keys(rng: &mut rand_chacha::ChaCha20Rng) {
+    let config = DeviceConfig::default();
+    let mut carol = Member::create(MemoryStore::default(), identity(5), config, rng, T0).unwrap();
+    let mut dave = Member::create(MemoryStore::default(), identity(6), config, rng, T0).unwrap();
+    let group = carol.create_group(rng, T0).unwrap();
+    let invitation = carol.invite(group, dave.bundle(), T0 + 1).unwrap();
+    dave.receive(&invitation.welcome.to_bytes(), T0 + 2)
+        .unwrap();
+    carol.set_mode(group, MessageMode::SenderKeys).unwrap();
+    // A new chain draws its id (16 bytes), its key (32), then its signing secret (32).
+    let drawn: [u8; 80] = peek(rng);
+    let chain_key: [u8; 32] = drawn[16..48].try_into().unwrap();
+    let next_key = *blake3::keyed_hash(&chain_key, b"splitsafe v1 chain step").as_bytes();
+    let skipped = *blake3::keyed_hash(&next_key, b"splitsafe v1 chain message key").as_bytes();
+    watch(5, &chain_key);
+    watch(6, &next_key);
+    watch(7, &skipped);
+    watch(8, &drawn[48..80].try_into().unwrap());
+
+    let sent: Vec<_> = (0..3u64)
+        .map(|i| carol.send(group, b"chained", rng, T0 + 10 + i).unwrap())
+        .collect();
+    // Message 2 before 1: the key of 1 is kept as skipped, then used.
+    for i in [0, 2, 1] {
+        dave.receive(&sent[i].to_bytes(), T0 + 20).unwrap();
+    }
+    let mut dave = Member::open(dave.into_store(), config).unwrap();
+    let more = carol.send(group, b"after", rng, T0 + 30).unwrap();
+    dave.receive(&more.to_bytes(), T0 + 31).unwrap();
+    assert_eq!(
+        hits(),
+        [0; NEEDLES],
+        "sender keys: seal, open, skip, restart"
+    );
+    drop((carol, dave));
+    assert_eq!(hits(), [0; NEEDLES], "sender keys: drop");
 }

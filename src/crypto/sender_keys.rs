@@ -142,8 +142,10 @@ pub const MAX_CHAINS_PER_SENDER: usize = 4;
 /// envelopes are ([`Keyring::open`]); a refusal changes nothing.
 pub struct SenderKeys {
     group: GroupId,
-    own: Option<OwnChain>,
-    held: BTreeMap<MemberId, Vec<HeldChain>>,
+    /// Boxed, as the held chains, so that moving this state (a map of groups growing, a
+    /// vector of chains shifting) leaves no copy of a key behind in freed memory.
+    own: Option<Box<OwnChain>>,
+    held: BTreeMap<MemberId, Vec<Box<HeldChain>>>,
 }
 
 impl fmt::Debug for SenderKeys {
@@ -207,12 +209,12 @@ impl SenderKeys {
             let payload = Payload::Chain(chain.handoff()).to_bytes();
             let envelope = keyring.seal(replica, now_ms, &payload, SealOptions::default(), rng)?;
             handoff = Some(envelope.clone());
-            self.own = Some(OwnChain {
+            self.own = Some(Box::new(OwnChain {
                 chain,
                 view,
                 started_ms: now_ms,
                 handoff: envelope,
-            });
+            }));
         }
         let own = self.own.as_mut().expect("a chain was just ensured");
         let stamp = replica.stamp(now_ms);
@@ -265,12 +267,12 @@ impl SenderKeys {
         if chains.iter().any(|held| held.chain.id() == handoff.chain) {
             return Ok(false);
         }
-        chains.push(HeldChain {
+        chains.push(Box::new(HeldChain {
             chain: ReceivingChain::new(handoff, config.window),
             view,
             stamp: opened.stamp,
             superseded_ms: None,
-        });
+        }));
         chains.sort_by_key(|held| held.stamp);
         if chains.len() > MAX_CHAINS_PER_SENDER {
             chains.remove(0);
@@ -450,12 +452,12 @@ impl SenderKeys {
             if chain.handoff().group != group {
                 return Err(BackupError::Invalid("a chain of another group"));
             }
-            keys.own = Some(OwnChain {
+            keys.own = Some(Box::new(OwnChain {
                 chain,
                 view,
                 started_ms,
                 handoff,
-            });
+            }));
         }
         for (sender, bytes) in held {
             let mut body = FrameReader::open(HELD_MAGIC, bytes)?;
@@ -466,12 +468,12 @@ impl SenderKeys {
                 let view = ViewDigest(*body.secret()?);
                 let stamp = Timestamp::from_raw(body.u64()?);
                 let superseded_ms = Some(body.u64()?).filter(|&at| at != u64::MAX);
-                chains.push(HeldChain {
+                chains.push(Box::new(HeldChain {
                     chain,
                     view,
                     stamp,
                     superseded_ms,
-                });
+                }));
             }
             body.end()?;
             keys.held.insert(sender, chains);

@@ -10,6 +10,8 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8] = b"splitsafe receiving chain\0";
+
+type SkippedKey = Box<Zeroizing<[u8; 32]>>;
 /// Bytes per skipped key in an export: index, key, when skipped.
 const SKIPPED_LEN: usize = 4 + 32 + 8;
 
@@ -23,8 +25,9 @@ pub struct ReceivingChain {
     /// The next index not yet derived, and its chain key.
     next: u32,
     key: Zeroizing<[u8; 32]>,
-    /// Message keys of skipped indices, with when they were skipped (local ms).
-    skipped: BTreeMap<u32, (Zeroizing<[u8; 32]>, u64)>,
+    /// Message keys of skipped indices, with when they were skipped (local ms). Boxed, so
+    /// that the map moving its entries leaves no copy of a key behind.
+    skipped: BTreeMap<u32, (SkippedKey, u64)>,
     window: u32,
 }
 
@@ -109,13 +112,13 @@ impl ReceivingChain {
         let index = header.index;
         let after = index.checked_add(1).ok_or(ChainError::Exhausted)?;
         // Derive without touching the state: it changes only if the message opens.
-        let mut staged_skips = Vec::new();
+        let mut staged_skips: Vec<(u32, SkippedKey)> = Vec::new();
         let (message_key, next_key) = if index < self.next {
             let (key, _) = self
                 .skipped
                 .get(&index)
                 .ok_or(ChainError::AlreadyUsed(index))?;
-            (Zeroizing::new(**key), None)
+            (Zeroizing::new(***key), None)
         } else {
             if index - self.next > self.window {
                 return Err(ChainError::TooFarAhead {
@@ -124,10 +127,12 @@ impl ReceivingChain {
                     window: self.window,
                 });
             }
+            // Sized once: a growing vector would leave copies of keys in the blocks it frees.
+            staged_skips.reserve_exact((index - self.next) as usize);
             let mut key = Zeroizing::new(*self.key);
             for skipped in self.next..index {
                 let (message, next) = step(&key);
-                staged_skips.push((skipped, message));
+                staged_skips.push((skipped, Box::new(message)));
                 key = next;
             }
             let (message, next) = step(&key);
@@ -192,7 +197,7 @@ impl ReceivingChain {
         out.put(&(self.skipped.len() as u32).to_be_bytes());
         for (index, (key, at)) in &self.skipped {
             out.put(&index.to_be_bytes());
-            out.put(key.as_ref());
+            out.put(key.as_slice());
             out.put(&at.to_be_bytes());
         }
         out.finish()
@@ -212,7 +217,7 @@ impl ReceivingChain {
         let mut chain = Self::new(&handoff, window);
         for _ in 0..count {
             let index = u32_of(body.take(4)?);
-            let key = body.secret()?;
+            let key = Box::new(body.secret()?);
             let at = body.u64()?;
             if index >= chain.next || chain.skipped.insert(index, (key, at)).is_some() {
                 return Err(BackupError::Invalid("a skipped index out of place"));
