@@ -145,6 +145,10 @@ pub struct SenderKeys {
     /// Boxed, as the held chains, so that moving this state (a map of groups growing, a
     /// vector of chains shifting) leaves no copy of a key behind in freed memory.
     own: Option<Box<OwnChain>>,
+    #[expect(
+        clippy::vec_box,
+        reason = "the box keeps each chain's keys at one address, so moves never copy them"
+    )]
     held: BTreeMap<MemberId, Vec<Box<HeldChain>>>,
 }
 
