@@ -7,7 +7,7 @@ use super::error::OpenError;
 use super::keyring::{KeyId, Keyring, Peers};
 use super::pairwise::HINT_LEN;
 use crate::clock::Timestamp;
-use crate::group::{PositionError, Replica, Standing};
+use crate::group::{GroupId, PositionError, Replica, Standing, Watermark};
 use crate::keys::{MemberId, SignatureBytes, SignedMessage};
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::Tag;
@@ -117,22 +117,13 @@ impl Keyring {
     ) -> Result<Opened, OpenError> {
         envelope.check_shape(self.config.limits)?;
         let header = &envelope.header;
-        if header.group != replica.group() {
-            return Err(OpenError::WrongGroup {
-                expected: replica.group(),
-                found: header.group,
-            });
-        }
-        replica
-            .clock()
-            .check(header.stamp, now_ms)
-            .map_err(OpenError::StampTooFarAhead)?;
-        // Judged before any key is used, refused after the envelope authenticates (except a
-        // sender who was never a member: it has no key to look for).
-        let standing = match replica.standing(&header.sender, header.position) {
-            Err(never @ PositionError::NeverAMember(_)) => return Err(never.into()),
-            judged => judged,
-        };
+        let standing = check_claims(
+            replica,
+            (header.group, header.sender),
+            header.stamp,
+            header.position,
+            now_ms,
+        )?;
         let view = replica.view();
         let unknown = OpenError::UnknownSenderKey {
             sender: header.sender,
@@ -225,6 +216,33 @@ impl Keyring {
             .map_err(OpenError::StampTooFarAhead)?;
         self.commit(header.group, staged.0, staged.1);
         Ok(opened)
+    }
+}
+
+/// What a reader checks of a message's claims before any key is used: its group, its stamp
+/// within the drift bound, and the sender's standing at its position, judged here and
+/// refused after the message authenticates (except a sender who was never a member, refused
+/// at once: it has no key to look for). Shared by envelopes and sender-key messages.
+pub(super) fn check_claims(
+    replica: &Replica,
+    (group, sender): (GroupId, MemberId),
+    stamp: Timestamp,
+    position: Watermark,
+    now_ms: u64,
+) -> Result<Result<Standing, PositionError>, OpenError> {
+    if group != replica.group() {
+        return Err(OpenError::WrongGroup {
+            expected: replica.group(),
+            found: group,
+        });
+    }
+    replica
+        .clock()
+        .check(stamp, now_ms)
+        .map_err(OpenError::StampTooFarAhead)?;
+    match replica.standing(&sender, position) {
+        Err(never @ PositionError::NeverAMember(_)) => Err(never.into()),
+        judged => Ok(judged),
     }
 }
 

@@ -16,9 +16,10 @@
 
 use super::chain::{ChainError, ChainHandoff, ChainId, ChainMessage, ReceivingChain, SendingChain};
 use super::envelope::Limits;
+use super::open::check_claims;
 use super::{Envelope, Keyring, OpenError, Opened, SealError, SealOptions, SenderPolicy};
 use crate::clock::Timestamp;
-use crate::group::{GroupId, PositionError, Replica, Standing, ViewDigest};
+use crate::group::{GroupId, Replica, Standing, ViewDigest};
 use crate::keys::backup::{BackupError, FrameReader, FrameWriter};
 use crate::keys::MemberId;
 use rand_core::CryptoRng;
@@ -307,21 +308,13 @@ impl SenderKeys {
         grace_ms: u64,
     ) -> Result<Opened, OpenError> {
         let header = &message.header;
-        if header.group != self.group {
-            return Err(OpenError::WrongGroup {
-                expected: self.group,
-                found: header.group,
-            });
-        }
-        replica
-            .clock()
-            .check(header.stamp, now_ms)
-            .map_err(OpenError::StampTooFarAhead)?;
-        let standing = match replica.standing(&header.sender, header.position) {
-            Err(never @ PositionError::NeverAMember(_)) => return Err(never.into()),
-            judged => judged,
-        };
-        let standing = standing?;
+        let standing = check_claims(
+            replica,
+            (header.group, header.sender),
+            header.stamp,
+            header.position,
+            now_ms,
+        )??;
         let refused = |standing| OpenError::SenderRefused {
             sender: header.sender,
             standing,
