@@ -8,8 +8,8 @@ mod support;
 
 use proptest::prelude::*;
 use splitsafe::crypto::{
-    ChainConfig, ChainError, ChainSealed, Envelope, KeyringConfig, Limits, OpenError, Payload,
-    SenderKeys, SenderPolicy, SendingChain,
+    ChainConfig, ChainError, ChainSealed, Envelope, KeyringConfig, OpenError, Payload, SenderKeys,
+    SenderPolicy, SendingChain,
 };
 use splitsafe::keys::MemberId;
 use std::collections::BTreeSet;
@@ -109,7 +109,7 @@ impl World {
             .filter_map(|s| Some((self.id(s), self.keys[who].export_held(&self.id(s))?)))
             .collect();
         let rows = exports.iter().map(|(s, e)| (*s, e.as_slice()));
-        self.keys[who] = SenderKeys::import(group, None, rows, Limits::default()).unwrap();
+        self.keys[who] = SenderKeys::import(group, rows).unwrap();
     }
 }
 

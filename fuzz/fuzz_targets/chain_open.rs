@@ -11,7 +11,7 @@ mod group;
 use group::{identity, T0};
 use libfuzzer_sys::fuzz_target;
 use splitsafe::crypto::{
-    ChainConfig, ChainMessage, Keyring, KeyringConfig, Limits, Payload, SenderKeys, SenderPolicy,
+    ChainConfig, ChainMessage, Keyring, KeyringConfig, Payload, SenderKeys, SenderPolicy,
 };
 use splitsafe::group::{Replica, ReplicaConfig};
 use std::sync::OnceLock;
@@ -74,13 +74,7 @@ fn fixture() -> &'static Fixture {
 
 fn held(f: &Fixture) -> SenderKeys {
     let group = f.bob_replica.group();
-    SenderKeys::import(
-        group,
-        None,
-        [(f.alice, f.held.as_slice())],
-        Limits::default(),
-    )
-    .unwrap()
+    SenderKeys::import(group, [(f.alice, f.held.as_slice())]).unwrap()
 }
 
 fuzz_target!(|bytes: &[u8]| {
@@ -103,8 +97,7 @@ fuzz_target!(|bytes: &[u8]| {
         }
         2 => {
             let group = f.bob_replica.group();
-            let _ = SenderKeys::import(group, Some(rest), [], Limits::default());
-            let _ = SenderKeys::import(group, None, [(f.alice, rest)], Limits::default());
+            let _ = SenderKeys::import(group, [(f.alice, rest)]);
             None
         }
         _ => {

@@ -15,7 +15,6 @@
 //! refusal changes nothing.
 
 use super::chain::{ChainError, ChainHandoff, ChainId, ChainMessage, ReceivingChain, SendingChain};
-use super::envelope::Limits;
 use super::open::check_claims;
 use super::{Envelope, Keyring, OpenError, Opened, SealError, SealOptions, SenderPolicy};
 use crate::clock::Timestamp;
@@ -394,21 +393,6 @@ impl SenderKeys {
             .min()
     }
 
-    /// This member's own chain (its signing key included) and the envelope that handed it
-    /// out, for the device's own storage; `None` before the first message.
-    pub fn export_own(&self) -> Option<Zeroizing<Vec<u8>>> {
-        let own = self.own.as_ref()?;
-        let chain = own.chain.export();
-        let handoff = own.handoff.to_cbor();
-        let mut out = FrameWriter::new(OWN_MAGIC, 4 + chain.len() + 32 + 8 + handoff.len());
-        out.put(&(chain.len() as u32).to_be_bytes());
-        out.put(&chain);
-        out.put(&own.view.0);
-        out.put(&own.started_ms.to_be_bytes());
-        out.put(&handoff);
-        Some(out.finish())
-    }
-
     /// The chains of `sender` held here, for the device's own storage; `None` if none.
     pub fn export_held(&self, sender: &MemberId) -> Option<Zeroizing<Vec<u8>>> {
         let chains = self.held.get(sender)?;
@@ -426,36 +410,17 @@ impl SenderKeys {
         Some(out.finish())
     }
 
-    /// Rebuilds the state of `group` from [`export_own`](Self::export_own) and
-    /// [`export_held`](Self::export_held) rows.
+    /// Rebuilds the chains held in `group` from [`export_held`](Self::export_held) rows.
+    /// This member's own chain is never exported: a restarted sender starts a new chain.
     ///
     /// # Errors
     ///
     /// [`BackupError`] saying what was wrong.
     pub fn import<'a>(
         group: GroupId,
-        own: Option<&[u8]>,
         held: impl IntoIterator<Item = (MemberId, &'a [u8])>,
-        limits: Limits,
     ) -> Result<Self, BackupError> {
         let mut keys = Self::new(group);
-        if let Some(bytes) = own {
-            let mut body = FrameReader::open(OWN_MAGIC, bytes)?;
-            let chain = SendingChain::import(take_sized(&mut body)?)?;
-            let view = ViewDigest(*body.secret()?);
-            let started_ms = body.u64()?;
-            let handoff = Envelope::from_cbor(body.rest(), limits)
-                .map_err(|_| BackupError::Invalid("the handoff envelope"))?;
-            if chain.handoff().group != group {
-                return Err(BackupError::Invalid("a chain of another group"));
-            }
-            keys.own = Some(Box::new(OwnChain {
-                chain,
-                view,
-                started_ms,
-                handoff,
-            }));
-        }
         for (sender, bytes) in held {
             let mut body = FrameReader::open(HELD_MAGIC, bytes)?;
             let count = u32::from_be_bytes(body.take(4)?.try_into().expect("4 bytes"));
@@ -479,7 +444,6 @@ impl SenderKeys {
     }
 }
 
-const OWN_MAGIC: &[u8] = b"splitsafe own chain\0";
 const HELD_MAGIC: &[u8] = b"splitsafe held chains\0";
 
 /// A length-prefixed (u32, big-endian) part of a frame.

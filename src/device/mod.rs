@@ -248,8 +248,8 @@ impl<S: Store> Device<S> {
                 .chains
                 .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
                 .map(|((_, sender), bytes)| (*sender, bytes.as_slice()));
-            let keys = SenderKeys::import(*id, None, held, config.keyring.limits)
-                .map_err(|e| corrupt(format!("chains: {e}")))?;
+            let keys =
+                SenderKeys::import(*id, held).map_err(|e| corrupt(format!("chains: {e}")))?;
             let mode = group
                 .mode
                 .map(|code| {

@@ -116,11 +116,6 @@ impl<'a> FrameReader<'a> {
         ))
     }
 
-    /// The rest of the body.
-    pub(crate) fn rest(self) -> &'a [u8] {
-        self.body
-    }
-
     /// The body is used up.
     pub(crate) fn end(self) -> Result<(), BackupError> {
         if self.body.is_empty() {

@@ -1,16 +1,14 @@
-//! A sender's own chain.
+//! A sender's own chain. It is never exported: a store that could be rolled back must not
+//! make a chain use a message key twice, so a restarted sender starts a new chain.
 
 use super::{signed_bytes, step, ChainError, ChainHandoff, ChainHeader, ChainId, ChainMessage};
 use crate::clock::Timestamp;
 use crate::crypto::content::ContentKey;
 use crate::group::{GroupId, Watermark};
-use crate::keys::backup::{BackupError, FrameReader, FrameWriter};
 use crate::keys::{Identity, MemberId};
 use rand_core::CryptoRng;
 use std::fmt;
 use zeroize::Zeroizing;
-
-const MAGIC: &[u8] = b"splitsafe sending chain\0";
 
 /// A sender's own chain in one group. Its keys are zeroized on drop and never printed.
 pub struct SendingChain {
@@ -121,30 +119,5 @@ impl SendingChain {
             ciphertext,
             signature,
         })
-    }
-
-    /// The whole chain, signing key included, in a versioned, checksummed frame zeroized on
-    /// drop: for the sender's own storage only.
-    pub fn export(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = FrameWriter::new(MAGIC, ChainHandoff::LEN + 32);
-        out.put(&self.handoff().to_bytes());
-        out.put(self.signing.secret_bytes().as_ref());
-        out.finish()
-    }
-
-    /// Reads an [`export`](Self::export).
-    ///
-    /// # Errors
-    ///
-    /// [`BackupError`] saying what was wrong.
-    pub fn import(bytes: &[u8]) -> Result<Self, BackupError> {
-        let mut body = FrameReader::open(MAGIC, bytes)?;
-        let handoff = ChainHandoff::from_bytes(body.take(ChainHandoff::LEN)?)?;
-        let signing = Identity::from_secret_bytes(*body.secret()?);
-        body.end()?;
-        if signing.id() != handoff.verifying_key {
-            return Err(BackupError::Invalid("the signing key is not the chain's"));
-        }
-        Ok(Self::restore(&handoff, signing))
     }
 }
