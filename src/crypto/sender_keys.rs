@@ -241,15 +241,12 @@ impl SenderKeys {
 
     /// The latest chain of `sender` held here.
     pub fn holds(&self, sender: &MemberId) -> Option<ChainId> {
-        self.held
-            .get(sender)?
-            .iter()
-            .max_by_key(|held| held.stamp)
-            .map(|held| held.chain.id())
+        // Kept in stamp order by `install`.
+        self.held.get(sender)?.last().map(|held| held.chain.id())
     }
 
     /// Installs a chain handed over in an envelope from `opened.sender`, sealed to `view`:
-    /// returns whether it is new here. A chain already held is kept as it is (installing it
+    /// returns whether it is new here and kept. A chain already held is kept as it is (installing it
     /// again would give back message keys already used or erased).
     ///
     /// # Errors
@@ -285,7 +282,8 @@ impl SenderKeys {
         for held in &mut chains[..newest] {
             held.superseded_ms.get_or_insert(now_ms);
         }
-        Ok(true)
+        // A handoff older than every chain held, with the cap reached, is dropped at once.
+        Ok(chains.iter().any(|held| held.chain.id() == handoff.chain))
     }
 
     /// Opens a chain message at local time `now_ms`, judging its sender by `replica` and
