@@ -129,14 +129,17 @@ impl MemberId {
 /// assert!(!format!("{identity:?}").contains("0707"));
 /// ```
 pub struct Identity {
-    signing: SigningKey,
+    /// Boxed, so that moving an identity (or a keyring, or a device holding one) moves a
+    /// pointer and the secret is zeroized where it lives, never left behind in a freed
+    /// buffer.
+    signing: Box<SigningKey>,
 }
 
 impl Identity {
     /// A fresh identity from a cryptographically secure random source.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         Self {
-            signing: SigningKey::generate(rng),
+            signing: Box::new(SigningKey::generate(rng)),
         }
     }
 
@@ -144,7 +147,7 @@ impl Identity {
     pub fn from_secret_bytes(secret: [u8; 32]) -> Self {
         let secret = zeroize::Zeroizing::new(secret);
         Self {
-            signing: SigningKey::from_bytes(&secret),
+            signing: Box::new(SigningKey::from_bytes(&secret)),
         }
     }
 
