@@ -600,3 +600,519 @@ fn a_chain_split_across_two_replicas_converges_in_one_round() {
     assert_eq!(a.summary(), b.summary());
     assert!(a.missing_for(&b.summary()).unwrap().is_empty());
 }
+
+// ---- Convergence when authors fork their chains or lie about them (issue 19) ----
+
+use splitsafe::group::{OpId, SignedOp};
+use splitsafe::keys::Identity;
+use support::group::{check_delivery_paths, naive_fold, view_map};
+
+/// Signs an operation with every field chosen by its author.
+fn craft(
+    who: &Identity,
+    group: splitsafe::group::GroupId,
+    seq: u64,
+    prev: OpId,
+    at_ms: u64,
+    body: Body,
+) -> SignedOp {
+    Op {
+        group,
+        author: who.id(),
+        seq,
+        prev,
+        timestamp: Timestamp::from_physical(at_ms),
+        body,
+    }
+    .sign(who)
+}
+
+/// O founds; adds A1 (1), A2 (2), M1 (3), M2 (4); makes A1 and A2 admins. Returns the owner's
+/// replica, the genesis and every operation so far.
+fn ranked_group() -> (Replica, SignedOp, Vec<SignedOp>) {
+    let (mut owner, genesis, founder) = found();
+    let mut ops = vec![genesis.clone()];
+    for i in 1..=4 {
+        ops.push(
+            owner
+                .add(&founder, bundle(&identity(i), i, T0), T0 + u64::from(i))
+                .unwrap()
+                .0,
+        );
+    }
+    for i in 1..=2 {
+        ops.push(
+            owner
+                .promote(&founder, identity(i).id(), T0 + 4 + u64::from(i))
+                .unwrap()
+                .0,
+        );
+    }
+    (owner, genesis, ops)
+}
+
+#[test]
+fn a_pinned_branch_stands_through_every_delivery_path() {
+    let (mut owner, genesis, mut ops) = ranked_group();
+    let (a1, m1) = (identity(1), identity(3));
+    let mut at_a1 = owner.clone();
+    let (remove_m1, _) = at_a1.remove(&a1, m1.id(), T0 + 7_000).unwrap();
+    let (rotate, _) = at_a1
+        .rotate(&a1, bundle(&a1, 11, T0 + 7_000), T0 + 7_000)
+        .unwrap();
+    owner.ingest_batch(vec![remove_m1.clone(), rotate.clone()], T0 + 7_001);
+    let (remove_a1, _) = owner.remove(&identity(0), a1.id(), T0 + 8_000).unwrap();
+    let watermark = match remove_a1.op().body {
+        Body::Remove { watermark, .. } => watermark,
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        watermark,
+        Watermark {
+            seq: 2,
+            op: rotate.id()
+        }
+    );
+    // Crafted after her removal: a second seq 1 that re-adds M1, stamped before her removal
+    // of M1.
+    let forged = craft(
+        &a1,
+        owner.group(),
+        1,
+        Op::NO_PREV,
+        T0 + 6_999,
+        Body::Add {
+            bundle: bundle(&m1, 3, T0),
+            watermark: Watermark::NONE,
+        },
+    );
+    ops.extend([remove_m1.clone(), rotate.clone(), remove_a1, forged]);
+    let expected = naive_fold(&ops);
+    assert!(
+        !expected.contains_key(&m1.id().0),
+        "the pinned removal of M1 stands"
+    );
+    check_delivery_paths(&genesis, &ops, 1).unwrap();
+    // Every order of the last four, one at a time.
+    let tail = ops.len() - 4;
+    for perm in permutations(4) {
+        let order = ops[..tail]
+            .iter()
+            .chain(perm.iter().map(|i| &ops[tail + i]));
+        let replica = support::group::replay(&genesis, order);
+        assert_eq!(view_map(&replica), expected, "order {perm:?}");
+        assert_eq!(replica.is_effective(&remove_m1.id()), Some(true));
+    }
+}
+
+#[test]
+fn a_member_branch_pinned_by_a_re_add_survives_its_own_equivocation() {
+    let (mut owner, genesis, mut ops) = ranked_group();
+    let (a1, m1) = (identity(1), identity(3));
+    let mut at_m1 = owner.clone();
+    let first = at_m1
+        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
+        .unwrap()
+        .0;
+    let second = at_m1
+        .rotate(&m1, bundle(&m1, 32, T0 + 101), T0 + 101)
+        .unwrap()
+        .0;
+    owner.ingest_batch(vec![first.clone(), second.clone()], T0 + 102);
+    let remove = owner.remove(&identity(0), m1.id(), T0 + 200).unwrap().0;
+    let mut at_a1 = owner.clone();
+    let readd = at_a1
+        .add(&a1, bundle(&m1, 33, T0 + 300), T0 + 300)
+        .unwrap()
+        .0;
+    let fork = craft(&m1, owner.group(), 1, Op::NO_PREV, T0 + 50, Body::Leave);
+    ops.extend([first.clone(), second.clone(), remove, readd, fork]);
+    check_delivery_paths(&genesis, &ops, 2).unwrap();
+    let replica = support::group::replay(&genesis, ops.iter().rev());
+    assert_eq!(replica.is_effective(&second.id()), Some(true));
+    assert!(replica.is_member(&m1.id()));
+}
+
+/// All orderings of 0..n.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for rest in permutations(n - 1) {
+        for at in 0..=rest.len() {
+            let mut p = rest.clone();
+            p.insert(at, n - 1);
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_op_naming_a_foreign_predecessor_is_dropped_whatever_the_order() {
+    let (mut owner, genesis, mut ops) = ranked_group();
+    let m1 = identity(3);
+    let mut at_m1 = owner.clone();
+    let one = at_m1
+        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
+        .unwrap()
+        .0;
+    let two = at_m1
+        .rotate(&m1, bundle(&m1, 32, T0 + 101), T0 + 101)
+        .unwrap()
+        .0;
+    owner.ingest(one.clone(), T0 + 102).unwrap();
+    // Seq 3 naming the owner's add of M1 as its predecessor: it can never be on a chain.
+    let junk = craft(&m1, owner.group(), 3, ops[3].id(), T0 + 150, Body::Leave);
+    // And seq 2 naming M1's own op at 1 from the wrong number: seq 3 with prev = seq 1.
+    let skip = craft(&m1, owner.group(), 3, one.id(), T0 + 151, Body::Leave);
+    let mut early = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
+    for op in [&junk, &skip] {
+        assert_eq!(
+            early.ingest(op.clone(), T0 + 200).unwrap().status,
+            Status::Quarantined
+        );
+    }
+    early.ingest_batch(ops.clone(), T0 + 200);
+    early.ingest(one.clone(), T0 + 200).unwrap();
+    let mut late = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
+    late.ingest_batch(ops.clone(), T0 + 200);
+    late.ingest(one.clone(), T0 + 200).unwrap();
+    for op in [&junk, &skip] {
+        assert_eq!(
+            late.ingest(op.clone(), T0 + 200).unwrap().status,
+            Status::Dropped
+        );
+    }
+    assert_eq!(
+        early.quarantined().count(),
+        0,
+        "what became droppable was dropped"
+    );
+    assert_eq!(early.summary(), late.summary());
+    // Nor do they starve M1's genuine later operation.
+    early.ingest(two.clone(), T0 + 300).unwrap();
+    assert_eq!(early.is_effective(&two.id()), Some(true));
+    ops.extend([one, two, junk, skip]);
+    check_delivery_paths(&genesis, &ops, 3).unwrap();
+}
+
+#[test]
+fn strangers_neither_crowd_out_members_nor_travel_by_sync() {
+    let (owner, genesis, _) = ranked_group();
+    let now = T0 + 1_000;
+    let stranger = |n: u64| {
+        let who = Identity::from_secret_bytes(*blake3::hash(&n.to_le_bytes()).as_bytes());
+        craft(&who, owner.group(), 1, Op::NO_PREV, now, Body::Leave)
+    };
+    let limit = ReplicaConfig::default().quarantine_limit as u64;
+    let mut bob = copy_of(&owner, &genesis, now);
+    let mut carol = copy_of(&owner, &genesis, now);
+    bob.ingest_batch((0..limit).map(stranger).collect(), now);
+    carol.ingest_batch((limit..2 * limit).map(stranger).collect(), now);
+    assert_eq!(bob.quarantined().count() as u64, limit);
+    // Not summarised, not offered: two crowds do not keep sync talking.
+    assert_eq!(bob.summary(), carol.summary());
+    assert!(bob.missing_for(&carol.summary()).unwrap().is_empty());
+    // A member's operation that must wait is kept beside a full pen of strangers.
+    let m1 = identity(3);
+    let mut at_m1 = copy_of(&owner, &genesis, now);
+    let one = at_m1.rotate(&m1, bundle(&m1, 31, now), now).unwrap().0;
+    let two = at_m1.rotate(&m1, bundle(&m1, 32, now), now + 1).unwrap().0;
+    assert_eq!(
+        bob.ingest(two.clone(), now + 2).unwrap().status,
+        Status::Quarantined
+    );
+    bob.ingest(one, now + 3).unwrap();
+    assert_eq!(bob.is_effective(&two.id()), Some(true));
+}
+
+#[test]
+fn a_removed_member_cannot_make_replicas_log_its_equivocations() {
+    let (mut owner, genesis, _) = ranked_group();
+    let m1 = identity(3);
+    let mut at_m1 = owner.clone();
+    let rotation = at_m1
+        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
+        .unwrap()
+        .0;
+    owner.ingest(rotation, T0 + 101).unwrap();
+    owner.remove(&identity(0), m1.id(), T0 + 200).unwrap();
+    let (digest, logged) = (owner.view().digest(), owner.op_count());
+    let flood: Vec<SignedOp> = (0..600)
+        .map(|i| {
+            craft(
+                &m1,
+                owner.group(),
+                1,
+                Op::NO_PREV,
+                T0 + 300 + i,
+                Body::Leave,
+            )
+        })
+        .collect();
+    owner.ingest_batch(flood.clone(), T0 + 1_000);
+    assert_eq!(
+        owner.op_count(),
+        logged,
+        "nothing off the pinned branch is logged"
+    );
+    assert_eq!(owner.view().digest(), digest);
+    let per_author = ReplicaConfig::default().quarantine_per_author;
+    assert!(owner.quarantined().count() <= per_author);
+    // The same holds for a replica that learns the removal and the flood in one batch.
+    let mut fresh = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
+    let mut all: Vec<SignedOp> = flood;
+    all.extend(owner.ops().cloned());
+    fresh.ingest_batch(all, T0 + 1_000);
+    assert_eq!(fresh.op_count(), logged);
+    assert_eq!(fresh.view().digest(), digest);
+}
+
+#[test]
+fn a_future_dated_genesis_names_its_owner_without_panicking() {
+    let founder = identity(0);
+    let genesis = craft(
+        &founder,
+        Op::NO_GROUP,
+        1,
+        Op::NO_PREV,
+        T0 + 365 * 24 * 3_600_000,
+        Body::Create {
+            nonce: [1; 16],
+            founder: bundle(&founder, 0, T0),
+        },
+    );
+    let replica = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
+    assert_eq!(replica.held().count(), 1);
+    assert_eq!(replica.owner(), founder.id());
+    let loaded = Replica::load(&replica.save(), ReplicaConfig::default(), 1 << 20, T0).unwrap();
+    assert_eq!(loaded.replica.owner(), founder.id());
+}
+
+#[test]
+fn a_replayed_operation_is_a_duplicate_before_its_signature_is_checked() {
+    let (owner, genesis, ops) = ranked_group();
+    let mut replica = copy_of(&owner, &genesis, T0 + 100);
+    // The same content with a broken signature: it changes nothing, so it is not verified.
+    let mut bytes = ops[2].to_cbor();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let replayed = SignedOp::from_cbor(&bytes).unwrap();
+    assert!(replayed.verify().is_err());
+    assert_eq!(
+        replica.ingest(replayed, T0 + 100).unwrap().status,
+        Status::Duplicate
+    );
+    // A fresh operation with a broken signature is still refused.
+    let m1 = identity(3);
+    let mut at_m1 = owner.clone();
+    let fresh = at_m1
+        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
+        .unwrap()
+        .0;
+    let mut bytes = fresh.to_cbor();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let broken = SignedOp::from_cbor(&bytes).unwrap();
+    assert!(matches!(
+        replica.ingest(broken, T0 + 100),
+        Err(IngestError::Signature(_))
+    ));
+}
+
+#[test]
+fn an_owner_restored_from_an_old_copy_keeps_the_group() {
+    let (mut owner, genesis, mut ops) = ranked_group();
+    let backup = owner.clone();
+    let founder = identity(0);
+    // The owner goes on; then a device restored from the backup acts at the same numbers.
+    let original = owner
+        .remove(&founder, identity(4).id(), T0 + 100)
+        .unwrap()
+        .0;
+    let mut restored = backup;
+    let fork = restored
+        .remove(&founder, identity(3).id(), T0 + 200)
+        .unwrap()
+        .0;
+    assert_eq!(original.op().seq, fork.op().seq);
+    ops.extend([original.clone(), fork.clone()]);
+    check_delivery_paths(&genesis, &ops, 4).unwrap();
+    // The earlier-stamped branch stands, the other is void; nothing else is lost.
+    restored.ingest(original.clone(), T0 + 300).unwrap();
+    owner.ingest(fork.clone(), T0 + 300).unwrap();
+    for r in [&owner, &restored] {
+        assert_eq!(r.is_effective(&original.id()), Some(true));
+        assert_eq!(r.is_effective(&fork.id()), Some(false));
+        assert!(r.is_member(&identity(1).id()) && !r.is_member(&identity(4).id()));
+    }
+    // The restored device continues on the standing branch, and its action takes effect.
+    let again = restored
+        .remove(&founder, identity(3).id(), T0 + 400)
+        .unwrap()
+        .0;
+    assert_eq!(again.op().prev, original.id());
+    owner.ingest(again.clone(), T0 + 500).unwrap();
+    assert_eq!(owner.is_effective(&again.id()), Some(true));
+    assert!(!owner.is_member(&identity(3).id()));
+    // An owner operation at seq 1 that is not the genesis does not void the genesis.
+    let second_one = craft(&founder, owner.group(), 1, Op::NO_PREV, T0 - 5, Body::Leave);
+    owner.ingest(second_one.clone(), T0 + 600).unwrap();
+    assert_eq!(owner.is_effective(&genesis.id()), Some(true));
+    assert_eq!(owner.is_effective(&second_one.id()), Some(false));
+    assert!(owner.is_member(&founder.id()));
+}
+
+#[test]
+fn a_watermark_pins_only_the_subjects_operation_at_its_number() {
+    let (mut owner, genesis, ops) = ranked_group();
+    let m1 = identity(3);
+    let mut at_m1 = owner.clone();
+    let honest = at_m1
+        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
+        .unwrap()
+        .0;
+    let fork = craft(&m1, owner.group(), 1, Op::NO_PREV, T0 + 101, Body::Leave);
+    owner.ingest(honest.clone(), T0 + 102).unwrap();
+    let founder = identity(0);
+    let outcome = |watermark: Watermark| {
+        let mut r = owner.clone();
+        let body = Body::Remove {
+            member: m1.id(),
+            watermark,
+        };
+        let removal = craft(
+            &founder,
+            r.group(),
+            8,
+            r.ops()
+                .filter(|o| o.op().author == founder.id())
+                .last()
+                .unwrap()
+                .id(),
+            T0 + 200,
+            body,
+        );
+        r.ingest(removal.clone(), T0 + 200).unwrap();
+        r.ingest(fork.clone(), T0 + 201).unwrap();
+        let mut all = ops.clone();
+        all.extend([honest.clone(), removal, fork.clone()]);
+        check_delivery_paths(&genesis, &all, 5).unwrap();
+        r.is_effective(&honest.id())
+    };
+    // Naming the operation at its number pins it: the honest branch stands.
+    assert_eq!(
+        outcome(Watermark {
+            seq: 1,
+            op: honest.id()
+        }),
+        Some(true)
+    );
+    // Another author's operation, the right operation at a wrong number, an unknown one: no
+    // pin, and the fork voids both.
+    assert_eq!(
+        outcome(Watermark {
+            seq: 1,
+            op: ops[1].id()
+        }),
+        Some(false)
+    );
+    assert_eq!(
+        outcome(Watermark {
+            seq: 2,
+            op: honest.id()
+        }),
+        Some(false)
+    );
+    assert_eq!(
+        outcome(Watermark {
+            seq: 1,
+            op: OpId([9; 32])
+        }),
+        Some(false)
+    );
+    // A leave does not pin its author's own chain.
+    let mut r = owner.clone();
+    let leave = at_m1.leave(&m1, T0 + 300).unwrap().0;
+    r.ingest(leave, T0 + 300).unwrap();
+    r.ingest(fork.clone(), T0 + 301).unwrap();
+    assert_eq!(r.is_effective(&honest.id()), Some(false));
+}
+
+#[test]
+fn an_honest_watermark_stops_below_a_fork() {
+    let (mut owner, _genesis, _) = ranked_group();
+    let m1 = identity(3);
+    let mut at_m1 = owner.clone();
+    let one = at_m1
+        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
+        .unwrap()
+        .0;
+    let two = at_m1
+        .rotate(&m1, bundle(&m1, 32, T0 + 101), T0 + 101)
+        .unwrap()
+        .0;
+    let twin = craft(&m1, owner.group(), 2, one.id(), T0 + 102, Body::Leave);
+    owner.ingest_batch(vec![one.clone(), two, twin], T0 + 103);
+    let removal = owner.remove(&identity(0), m1.id(), T0 + 200).unwrap().0;
+    match removal.op().body {
+        Body::Remove { watermark, .. } => assert_eq!(
+            watermark,
+            Watermark {
+                seq: 1,
+                op: one.id()
+            }
+        ),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_rank_about_an_identity_never_added_takes_effect() {
+    let (mut owner, genesis, mut ops) = ranked_group();
+    let (founder, x) = (identity(0), identity(9));
+    let promote = owner.promote(&founder, x.id(), T0 + 100).unwrap().0;
+    assert_eq!(owner.is_effective(&promote.id()), Some(true));
+    assert!(!owner.is_member(&x.id()));
+    // X has been an admin: an admin may not add it, the owner may, and it joins as an admin.
+    let mut at_a1 = owner.clone();
+    assert!(matches!(
+        at_a1.add(&identity(1), bundle(&x, 9, T0), T0 + 200),
+        Err(ActionError::NotPermitted { .. })
+    ));
+    let add = owner.add(&founder, bundle(&x, 9, T0), T0 + 300).unwrap().0;
+    assert_eq!(owner.view().rank(&x.id()), Some(Rank::Admin));
+    ops.extend([promote, add]);
+    check_delivery_paths(&genesis, &ops, 6).unwrap();
+}
+
+#[test]
+fn a_backdated_leave_takes_effect_but_loses_to_the_add() {
+    let (owner, genesis, mut ops) = ranked_group();
+    let m1 = identity(3);
+    let leave = craft(&m1, owner.group(), 1, Op::NO_PREV, T0 - 1_000, Body::Leave);
+    let mut replica = owner.clone();
+    replica.ingest(leave.clone(), T0 + 100).unwrap();
+    assert_eq!(replica.is_effective(&leave.id()), Some(true));
+    assert!(replica.is_member(&m1.id()), "the add's later stamp wins");
+    let rotate = craft(
+        &m1,
+        owner.group(),
+        2,
+        leave.id(),
+        T0 + 101,
+        Body::Rotate {
+            bundle: bundle(&m1, 31, T0 + 101),
+        },
+    );
+    replica.ingest(rotate.clone(), T0 + 102).unwrap();
+    assert_eq!(
+        replica.is_effective(&rotate.id()),
+        Some(true),
+        "and it disables nothing"
+    );
+    ops.extend([leave, rotate]);
+    check_delivery_paths(&genesis, &ops, 7).unwrap();
+}

@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use splitsafe::group::{Body, Replica, ReplicaConfig, SignedOp};
 use splitsafe::lww::LwwSet;
 use support::group::{
-    bundle, identity, naive_fold, play, replay, sync_until_quiet, view_map, Step, DEVICES, T0,
+    bundle, check_delivery_paths, craft_all, identity, naive_fold, play, replay, sync_until_quiet,
+    view_map, Crafted, Step, DEVICES, T0,
 };
 
 /// One random step; device indices below [`DEVICES`].
@@ -38,8 +39,71 @@ fn history_and_order() -> impl Strategy<Value = (Vec<Step>, Vec<usize>)> {
     })
 }
 
+/// An operation a removed admin crafts (see [`Crafted`]).
+fn crafted() -> impl Strategy<Value = Crafted> {
+    (
+        0u64..5,
+        0u8..3,
+        0u64..9_000,
+        0u8..4,
+        0..DEVICES,
+        any::<bool>(),
+    )
+        .prop_map(|(seq, prev, at, body, target, early)| Crafted {
+            seq,
+            prev,
+            at,
+            body,
+            target,
+            early,
+        })
+}
+
 proptest! {
     #![proptest_config(support::config_with_cases(64))]
+
+    /// The view is a function of the set of operations held, on every path they can take:
+    /// one at a time in either order, in one batch, in random batches (operations before
+    /// their predecessors and before the operations that pin them), through snapshots taken
+    /// half-way, and by sync; with a removed admin's equivocations at, below and above its
+    /// removal's watermark, and forks by other members. Each path shows the naive fold's
+    /// view, one digest and one summary.
+    #[test]
+    fn every_delivery_path_shows_the_naive_folds_view_under_forks(
+        steps in history(),
+        crafted in proptest::collection::vec(crafted(), 0..5),
+        forks in proptest::collection::vec((0..DEVICES, 1u64..4, 0u64..9_000), 0..3),
+        seed in any::<u64>(),
+    ) {
+        let (genesis, mut ops) = play(&steps);
+        let mut owner = replay(&genesis, &ops);
+        if let Ok((removal, _)) = owner.remove(&identity(0), identity(1).id(), T0 + 5_000) {
+            ops.push(removal);
+        }
+        let made = craft_all(&identity(1), owner.group(), &ops, &crafted);
+        ops.extend(made);
+        for (device, seq, at) in forks {
+            let parent = ops
+                .iter()
+                .find(|o| o.op().author == identity(device).id() && o.op().seq + 1 == seq)
+                .map(SignedOp::id);
+            let prev = if seq == 1 { Some(splitsafe::group::Op::NO_PREV) } else { parent };
+            if let Some(prev) = prev {
+                let op = splitsafe::group::Op {
+                    group: owner.group(),
+                    author: identity(device).id(),
+                    seq,
+                    prev,
+                    timestamp: splitsafe::clock::Timestamp::from_physical(T0 + at),
+                    body: Body::Leave,
+                };
+                ops.push(op.sign(&identity(device)));
+            }
+        }
+        if let Err(e) = check_delivery_paths(&genesis, &ops, seed) {
+            return Err(TestCaseError::fail(e));
+        }
+    }
 
     #[test]
     fn every_delivery_order_with_duplicates_gives_one_view((steps, order) in history_and_order()) {

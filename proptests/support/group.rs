@@ -245,6 +245,22 @@ pub fn naive_fold(ops: &[SignedOp]) -> BTreeMap<[u8; 32], ([u8; 32], u8)> {
             .filter(|o| o.op().author == author && o.op().seq == seq)
             .count()
     };
+    // Nothing pins the owner's chain: at a fork, the earliest stamped operation whose
+    // predecessor is on it stays on it (the genesis at 1).
+    let mut owner_chain = std::collections::BTreeSet::new();
+    let mut at = ops
+        .iter()
+        .find(|op| matches!(op.op().body, Body::Create { .. }))
+        .map(SignedOp::id);
+    while let Some(id) = at {
+        owner_chain.insert(id);
+        at = live
+            .iter()
+            .filter(|o| o.op().author == owner && o.op().prev == id)
+            .filter(|o| o.op().seq == by_id[&id].op().seq + 1)
+            .min_by_key(|o| o.stamp())
+            .map(|o| o.id());
+    }
     let ancestors = |op: &SignedOp| {
         let mut out = vec![op.id()];
         let mut at = op;
@@ -308,19 +324,27 @@ pub fn naive_fold(ops: &[SignedOp]) -> BTreeMap<[u8; 32], ([u8; 32], u8)> {
         let pinned = |author: MemberId, id: OpId| {
             live.iter().filter(|o| eff(&o.id())).any(|o| {
                 o.op().body.subject().is_some_and(|(s, w)| {
+                    // Only a watermark naming the subject's operation at its number pins.
                     s == author
-                        && by_id
-                            .get(&w.op)
-                            .is_some_and(|p| connected(p) && ancestors(p).contains(&id))
+                        && by_id.get(&w.op).is_some_and(|p| {
+                            p.op().author == author
+                                && p.op().seq == w.seq
+                                && connected(p)
+                                && ancestors(p).contains(&id)
+                        })
                 })
             })
         };
         let judge = |op: &SignedOp| -> bool {
             let (author, seq) = (op.op().author, op.op().seq);
-            let on_chain = ancestors(op).iter().all(|a| {
-                let a_seq = by_id[a].op().seq;
-                at_seq(author, a_seq) == 1 || pinned(author, *a)
-            });
+            let on_chain = if author == owner {
+                owner_chain.contains(&op.id())
+            } else {
+                ancestors(op).iter().all(|a| {
+                    let a_seq = by_id[a].op().seq;
+                    at_seq(author, a_seq) == 1 || pinned(author, *a)
+                })
+            };
             let genesis = matches!(op.op().body, Body::Create { .. });
             let authorized = match &op.op().body {
                 Body::Create { .. } => author == owner,
@@ -416,7 +440,6 @@ pub fn removed_admin_attack(
     crafted: &[Crafted],
     crafted_first: bool,
 ) -> Result<(), String> {
-    use splitsafe::group::{Body, Op, OpId, Rank, Watermark};
     let (genesis, mut ops) = play(steps);
     let mut owner_view = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
     owner_view.ingest_batch(ops.clone(), T0 + 1_000);
@@ -429,50 +452,7 @@ pub fn removed_admin_attack(
     if reference.is_member(&one.id()) {
         return Ok(());
     }
-    let own: Vec<&SignedOp> = ops.iter().filter(|o| o.op().author == one.id()).collect();
-    let mut made: Vec<SignedOp> = Vec::new();
-    for c in crafted {
-        let seq = c.seq.max(1);
-        let found = match c.prev {
-            _ if seq == 1 => Some(Op::NO_PREV),
-            0 => own.iter().find(|o| o.op().seq == seq - 1).map(|o| o.id()),
-            1 => made
-                .iter()
-                .rev()
-                .find(|o| o.op().seq == seq - 1)
-                .map(|o| o.id()),
-            _ => own.last().map(|o| o.id()),
-        };
-        let prev = found.unwrap_or(OpId([seq as u8; 32]));
-        let target = identity(c.target % DEVICES).id();
-        let body = match c.body {
-            0 if target != one.id() => Body::Remove {
-                member: target,
-                watermark: Watermark::NONE,
-            },
-            1 => Body::Add {
-                bundle: bundle(&identity(7), 7, T0),
-                watermark: Watermark::NONE,
-            },
-            2 if target != one.id() => Body::Rank {
-                member: target,
-                rank: Rank::Admin,
-                watermark: Watermark::NONE,
-            },
-            _ => Body::Leave,
-        };
-        let at = c.at % 100_000;
-        let stamp = if c.early { T0 + at } else { T0 + 6_000 + at };
-        let op = Op {
-            group: reference.group(),
-            author: one.id(),
-            seq,
-            prev,
-            timestamp: Timestamp::from_physical(stamp),
-            body,
-        };
-        made.push(op.sign(&one));
-    }
+    let made = craft_all(&one, reference.group(), &ops, crafted);
     let order: Vec<&SignedOp> = if crafted_first {
         made.iter().chain(&ops).collect()
     } else {
@@ -497,4 +477,147 @@ pub fn removed_admin_attack(
         return Err(format!("crafted {op:?} takes effect"));
     }
     Ok(())
+}
+
+/// Every way the differential tests deliver a set of operations to a fresh replica: one at a
+/// time in the order given and reversed (each twice), in one batch, in seeded random batches
+/// of random sizes, half through a snapshot (saved and loaded, then the rest), and by sync
+/// from a replica that holds them all. Returns each path's name and replica.
+pub fn delivery_paths(genesis: &SignedOp, ops: &[SignedOp], seed: u64) -> Vec<(String, Replica)> {
+    use rand_core::{Rng as _, SeedableRng};
+    let now = T0 + 1_000;
+    let fresh = || Replica::join(genesis, ReplicaConfig::default(), T0).unwrap();
+    let one_by_one = |order: Vec<&SignedOp>| {
+        let mut r = fresh();
+        for op in order.iter().chain(&order) {
+            r.ingest((*op).clone(), now).unwrap();
+        }
+        r
+    };
+    let mut paths = vec![
+        ("in order".to_string(), one_by_one(ops.iter().collect())),
+        (
+            "reversed".to_string(),
+            one_by_one(ops.iter().rev().collect()),
+        ),
+    ];
+    let mut batch = fresh();
+    batch.ingest_batch(ops.to_vec(), now);
+    paths.push(("one batch".to_string(), batch));
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    for round in 0..3 {
+        let mut shuffled = ops.to_vec();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        let mut r = fresh();
+        let mut rest = &shuffled[..];
+        while !rest.is_empty() {
+            let take = 1 + (rng.next_u64() % 4) as usize;
+            let (now_batch, later) = rest.split_at(take.min(rest.len()));
+            r.ingest_batch(now_batch.to_vec(), now);
+            rest = later;
+        }
+        paths.push((format!("random batches {round}"), r));
+        let half = shuffled.len() / 2;
+        let mut first = fresh();
+        first.ingest_batch(shuffled[..half].to_vec(), now);
+        let mut loaded = Replica::load(&first.save(), ReplicaConfig::default(), 1 << 24, now)
+            .expect("a saved replica loads")
+            .replica;
+        for op in &shuffled[half..] {
+            loaded.ingest(op.clone(), now).unwrap();
+        }
+        let reloaded = Replica::load(&loaded.save(), ReplicaConfig::default(), 1 << 24, now)
+            .expect("a saved replica loads")
+            .replica;
+        paths.push((format!("half through a snapshot {round}"), loaded));
+        paths.push((format!("snapshot of everything {round}"), reloaded));
+    }
+    let mut synced = fresh();
+    let full = paths[0].1.clone();
+    sync_until_quiet(&mut synced, &mut full.clone(), now);
+    paths.push(("sync".to_string(), synced));
+    paths
+}
+
+/// Checks that every delivery path of `ops` shows the naive fold's view of them, with one
+/// digest and one summary.
+pub fn check_delivery_paths(genesis: &SignedOp, ops: &[SignedOp], seed: u64) -> Result<(), String> {
+    let expected = naive_fold(ops);
+    let paths = delivery_paths(genesis, ops, seed);
+    let (_, first) = &paths[0];
+    for (name, replica) in &paths {
+        if view_map(replica) != expected {
+            return Err(format!(
+                "{name}: view {:?}, naive fold {:?}",
+                view_map(replica),
+                expected
+            ));
+        }
+        if replica.view().digest() != first.view().digest() {
+            return Err(format!("{name}: another digest"));
+        }
+        if replica.summary() != first.summary() {
+            return Err(format!("{name}: another summary"));
+        }
+    }
+    Ok(())
+}
+
+/// Signs what `crafted` describes as `who`'s operations in `group`, given every operation
+/// so far (`ops`, from which `who`'s honest chain is read).
+pub fn craft_all(
+    who: &Identity,
+    group: splitsafe::group::GroupId,
+    ops: &[SignedOp],
+    crafted: &[Crafted],
+) -> Vec<SignedOp> {
+    use splitsafe::group::{Body, Op, OpId, Rank, Watermark};
+
+    let own: Vec<&SignedOp> = ops.iter().filter(|o| o.op().author == who.id()).collect();
+    let mut made: Vec<SignedOp> = Vec::new();
+    for c in crafted {
+        let seq = c.seq.max(1);
+        let found = match c.prev {
+            _ if seq == 1 => Some(Op::NO_PREV),
+            0 => own.iter().find(|o| o.op().seq == seq - 1).map(|o| o.id()),
+            1 => made
+                .iter()
+                .rev()
+                .find(|o| o.op().seq == seq - 1)
+                .map(|o| o.id()),
+            _ => own.last().map(|o| o.id()),
+        };
+        let prev = found.unwrap_or(OpId([seq as u8; 32]));
+        let target = identity(c.target % DEVICES).id();
+        let body = match c.body {
+            0 if target != who.id() => Body::Remove {
+                member: target,
+                watermark: Watermark::NONE,
+            },
+            1 => Body::Add {
+                bundle: bundle(&identity(7), 7, T0),
+                watermark: Watermark::NONE,
+            },
+            2 if target != who.id() => Body::Rank {
+                member: target,
+                rank: Rank::Admin,
+                watermark: Watermark::NONE,
+            },
+            _ => Body::Leave,
+        };
+        let at = c.at % 100_000;
+        let stamp = if c.early { T0 + at } else { T0 + 6_000 + at };
+        let op = Op {
+            group,
+            author: who.id(),
+            seq,
+            prev,
+            timestamp: Timestamp::from_physical(stamp),
+            body,
+        };
+        made.push(op.sign(who));
+    }
+    made
 }

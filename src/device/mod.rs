@@ -243,7 +243,8 @@ impl<S: Store> Device<S> {
                 };
                 placements.push((op, status));
             }
-            let replica = Replica::restore(*id, config.replica, group.clock, placements);
+            let replica = Replica::restore(*id, config.replica, group.clock, placements)
+                .ok_or_else(|| corrupt(format!("group {id} has no genesis")))?;
             let held = stored
                 .chains
                 .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))

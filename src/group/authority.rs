@@ -69,8 +69,10 @@ struct Member {
     /// The owner's rank changes of it that take effect, in the owner's chain order:
     /// (owner's seq, op) -> (watermark, rank).
     grants: BTreeMap<(u64, OpId), (u64, Rank)>,
-    /// Its operations named by a watermark of an operation that takes effect (a multiset).
-    pins: BTreeMap<OpId, usize>,
+    /// Its operations named by a watermark of an operation about it that takes effect, with
+    /// the sequence number the watermark gives (a multiset). A pin counts only if it names
+    /// its logged operation at exactly that number.
+    pins: BTreeMap<(u64, OpId), usize>,
     /// Its logged operations at or below a pin on the pin's branch; computed when an
     /// equivocation needs it, dropped when the pins change or a missing link of a pinned
     /// branch arrives. Each pin's branch is walked once.
@@ -166,6 +168,8 @@ pub(crate) struct Authority {
     journal: BTreeMap<MemberId, Shown>,
     /// Operations to judge again: (stratum, author, seq).
     dirty: BTreeSet<(u8, MemberId, u64)>,
+    /// Counts changes of the pins, so a caller can tell its view of them is stale.
+    pin_epoch: u64,
 }
 
 impl Authority {
@@ -194,16 +198,47 @@ impl Authority {
         self.nodes.get(id).map(|n| n.effective)
     }
 
-    /// The founder, once the genesis is logged.
-    pub(crate) fn owner(&self) -> Option<MemberId> {
-        self.owner
+    /// `member`'s highest logged operation on its chain, as the watermark an operation
+    /// about it records, or as the predecessor of its next operation. An unpinned fork is on
+    /// nobody's chain, so a watermark stops below it and pins neither branch; where two
+    /// pinned branches stand side by side, the one with the least id.
+    pub(crate) fn head(&self, member: &MemberId) -> Option<(u64, OpId)> {
+        self.members
+            .get(member)?
+            .chain
+            .iter()
+            .rev()
+            .find_map(|(seq, ids)| {
+                ids.iter()
+                    .filter(|id| self.nodes[*id].on_chain)
+                    .min()
+                    .map(|id| (*seq, *id))
+            })
     }
 
-    /// `member`'s highest logged operation (the least id among equals), as the watermark
-    /// an operation about it records, or as the predecessor of its next operation.
-    pub(crate) fn head(&self, member: &MemberId) -> Option<(u64, OpId)> {
-        let (seq, ids) = self.members.get(member)?.chain.last_key_value()?;
-        ids.iter().min().map(|id| (*seq, *id))
+    /// Counts changes of the pins (see [`pins_over`](Self::pins_over)).
+    pub(crate) fn pin_epoch(&self) -> u64 {
+        self.pin_epoch
+    }
+
+    /// `member`'s pins at `seq` or above, as (sequence number, operation): each names the
+    /// top of a branch whose operations are the only ones of `member` at or below it worth
+    /// logging (anything else there is off a pinned branch, hence void).
+    pub(crate) fn pins_over(
+        &self,
+        member: &MemberId,
+        seq: u64,
+    ) -> impl Iterator<Item = (u64, OpId)> + '_ {
+        self.members
+            .get(member)
+            .into_iter()
+            .flat_map(move |m| m.pins.range((seq, OpId([0; 32]))..).map(|(pin, _)| *pin))
+    }
+
+    /// The logged operation `id`'s author and sequence number.
+    pub(crate) fn position_of(&self, id: &OpId) -> Option<(MemberId, u64)> {
+        let op = self.nodes.get(id)?.op.op();
+        Some((op.author, op.seq))
     }
 
     /// Whether `op` can enter the log now: `Some(true)` if its predecessor is logged and its
@@ -423,14 +458,16 @@ impl Authority {
                 effective: false,
             },
         );
-        let member = self.members.entry(author).or_default();
-        if member
-            .pinned
-            .as_ref()
-            .is_some_and(|p| p.missing.contains(&id))
+        if self
+            .members
+            .get(&author)
+            .is_some_and(|m| m.pinned.as_ref().is_some_and(|p| p.missing.contains(&id)))
         {
-            member.pinned = None;
+            // A pinned operation arrived: its branch below is pinned from now on, and every
+            // fork judged while it was missing must be judged again.
+            self.forget_pins(author);
         }
+        let member = self.members.entry(author).or_default();
         if let Body::Rotate { bundle }
         | Body::Create {
             founder: bundle, ..
@@ -448,7 +485,9 @@ impl Authority {
                 member.forks.insert(seq);
                 self.mark(author, seq);
             }
-            // One more op at an equivocated number changes no sibling's standing.
+            // One more op at an equivocated number changes no sibling's standing, except on
+            // the owner's chain, where the earliest-stamped sibling stays on it.
+            _ if self.owner == Some(author) => self.mark(author, seq),
             _ => self.judge(id),
         }
         self.settle();
@@ -509,17 +548,20 @@ impl Authority {
         };
         if member.pinned.is_none() {
             let mut pinned = Pinned::default();
-            for pin in member.pins.keys() {
-                let mut at = *pin;
+            for (seq, pin) in member.pins.keys() {
+                let (mut at, mut at_seq) = (*pin, *seq);
                 loop {
                     let Some(node) = self.nodes.get(&at) else {
                         pinned.missing.insert(at);
                         break;
                     };
-                    if node.op.op().author != *author || !pinned.ops.insert(at) {
+                    let op = node.op.op();
+                    // A watermark whose operation is another author's, or not at the number
+                    // it claims, pins nothing; logged operations' predecessors always match.
+                    if op.author != *author || op.seq != at_seq || !pinned.ops.insert(at) {
                         break;
                     }
-                    at = node.op.op().prev;
+                    (at, at_seq) = (op.prev, at_seq - 1);
                 }
             }
             let member = self.members.get_mut(author).expect("looked up above");
@@ -531,6 +573,25 @@ impl Authority {
             .is_some_and(|pinned| pinned.ops.contains(id))
     }
 
+    /// The owner's operation on its chain at a forked `seq`: nothing can pin the owner's
+    /// chain, so its fork is resolved by the owner's own claims: the genesis at 1, and
+    /// above it, of the operations whose predecessor is on the chain, the earliest stamped.
+    fn owner_branch(&self, seq: u64) -> Option<OpId> {
+        let owner = self.owner?;
+        let ids = self.members.get(&owner)?.chain.get(&seq)?;
+        let nodes = ids.iter().map(|id| &self.nodes[id]);
+        if seq == 1 {
+            return nodes
+                .filter(|n| matches!(n.op.op().body, Body::Create { .. }))
+                .map(|n| n.op.id())
+                .next();
+        }
+        nodes
+            .filter(|n| self.nodes.get(&n.op.op().prev).is_some_and(|p| p.on_chain))
+            .min_by_key(|n| n.op.stamp())
+            .map(|n| n.op.id())
+    }
+
     fn judge(&mut self, id: OpId) {
         let op = self.nodes[&id].op.op();
         let (author, seq, prev) = (op.author, op.seq, op.prev);
@@ -539,7 +600,13 @@ impl Authority {
             .get(&author)
             .is_some_and(|m| m.forks.contains(&seq));
         let parent_on_chain = seq == 1 || self.nodes.get(&prev).is_some_and(|p| p.on_chain);
-        let on_chain = parent_on_chain && (!forked || self.is_pinned(&author, &id));
+        let on_chain = parent_on_chain
+            && (!forked
+                || if self.owner == Some(author) {
+                    self.owner_branch(seq) == Some(id)
+                } else {
+                    self.is_pinned(&author, &id)
+                });
         let node = &self.nodes[&id];
         let op = node.op.op();
         // The genesis enables its author: it is judged on its chain alone.
@@ -672,7 +739,16 @@ impl Authority {
             return;
         }
         let entry = self.members.entry(member).or_default();
-        toggle(&mut entry.pins, op, on);
+        toggle(&mut entry.pins, (seq, op), on);
+        self.pin_epoch += 1;
+        self.forget_pins(member);
+    }
+
+    /// Drops `member`'s cached pinned branches and judges its forks again.
+    fn forget_pins(&mut self, member: MemberId) {
+        let Some(entry) = self.members.get_mut(&member) else {
+            return;
+        };
         entry.pinned = None;
         let forks: Vec<u64> = entry.forks.iter().copied().collect();
         for seq in forks {

@@ -4,6 +4,7 @@
 //! The normative text is `spec/membership.md`.
 
 mod authority;
+mod branches;
 mod error;
 mod op;
 mod pen;

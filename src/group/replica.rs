@@ -1,6 +1,7 @@
 //! A replica of one group: the ingest pipeline, local actions, and queries.
 
 use super::authority::{Authority, Change};
+use super::branches::Branches;
 use super::error::{ActionError, IngestError};
 use super::op::{Body, GroupId, InvalidOp, Op, OpId, Rank, SignedOp, Stamp, Watermark};
 use super::pen::Pen;
@@ -10,7 +11,7 @@ use super::view::View;
 use crate::clock::{Clock, ClockConfig, ClockError, Timestamp};
 use crate::keys::{EncryptionKey, Identity, KeyBundle, MemberId, SignedMessage};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 /// Settings of a [`Replica`]. They are the caller's: a snapshot does not carry them.
@@ -149,8 +150,14 @@ pub struct Replica {
     held: Pen<Stamp>,
     /// Keyed by sequence number: an author over its quota loses its furthest operation
     /// along its chain (the last one it could log), whatever the arrival order, so what a
-    /// replica keeps is a function of what it was offered.
+    /// replica keeps is a function of what it was offered. Only authors ever admitted.
     quarantine: Pen<(u64, OpId)>,
+    /// The same for authors never admitted (an add of them may be on its way, or they are
+    /// strangers): neither summarised nor offered, and apart, so that no crowd of strangers
+    /// can push an admitted author's operation out.
+    strangers: Pen<(u64, OpId)>,
+    /// The founder, named by the genesis (whose id is the group's), held from the start.
+    owner: MemberId,
     view: OnceLock<View>,
     /// Where each operation went since the last [`take_placements`](Self::take_placements)
     /// (logged, held, quarantined, dropped), recorded only when a store asked for it (`None`
@@ -159,9 +166,11 @@ pub struct Replica {
 }
 
 impl Replica {
-    fn empty(group: GroupId, config: ReplicaConfig, clock: Clock) -> Self {
+    fn empty(genesis: &SignedOp, config: ReplicaConfig, clock: Clock) -> Self {
         Self {
-            group,
+            group: GroupId(genesis.id().0),
+            owner: genesis.op().author,
+            strangers: Pen::new(config.quarantine_limit, config.quarantine_per_author),
             config,
             clock,
             authority: Authority::default(),
@@ -206,7 +215,7 @@ impl Replica {
             },
         }
         .sign(founder);
-        let mut replica = Self::empty(GroupId(genesis.id().0), config, clock);
+        let mut replica = Self::empty(&genesis, config, clock);
         replica.admit(vec![genesis.clone()], physical_ms, Origin::Local);
         Ok((replica, genesis))
     }
@@ -224,7 +233,7 @@ impl Replica {
         if !matches!(genesis.op().body, Body::Create { .. }) {
             return Err(InvalidOp::NotGenesis.into());
         }
-        let mut replica = Self::empty(GroupId(genesis.id().0), config, Clock::new(config.clock));
+        let mut replica = Self::empty(genesis, config, Clock::new(config.clock));
         replica.ingest(genesis.clone(), physical_ms)?;
         Ok(replica)
     }
@@ -277,11 +286,10 @@ impl Replica {
         self.authority.rank(member)
     }
 
-    /// The group's owner (its founder).
+    /// The group's owner (its founder), named by the genesis the replica was made from,
+    /// whether or not the genesis is logged yet (a future-dated one is held).
     pub fn owner(&self) -> MemberId {
-        self.authority
-            .owner()
-            .expect("a replica holds its genesis from the start")
+        self.owner
     }
 
     /// Whether the logged operation `id` takes effect; `None` if it is not logged.
@@ -355,9 +363,10 @@ impl Replica {
     }
 
     /// Operations quarantined because their author is not enabled at their sequence number
-    /// or their predecessor is not logged, in sequence-number order.
+    /// or their predecessor is not logged: those of authors ever admitted, then those of
+    /// authors never admitted, each in sequence-number order.
     pub fn quarantined(&self) -> impl Iterator<Item = &SignedOp> + '_ {
-        self.quarantine.ops()
+        self.quarantine.ops().chain(self.strangers.ops())
     }
 
     /// Decodes and ingests one operation from untrusted bytes.
@@ -396,19 +405,26 @@ impl Replica {
     /// and an operation its successors, in the same batch, whatever their order. Refused operations change nothing; the others
     /// are ingested.
     pub fn ingest_batch(&mut self, ops: Vec<SignedOp>, physical_ms: u64) -> BatchReport {
+        // An operation already held is a duplicate before any check: its id covers every
+        // signed byte, so it is that operation again and changes nothing, and a replay of
+        // what is held costs a lookup, not a signature check.
         let mut results: Vec<Result<Status, IngestError>> = ops
             .iter()
-            .map(|op| self.check(op).map(|()| Status::Logged))
+            .map(|op| match self.holds(&op.id()) {
+                true => Ok(Status::Duplicate),
+                false => self.check(op).map(|()| Status::Logged),
+            })
             .collect();
+        let fresh = |result: &Result<Status, IngestError>| *result == Ok(Status::Logged);
         let messages: Vec<SignedMessage> = ops
             .iter()
             .zip(&results)
-            .filter(|(_, r)| r.is_ok())
+            .filter(|(_, r)| fresh(r))
             .flat_map(|(op, _)| op.signed_messages())
             .collect();
         if SignedMessage::verify_batch(&messages).is_err() {
             for (op, result) in ops.iter().zip(&mut results) {
-                if result.is_ok() {
+                if fresh(result) {
                     if let Err(e) = op.verify() {
                         *result = Err(e.into());
                     }
@@ -418,7 +434,7 @@ impl Replica {
         let (accepted, positions): (Vec<SignedOp>, Vec<usize>) = ops
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| results[*i].is_ok())
+            .filter(|(i, _)| fresh(&results[*i]))
             .map(|(i, op)| (op, i))
             .unzip();
         let (statuses, changes) = self.admit(accepted, physical_ms, Origin::Remote);
@@ -454,24 +470,27 @@ impl Replica {
     /// A replica rebuilt exactly from what a store recorded of `placements`: each operation
     /// put back where it was (logged, held or quarantined), without verifying or judging
     /// its admission again (the store is trusted as memory is), with the saved clock.
+    ///
+    /// `None` if the genesis of `group` is not among them.
     pub(crate) fn restore(
         group: GroupId,
         config: ReplicaConfig,
         clock: Timestamp,
         placements: Vec<(SignedOp, Status)>,
-    ) -> Self {
-        let mut replica = Self::empty(group, config, Clock::resume(config.clock, clock));
-        let mut logged = Vec::new();
+    ) -> Option<Self> {
+        let genesis = placements
+            .iter()
+            .map(|(op, _)| op)
+            .find(|op| matches!(op.op().body, Body::Create { .. }) && op.id().0 == group.0)?;
+        let mut replica = Self::empty(genesis, config, Clock::resume(config.clock, clock));
+        let (mut logged, mut quarantined) = (Vec::new(), Vec::new());
         for (op, status) in placements {
             match status {
                 Status::Logged => logged.push(op),
                 Status::Held => {
                     replica.held.insert(op.stamp(), op);
                 }
-                Status::Quarantined => {
-                    replica.index.insert(op.stamp());
-                    replica.quarantine.insert((op.op().seq, op.id()), op);
-                }
+                Status::Quarantined => quarantined.push(op),
                 Status::Duplicate | Status::Dropped => {}
             }
         }
@@ -481,10 +500,13 @@ impl Replica {
             replica.index.insert(op.stamp());
             replica.authority.insert(op);
         }
+        for op in quarantined {
+            replica.wait(op);
+        }
         replica.authority.take_changes();
         replica.restore_clock(clock);
         replica.record_placements();
-        replica
+        Some(replica)
     }
 
     /// Logs held-back operations that local time has now caught up with.
@@ -516,7 +538,15 @@ impl Replica {
         Ok(())
     }
 
-    /// Routes verified operations to the log, the held-back set or the quarantine.
+    /// Whether the operation is logged, held back or waiting in a pen.
+    fn holds(&self, id: &OpId) -> bool {
+        self.authority.contains(id)
+            || self.held.contains(id)
+            || self.quarantine.contains(id)
+            || self.strangers.contains(id)
+    }
+
+    /// Routes verified operations to the log, the held-back set or a pen.
     fn admit(
         &mut self,
         ops: Vec<SignedOp>,
@@ -528,11 +558,7 @@ impl Replica {
         let mut seen = BTreeSet::new();
         for op in ops {
             let id = op.id();
-            let status = if self.authority.contains(&id)
-                || self.held.contains(&id)
-                || self.quarantine.contains(&id)
-                || !seen.insert(id)
-            {
+            let status = if self.holds(&id) || !seen.insert(id) {
                 Status::Duplicate
             } else if origin == Origin::Remote
                 && self.clock.check(op.op().timestamp, physical_ms).is_err()
@@ -556,14 +582,23 @@ impl Replica {
         }
 
         // Log in rounds, each chain in order: an operation may wait for its predecessor or
-        // for the add that enables its author, in this batch or in the quarantine.
-        let mut progress = true;
-        while progress {
-            progress = false;
+        // for the add that enables its author, in this batch or in a pen. A round that
+        // changed the pins is followed by another, so that what waits is judged against the
+        // pins as they end up.
+        loop {
+            let epoch = self.authority.pin_epoch();
             waiting.sort_by_key(|(_, op)| (op.op().author, op.op().seq));
+            let mut branches = Branches::new(
+                waiting
+                    .iter()
+                    .map(|(_, op)| op)
+                    .chain(self.quarantine.ops())
+                    .chain(self.strangers.ops()),
+            );
+            let mut progress = false;
             let mut still = Vec::new();
             for (position, op) in waiting {
-                match self.authority.loggable(&op) {
+                match self.loggable(&op, &mut branches) {
                     Some(true) => {
                         // Within the drift bound when checked; a physical clock stepped back
                         // since can make the clock refuse it now, and then it simply does not
@@ -576,7 +611,6 @@ impl Replica {
                     }
                     Some(false) => still.push((position, op)),
                     None => {
-                        self.index.remove(op.stamp());
                         self.place(&op, Status::Dropped);
                         if let Some(i) = position {
                             statuses[i] = Status::Dropped;
@@ -585,28 +619,35 @@ impl Replica {
                 }
             }
             waiting = still;
-            let authority = &self.authority;
-            let released = self
-                .quarantine
-                .take_where(|op| authority.loggable(op) == Some(true));
-            if !released.is_empty() {
-                progress = true;
-                waiting.extend(released.into_iter().map(|op| (None, op)));
+            // What waits in the pens: released when it can be logged, dropped when it never
+            // can (a predecessor that is not its author's previous operation was logged).
+            let mut branches = Branches::new(self.quarantine.ops().chain(self.strangers.ops()));
+            let mut verdicts = BTreeMap::new();
+            for op in self.quarantine.ops().chain(self.strangers.ops()) {
+                let verdict = self.loggable(op, &mut branches);
+                if verdict != Some(false) {
+                    verdicts.insert(op.id(), verdict);
+                }
+            }
+            for pen in [&mut self.quarantine, &mut self.strangers] {
+                for op in pen.take_where(|op| verdicts.contains_key(&op.id())) {
+                    self.index.remove(op.stamp());
+                    if verdicts[&op.id()].is_some() {
+                        progress = true;
+                        waiting.push((None, op));
+                    } else if let Some(journal) = &mut self.placements {
+                        journal.push((op, Status::Dropped));
+                    }
+                }
+            }
+            if !progress && epoch == self.authority.pin_epoch() {
+                break;
             }
         }
         waiting.sort_by_key(|(position, _)| *position);
         for (position, op) in waiting {
-            let (id, stamp) = (op.id(), op.stamp());
-            // The summary covers what the replica holds, quarantined or logged, so that two
-            // replicas holding one set of operations (whichever of them each could log)
-            // have one summary.
-            self.index.insert(stamp);
-            self.place(&op, Status::Quarantined);
-            let dropped = self.quarantine.insert((op.op().seq, id), op);
-            for op in &dropped {
-                self.index.remove(op.stamp());
-                self.place(op, Status::Dropped);
-            }
+            let id = op.id();
+            let dropped = self.wait(op);
             if let Some(i) = position {
                 statuses[i] = if dropped.iter().all(|d| d.id() != id) {
                     Status::Quarantined
@@ -615,12 +656,56 @@ impl Replica {
                 };
             }
         }
+        self.sort_pens();
 
         let changes = self.authority.take_changes();
         if !changes.is_empty() {
             self.view = OnceLock::new();
         }
         (statuses, changes)
+    }
+
+    /// Whether `op` can enter the log now (see [`Authority::loggable`]), and not only off
+    /// every pinned branch (see [`Branches`]).
+    fn loggable(&self, op: &SignedOp, branches: &mut Branches) -> Option<bool> {
+        let verdict = self.authority.loggable(op)?;
+        Some(verdict && !branches.off_pinned(&self.authority, op))
+    }
+
+    /// Puts an operation that cannot be logged yet in its pen: the quarantine if its author
+    /// was ever admitted, else the strangers' pen. Returns what the pen dropped.
+    fn wait(&mut self, op: SignedOp) -> Vec<SignedOp> {
+        let key = (op.op().seq, op.id());
+        self.place(&op, Status::Quarantined);
+        // The index covers what the replica holds, quarantined or logged, so that two
+        // replicas holding one set of operations (whichever of them each could log) have
+        // one summary; it summarises admitted authors only.
+        self.index.insert(op.stamp());
+        let dropped = if self.authority.admitted(&op.op().author) {
+            self.quarantine.insert(key, op)
+        } else {
+            self.strangers.insert(key, op)
+        };
+        for op in &dropped {
+            self.index.remove(op.stamp());
+            self.place(op, Status::Dropped);
+        }
+        dropped
+    }
+
+    /// Moves waiting operations whose author's admission changed to the other pen, so that
+    /// no crowd of strangers can push out an admitted author's operation.
+    fn sort_pens(&mut self) {
+        let authority = &self.authority;
+        let admitted = self
+            .strangers
+            .take_where(|op| authority.admitted(&op.op().author));
+        let strangers = self
+            .quarantine
+            .take_where(|op| !authority.admitted(&op.op().author));
+        for op in admitted.into_iter().chain(strangers) {
+            self.wait(op);
+        }
     }
 
     /// Signs and logs `author`'s next operation, if it would take effect.
@@ -664,12 +749,17 @@ impl Replica {
     /// operations can follow them.
     fn watermark(&self, member: &MemberId) -> Watermark {
         let (mut seq, mut op) = self.authority.head(member).unwrap_or((0, Op::NO_PREV));
-        while let Some(next) = self
-            .quarantine
-            .of_author(member)
-            .find(|q| q.op().seq == seq + 1 && q.op().prev == op)
-        {
-            (seq, op) = (seq + 1, next.id());
+        loop {
+            let mut next = self
+                .quarantine
+                .of_author(member)
+                .chain(self.strangers.of_author(member))
+                .filter(|q| q.op().seq == seq + 1 && q.op().prev == op);
+            // A fork pins neither branch: the watermark stops below it.
+            match (next.next(), next.next()) {
+                (Some(next), None) => (seq, op) = (seq + 1, next.id()),
+                _ => break,
+            }
         }
         if seq == 0 {
             Watermark::NONE
@@ -820,7 +910,8 @@ impl Replica {
     /// with
     /// [`missing_for`](Self::missing_for).
     pub fn summary(&self) -> Summary {
-        self.index.summary(self.group)
+        self.index
+            .summary(self.group, |author| self.authority.admitted(author))
     }
 
     /// The operations, logged or quarantined, that a peer with summary `peer` may lack, per
@@ -839,7 +930,7 @@ impl Replica {
         }
         Ok(self
             .index
-            .missing_for(peer)
+            .missing_for(peer, |author| self.authority.admitted(author))
             .iter()
             .filter_map(|stamp| {
                 self.authority

@@ -125,10 +125,12 @@ impl AuthorIndex {
         }
     }
 
-    pub(crate) fn summary(&self, group: GroupId) -> Summary {
+    /// The summary of the authors `admitted` selects.
+    pub(crate) fn summary(&self, group: GroupId, admitted: impl Fn(&MemberId) -> bool) -> Summary {
         let authors = self
             .authors
             .iter()
+            .filter(|(author, _)| admitted(author))
             .filter_map(|(author, log)| {
                 let max = *log.stamps.last()?;
                 Some((
@@ -144,11 +146,15 @@ impl AuthorIndex {
         Summary { group, authors }
     }
 
-    /// Stamps of the operations a peer with summary `peer` may lack, per the module rules,
-    /// in author then stamp order.
-    pub(crate) fn missing_for(&self, peer: &Summary) -> Vec<Stamp> {
+    /// Stamps of the operations of the authors `admitted` selects that a peer with summary
+    /// `peer` may lack, per the module rules, in author then stamp order.
+    pub(crate) fn missing_for(
+        &self,
+        peer: &Summary,
+        admitted: impl Fn(&MemberId) -> bool,
+    ) -> Vec<Stamp> {
         let mut out = Vec::new();
-        for (author, log) in &self.authors {
+        for (author, log) in self.authors.iter().filter(|(a, _)| admitted(a)) {
             let count = log.stamps.len() as u64;
             let Some(theirs) = peer.authors.get(author) else {
                 out.extend(&log.stamps);
