@@ -21,6 +21,20 @@ proptest! {
         prop_assert_eq!(merged(&merged(a, b), c), merged(a, &merged(b, c)));
     }
 
+    /// `winner`, the rule the membership engine uses, is what the set keeps per element.
+    #[test]
+    fn the_winner_of_an_elements_ops_is_what_the_set_keeps(ops in unique_ops(40)) {
+        let set = build(ops.clone());
+        let elements: std::collections::BTreeSet<_> = ops.iter().map(|op| op.element).collect();
+        for element in elements {
+            let entries = ops.iter().filter(|op| op.element == element).map(|op| {
+                splitsafe::lww::Entry { stamp: op.stamp, action: op.action }
+            });
+            let winner = splitsafe::lww::winner(entries);
+            prop_assert_eq!(winner.as_ref(), set.get(&element));
+        }
+    }
+
     #[test]
     fn merge_is_idempotent((_, sets) in replicas(1)) {
         prop_assert_eq!(merged(&sets[0], &sets[0]), sets[0].clone());

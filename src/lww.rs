@@ -146,6 +146,33 @@ fn compare<S: Ord>(held: &Entry<S>, incoming: &Entry<S>) -> Outcome {
     }
 }
 
+/// The entry that decides an element's presence among operations on it: the one with the
+/// greatest stamp. This is the whole Last-Writer-Wins rule. [`LwwSet`] keeps only this entry
+/// per element (so [`LwwSet::apply`] and [`LwwSet::merge`] agree with it); the membership
+/// engine, whose adds and removes can stop counting when an operation they depend on turns
+/// out void, keeps every entry that counts and asks this for the winner.
+///
+/// Stamps are unique per operation: among entries with the greatest stamp, the first given
+/// wins (callers whose stamps can tie must refuse the tie, as [`LwwSet`] does with
+/// [`Conflict`]).
+///
+/// ```
+/// use splitsafe::lww::{winner, Action, Entry};
+///
+/// let add = Entry { stamp: 1, action: Action::Insert };
+/// let remove = Entry { stamp: 3, action: Action::Remove };
+/// assert!(!winner([add, remove]).unwrap().is_present());
+/// assert!(winner([add]).unwrap().is_present());
+/// ```
+pub fn winner<S: Ord>(entries: impl IntoIterator<Item = Entry<S>>) -> Option<Entry<S>> {
+    entries
+        .into_iter()
+        .reduce(|held, incoming| match compare(&held, &incoming) {
+            Outcome::Replace => incoming,
+            Outcome::Keep | Outcome::Conflict => held,
+        })
+}
+
 /// Below this ratio of sizes, [`LwwSet::merge`] looks entries up one by one instead of
 /// walking both maps: a descent costs about log2(n) cache misses, a walk step a few ns.
 const SPARSE_RATIO: usize = 32;

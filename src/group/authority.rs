@@ -20,6 +20,7 @@ use super::standing::{PositionError, Standing};
 use super::vec_map::VecMap;
 use crate::clock::Timestamp;
 use crate::keys::{EncryptionKey, KeyBundle, MemberId, SignatureBytes};
+use crate::lww;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What changed in the view for one member.
@@ -51,6 +52,20 @@ struct Entry {
     /// The member's operations above it are governed by this entry.
     watermark: u64,
     present: bool,
+}
+
+impl Entry {
+    /// The entry as the LWW-Element-Set of `lww` sees it.
+    fn lww((stamp, entry): (&Stamp, &Entry)) -> lww::Entry<Stamp> {
+        let action = match entry.present {
+            true => lww::Action::Insert,
+            false => lww::Action::Remove,
+        };
+        lww::Entry {
+            stamp: *stamp,
+            action,
+        }
+    }
 }
 
 /// Orders a member's bundles as [`KeyBundle::is_newer_than`] does, and tells apart bundles
@@ -86,11 +101,9 @@ struct Member {
 }
 
 impl Member {
+    /// In the view: the LWW-Element-Set rule over its adds, removes and leaves that count.
     fn is_present(&self) -> bool {
-        self.standing
-            .values()
-            .next_back()
-            .is_some_and(|s| s.present)
+        lww::winner(self.standing.iter().map(Entry::lww)).is_some_and(|e| e.is_present())
     }
 
     fn newest_bundle(&self) -> Option<&KeyBundle> {
@@ -111,11 +124,8 @@ impl Member {
     /// Enabled at `seq`: the latest (by stamp) standing entry whose watermark is below `seq`
     /// is an add.
     fn enabled_at(&self, seq: u64) -> bool {
-        self.standing
-            .values()
-            .rev()
-            .find(|s| s.watermark < seq)
-            .is_some_and(|s| s.present)
+        let below = self.standing.iter().filter(|(_, s)| s.watermark < seq);
+        lww::winner(below.map(Entry::lww)).is_some_and(|e| e.is_present())
     }
 
     /// Rank at `seq`: the owner's latest grant whose watermark is below `seq`.
