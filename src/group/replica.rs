@@ -18,11 +18,16 @@ use std::sync::OnceLock;
 ///
 /// What an author can make a replica store: operations enter the log only while their author
 /// is enabled (admitted by an add that takes effect, and not removed as of their sequence
-/// number) and their predecessor is logged. Everything else waits in one of two pens:
-/// future-dated operations in the held pen, the others (unknown or removed author, missing
-/// predecessor) in the quarantine. So a removed member, or anyone it names in void adds, can
-/// make a replica keep at most `quarantine_per_author` of its operations, and no key of
-/// theirs is admitted.
+/// number) or vouched for, their predecessor is logged, and they are not off a branch a
+/// watermark pins. Everything else waits in a pen: future-dated operations in the held pen;
+/// the others (removed author, missing predecessor, off a pinned branch) in the quarantine,
+/// or, for authors never admitted, in a strangers' pen of the same size that is neither
+/// summarised nor offered. So a removed member, once the replica holds its removal and the
+/// branch it pins, can make a replica keep at most `quarantine_per_author` of its operations;
+/// anyone it names in void adds as many in the strangers' pen; and no key of theirs is
+/// admitted. (Before its removal reaches a replica, a member can make it log equivocations at
+/// numbers where it is enabled, voiding its own chain from the fork: `spec/membership.md`,
+/// "Threat model".)
 ///
 /// The pens bound what any author can make a replica store before its operations can be
 /// logged. In each pen, no author holds more than its per-author quota, and when the pen is
@@ -36,7 +41,7 @@ pub struct ReplicaConfig {
     /// operations are held back.
     pub clock: ClockConfig,
     /// How many operations that cannot be logged yet (author not enabled, predecessor
-    /// missing) are kept, at most.
+    /// missing) are kept, at most, in each of the two pens (admitted authors', strangers').
     pub quarantine_limit: usize,
     /// How many of those one author may have kept, at most; beyond it, the one furthest
     /// along its chain goes.
