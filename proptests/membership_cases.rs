@@ -709,15 +709,8 @@ fn a_pinned_branch_stands_through_every_delivery_path() {
 fn a_member_branch_pinned_by_a_re_add_survives_its_own_equivocation() {
     let (mut owner, genesis, mut ops) = ranked_group();
     let (a1, m1) = (identity(1), identity(3));
-    let mut at_m1 = owner.clone();
-    let first = at_m1
-        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
-        .unwrap()
-        .0;
-    let second = at_m1
-        .rotate(&m1, bundle(&m1, 32, T0 + 101), T0 + 101)
-        .unwrap()
-        .0;
+    let (_, ops_m1) = m1_rotations(&owner, 2, T0 + 100);
+    let [first, second]: [SignedOp; 2] = ops_m1.try_into().unwrap();
     owner.ingest_batch(vec![first.clone(), second.clone()], T0 + 102);
     let remove = owner.remove(&identity(0), m1.id(), T0 + 200).unwrap().0;
     let mut at_a1 = owner.clone();
@@ -731,6 +724,19 @@ fn a_member_branch_pinned_by_a_re_add_survives_its_own_equivocation() {
     let replica = support::group::replay(&genesis, ops.iter().rev());
     assert_eq!(replica.is_effective(&second.id()), Some(true));
     assert!(replica.is_member(&m1.id()));
+}
+
+/// M1's (identity 3) next `n` rotations, made on its own copy of `replica` from `at` ms on
+/// (one ms apart), with keys 31, 32, ...; returns M1's copy too.
+fn m1_rotations(replica: &Replica, n: u8, at: u64) -> (Replica, Vec<SignedOp>) {
+    let (m1, mut at_m1) = (identity(3), replica.clone());
+    let ops = (0..n)
+        .map(|i| {
+            let now = at + u64::from(i);
+            at_m1.rotate(&m1, bundle(&m1, 31 + i, now), now).unwrap().0
+        })
+        .collect();
+    (at_m1, ops)
 }
 
 /// All orderings of 0..n.
@@ -753,15 +759,8 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 fn an_op_naming_a_foreign_predecessor_is_dropped_whatever_the_order() {
     let (mut owner, genesis, mut ops) = ranked_group();
     let m1 = identity(3);
-    let mut at_m1 = owner.clone();
-    let one = at_m1
-        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
-        .unwrap()
-        .0;
-    let two = at_m1
-        .rotate(&m1, bundle(&m1, 32, T0 + 101), T0 + 101)
-        .unwrap()
-        .0;
+    let (_, ops_m1) = m1_rotations(&owner, 2, T0 + 100);
+    let [one, two]: [SignedOp; 2] = ops_m1.try_into().unwrap();
     owner.ingest(one.clone(), T0 + 102).unwrap();
     // Seq 3 naming the owner's add of M1 as its predecessor: it can never be on a chain.
     let junk = craft(&m1, owner.group(), 3, ops[3].id(), T0 + 150, Body::Leave);
@@ -816,10 +815,8 @@ fn strangers_neither_crowd_out_members_nor_travel_by_sync() {
     assert_eq!(bob.summary(), carol.summary());
     assert!(bob.missing_for(&carol.summary()).unwrap().is_empty());
     // A member's operation that must wait is kept beside a full pen of strangers.
-    let m1 = identity(3);
-    let mut at_m1 = copy_of(&owner, &genesis, now);
-    let one = at_m1.rotate(&m1, bundle(&m1, 31, now), now).unwrap().0;
-    let two = at_m1.rotate(&m1, bundle(&m1, 32, now), now + 1).unwrap().0;
+    let (_, ops_m1) = m1_rotations(&copy_of(&owner, &genesis, now), 2, now);
+    let [one, two]: [SignedOp; 2] = ops_m1.try_into().unwrap();
     assert_eq!(
         bob.ingest(two.clone(), now + 2).unwrap().status,
         Status::Quarantined
@@ -832,11 +829,8 @@ fn strangers_neither_crowd_out_members_nor_travel_by_sync() {
 fn a_removed_member_cannot_make_replicas_log_its_equivocations() {
     let (mut owner, genesis, _) = ranked_group();
     let m1 = identity(3);
-    let mut at_m1 = owner.clone();
-    let rotation = at_m1
-        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
-        .unwrap()
-        .0;
+    let (_, ops_m1) = m1_rotations(&owner, 1, T0 + 100);
+    let rotation = ops_m1[0].clone();
     owner.ingest(rotation, T0 + 101).unwrap();
     owner.remove(&identity(0), m1.id(), T0 + 200).unwrap();
     let (digest, logged) = (owner.view().digest(), owner.op_count());
@@ -906,12 +900,8 @@ fn a_replayed_operation_is_a_duplicate_before_its_signature_is_checked() {
         Status::Duplicate
     );
     // A fresh operation with a broken signature is still refused.
-    let m1 = identity(3);
-    let mut at_m1 = owner.clone();
-    let fresh = at_m1
-        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
-        .unwrap()
-        .0;
+    let (_, ops_m1) = m1_rotations(&owner, 1, T0 + 100);
+    let fresh = ops_m1[0].clone();
     let mut bytes = fresh.to_cbor();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
@@ -969,11 +959,8 @@ fn an_owner_restored_from_an_old_copy_keeps_the_group() {
 fn a_watermark_pins_only_the_subjects_operation_at_its_number() {
     let (mut owner, genesis, ops) = ranked_group();
     let m1 = identity(3);
-    let mut at_m1 = owner.clone();
-    let honest = at_m1
-        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
-        .unwrap()
-        .0;
+    let (mut at_m1, ops_m1) = m1_rotations(&owner, 1, T0 + 100);
+    let honest = ops_m1[0].clone();
     let fork = craft(&m1, owner.group(), 1, Op::NO_PREV, T0 + 101, Body::Leave);
     owner.ingest(honest.clone(), T0 + 102).unwrap();
     let founder = identity(0);
@@ -1045,15 +1032,8 @@ fn a_watermark_pins_only_the_subjects_operation_at_its_number() {
 fn an_honest_watermark_stops_below_a_fork() {
     let (mut owner, _genesis, _) = ranked_group();
     let m1 = identity(3);
-    let mut at_m1 = owner.clone();
-    let one = at_m1
-        .rotate(&m1, bundle(&m1, 31, T0 + 100), T0 + 100)
-        .unwrap()
-        .0;
-    let two = at_m1
-        .rotate(&m1, bundle(&m1, 32, T0 + 101), T0 + 101)
-        .unwrap()
-        .0;
+    let (_, ops_m1) = m1_rotations(&owner, 2, T0 + 100);
+    let [one, two]: [SignedOp; 2] = ops_m1.try_into().unwrap();
     let twin = craft(&m1, owner.group(), 2, one.id(), T0 + 102, Body::Leave);
     owner.ingest_batch(vec![one.clone(), two, twin], T0 + 103);
     let removal = owner.remove(&identity(0), m1.id(), T0 + 200).unwrap().0;
