@@ -16,9 +16,7 @@ use splitsafe::crypto::{KeyringConfig, OpenError, SealOptions};
 use splitsafe::group::{Body, Op, OpId, Replica, ReplicaConfig, SignedOp, Status, Watermark};
 use splitsafe::keys::Identity;
 use support::crypto::{rng, world};
-use support::group::{
-    bundle, found, hostile_bodies, identity, removed_admin_attack, Crafted, Step, T0,
-};
+use support::group::{bundle, found, hostile_bodies, identity, removed_admin_attack, Step, T0};
 
 const DAY: u64 = 86_400_000;
 const YEAR: u64 = 365 * DAY;
@@ -35,15 +33,7 @@ fn craft(
     at_ms: u64,
     body: Body,
 ) -> SignedOp {
-    Op {
-        group,
-        author: mallory().id(),
-        seq,
-        prev,
-        timestamp: Timestamp::from_physical(at_ms),
-        body,
-    }
-    .sign(&mallory())
+    support::group::sign_op(&mallory(), group, seq, prev, at_ms, body)
 }
 
 /// Alice (owner) adds Bob and Mallory and makes Mallory an admin; Mallory adds Eve (her own
@@ -331,20 +321,6 @@ fn honest_step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// One crafted op (see [`Crafted`]).
-fn crafted_op() -> impl Strategy<Value = Crafted> {
-    (1u64..5, 0u8..3, 0u64..2_000, 0u8..4, 0u8..5, any::<bool>()).prop_map(
-        |(seq, prev, at, body, target, early)| Crafted {
-            seq,
-            prev,
-            at,
-            body,
-            target,
-            early,
-        },
-    )
-}
-
 proptest! {
     #![proptest_config(support::config_with_cases(32))]
 
@@ -355,7 +331,7 @@ proptest! {
     #[test]
     fn a_removed_admins_crafted_ops_change_nothing(
         steps in proptest::collection::vec(honest_step(), 0..20),
-        crafted in proptest::collection::vec(crafted_op(), 1..7),
+        crafted in proptest::collection::vec(support::crafted_op(), 1..7),
         crafted_first in any::<bool>(),
     ) {
         let outcome = removed_admin_attack(&steps, &crafted, crafted_first);

@@ -605,27 +605,7 @@ fn a_chain_split_across_two_replicas_converges_in_one_round() {
 
 use splitsafe::group::{OpId, SignedOp};
 use splitsafe::keys::Identity;
-use support::group::{check_delivery_paths, naive_fold, view_map};
-
-/// Signs an operation with every field chosen by its author.
-fn craft(
-    who: &Identity,
-    group: splitsafe::group::GroupId,
-    seq: u64,
-    prev: OpId,
-    at_ms: u64,
-    body: Body,
-) -> SignedOp {
-    Op {
-        group,
-        author: who.id(),
-        seq,
-        prev,
-        timestamp: Timestamp::from_physical(at_ms),
-        body,
-    }
-    .sign(who)
-}
+use support::group::{check_delivery_paths, naive_fold, sign_op, view_map};
 
 /// O founds; adds A1 (1), A2 (2), M1 (3), M2 (4); makes A1 and A2 admins. Returns the owner's
 /// replica, the genesis and every operation so far.
@@ -675,7 +655,7 @@ fn a_pinned_branch_stands_through_every_delivery_path() {
     );
     // Crafted after her removal: a second seq 1 that re-adds M1, stamped before her removal
     // of M1.
-    let forged = craft(
+    let forged = sign_op(
         &a1,
         owner.group(),
         1,
@@ -718,7 +698,7 @@ fn a_member_branch_pinned_by_a_re_add_survives_its_own_equivocation() {
         .add(&a1, bundle(&m1, 33, T0 + 300), T0 + 300)
         .unwrap()
         .0;
-    let fork = craft(&m1, owner.group(), 1, Op::NO_PREV, T0 + 50, Body::Leave);
+    let fork = sign_op(&m1, owner.group(), 1, Op::NO_PREV, T0 + 50, Body::Leave);
     ops.extend([first.clone(), second.clone(), remove, readd, fork]);
     check_delivery_paths(&genesis, &ops, 2).unwrap();
     let replica = support::group::replay(&genesis, ops.iter().rev());
@@ -763,9 +743,9 @@ fn an_op_naming_a_foreign_predecessor_is_dropped_whatever_the_order() {
     let [one, two]: [SignedOp; 2] = ops_m1.try_into().unwrap();
     owner.ingest(one.clone(), T0 + 102).unwrap();
     // Seq 3 naming the owner's add of M1 as its predecessor: it can never be on a chain.
-    let junk = craft(&m1, owner.group(), 3, ops[3].id(), T0 + 150, Body::Leave);
+    let junk = sign_op(&m1, owner.group(), 3, ops[3].id(), T0 + 150, Body::Leave);
     // And seq 2 naming M1's own op at 1 from the wrong number: seq 3 with prev = seq 1.
-    let skip = craft(&m1, owner.group(), 3, one.id(), T0 + 151, Body::Leave);
+    let skip = sign_op(&m1, owner.group(), 3, one.id(), T0 + 151, Body::Leave);
     let mut early = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
     for op in [&junk, &skip] {
         assert_eq!(
@@ -803,7 +783,7 @@ fn strangers_neither_crowd_out_members_nor_travel_by_sync() {
     let now = T0 + 1_000;
     let stranger = |n: u64| {
         let who = Identity::from_secret_bytes(*blake3::hash(&n.to_le_bytes()).as_bytes());
-        craft(&who, owner.group(), 1, Op::NO_PREV, now, Body::Leave)
+        sign_op(&who, owner.group(), 1, Op::NO_PREV, now, Body::Leave)
     };
     let limit = ReplicaConfig::default().quarantine_limit as u64;
     let mut bob = copy_of(&owner, &genesis, now);
@@ -836,7 +816,7 @@ fn a_removed_member_cannot_make_replicas_log_its_equivocations() {
     let (digest, logged) = (owner.view().digest(), owner.op_count());
     let flood: Vec<SignedOp> = (0..600)
         .map(|i| {
-            craft(
+            sign_op(
                 &m1,
                 owner.group(),
                 1,
@@ -867,7 +847,7 @@ fn a_removed_member_cannot_make_replicas_log_its_equivocations() {
 #[test]
 fn a_future_dated_genesis_names_its_owner_without_panicking() {
     let founder = identity(0);
-    let genesis = craft(
+    let genesis = sign_op(
         &founder,
         Op::NO_GROUP,
         1,
@@ -948,7 +928,7 @@ fn an_owner_restored_from_an_old_copy_keeps_the_group() {
     assert_eq!(owner.is_effective(&again.id()), Some(true));
     assert!(!owner.is_member(&identity(3).id()));
     // An owner operation at seq 1 that is not the genesis does not void the genesis.
-    let second_one = craft(&founder, owner.group(), 1, Op::NO_PREV, T0 - 5, Body::Leave);
+    let second_one = sign_op(&founder, owner.group(), 1, Op::NO_PREV, T0 - 5, Body::Leave);
     owner.ingest(second_one.clone(), T0 + 600).unwrap();
     assert_eq!(owner.is_effective(&genesis.id()), Some(true));
     assert_eq!(owner.is_effective(&second_one.id()), Some(false));
@@ -961,7 +941,7 @@ fn a_watermark_pins_only_the_subjects_operation_at_its_number() {
     let m1 = identity(3);
     let (mut at_m1, ops_m1) = m1_rotations(&owner, 1, T0 + 100);
     let honest = ops_m1[0].clone();
-    let fork = craft(&m1, owner.group(), 1, Op::NO_PREV, T0 + 101, Body::Leave);
+    let fork = sign_op(&m1, owner.group(), 1, Op::NO_PREV, T0 + 101, Body::Leave);
     owner.ingest(honest.clone(), T0 + 102).unwrap();
     let founder = identity(0);
     let outcome = |watermark: Watermark| {
@@ -970,7 +950,7 @@ fn a_watermark_pins_only_the_subjects_operation_at_its_number() {
             member: m1.id(),
             watermark,
         };
-        let removal = craft(
+        let removal = sign_op(
             &founder,
             r.group(),
             8,
@@ -1034,7 +1014,7 @@ fn an_honest_watermark_stops_below_a_fork() {
     let m1 = identity(3);
     let (_, ops_m1) = m1_rotations(&owner, 2, T0 + 100);
     let [one, two]: [SignedOp; 2] = ops_m1.try_into().unwrap();
-    let twin = craft(&m1, owner.group(), 2, one.id(), T0 + 102, Body::Leave);
+    let twin = sign_op(&m1, owner.group(), 2, one.id(), T0 + 102, Body::Leave);
     owner.ingest_batch(vec![one.clone(), two, twin], T0 + 103);
     let removal = owner.remove(&identity(0), m1.id(), T0 + 200).unwrap().0;
     match removal.op().body {
@@ -1072,12 +1052,12 @@ fn a_rank_about_an_identity_never_added_takes_effect() {
 fn a_backdated_leave_takes_effect_but_loses_to_the_add() {
     let (owner, genesis, mut ops) = ranked_group();
     let m1 = identity(3);
-    let leave = craft(&m1, owner.group(), 1, Op::NO_PREV, T0 - 1_000, Body::Leave);
+    let leave = sign_op(&m1, owner.group(), 1, Op::NO_PREV, T0 - 1_000, Body::Leave);
     let mut replica = owner.clone();
     replica.ingest(leave.clone(), T0 + 100).unwrap();
     assert_eq!(replica.is_effective(&leave.id()), Some(true));
     assert!(replica.is_member(&m1.id()), "the add's later stamp wins");
-    let rotate = craft(
+    let rotate = sign_op(
         &m1,
         owner.group(),
         2,

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use splitsafe::group::{Body, Replica, ReplicaConfig, SignedOp};
 use splitsafe::lww::LwwSet;
 use support::group::{
-    bundle, check_delivery_paths, craft_all, identity, naive_fold, play, replay, sync_until_quiet,
-    view_map, Crafted, Step, DEVICES, T0,
+    bundle, check_delivery_paths, craft_all, identity, naive_fold, play, replay, sign_op,
+    sync_until_quiet, view_map, Step, DEVICES, T0,
 };
 
 /// One random step; device indices below [`DEVICES`].
@@ -39,26 +39,6 @@ fn history_and_order() -> impl Strategy<Value = (Vec<Step>, Vec<usize>)> {
     })
 }
 
-/// An operation a removed admin crafts (see [`Crafted`]).
-fn crafted() -> impl Strategy<Value = Crafted> {
-    (
-        0u64..5,
-        0u8..3,
-        0u64..9_000,
-        0u8..4,
-        0..DEVICES,
-        any::<bool>(),
-    )
-        .prop_map(|(seq, prev, at, body, target, early)| Crafted {
-            seq,
-            prev,
-            at,
-            body,
-            target,
-            early,
-        })
-}
-
 proptest! {
     #![proptest_config(support::config_with_cases(64))]
 
@@ -71,7 +51,7 @@ proptest! {
     #[test]
     fn every_delivery_path_shows_the_naive_folds_view_under_forks(
         steps in history(),
-        crafted in proptest::collection::vec(crafted(), 0..5),
+        crafted in proptest::collection::vec(support::crafted_op(), 0..5),
         forks in proptest::collection::vec((0..DEVICES, 1u64..4, 0u64..9_000), 0..3),
         seed in any::<u64>(),
     ) {
@@ -89,15 +69,8 @@ proptest! {
                 .map(SignedOp::id);
             let prev = if seq == 1 { Some(splitsafe::group::Op::NO_PREV) } else { parent };
             if let Some(prev) = prev {
-                let op = splitsafe::group::Op {
-                    group: owner.group(),
-                    author: identity(device).id(),
-                    seq,
-                    prev,
-                    timestamp: splitsafe::clock::Timestamp::from_physical(T0 + at),
-                    body: Body::Leave,
-                };
-                ops.push(op.sign(&identity(device)));
+                let (group, who) = (owner.group(), identity(device));
+                ops.push(sign_op(&who, group, seq, prev, T0 + at, Body::Leave));
             }
         }
         if let Err(e) = check_delivery_paths(&genesis, &ops, seed) {

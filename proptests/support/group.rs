@@ -479,6 +479,26 @@ pub fn removed_admin_attack(
     Ok(())
 }
 
+/// Signs an operation with every field chosen by its author `who` (stamped `at_ms`).
+pub fn sign_op(
+    who: &Identity,
+    group: splitsafe::group::GroupId,
+    seq: u64,
+    prev: splitsafe::group::OpId,
+    at_ms: u64,
+    body: splitsafe::group::Body,
+) -> SignedOp {
+    splitsafe::group::Op {
+        group,
+        author: who.id(),
+        seq,
+        prev,
+        timestamp: Timestamp::from_physical(at_ms),
+        body,
+    }
+    .sign(who)
+}
+
 /// Every way the differential tests deliver a set of operations to a fresh replica: one at a
 /// time in the order given and reversed (each twice), in one batch, in seeded random batches
 /// of random sizes, half through a snapshot (saved and loaded, then the rest), and by sync
@@ -609,15 +629,7 @@ pub fn craft_all(
         };
         let at = c.at % 100_000;
         let stamp = if c.early { T0 + at } else { T0 + 6_000 + at };
-        let op = Op {
-            group,
-            author: who.id(),
-            seq,
-            prev,
-            timestamp: Timestamp::from_physical(stamp),
-            body,
-        };
-        made.push(op.sign(who));
+        made.push(sign_op(who, group, seq, prev, stamp, body));
     }
     made
 }

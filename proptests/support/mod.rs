@@ -103,3 +103,24 @@ pub fn merged(a: &TestSet, b: &TestSet) -> TestSet {
         .expect("replicas of one conflict-free pool never conflict");
     out
 }
+
+/// One operation a removed admin crafts (see [`group::Crafted`]): any chain position,
+/// predecessor choice, stamp before or after its removal, body and target.
+pub fn crafted_op() -> impl Strategy<Value = group::Crafted> {
+    (
+        1u64..5,
+        0u8..3,
+        0u64..2_000,
+        0u8..4,
+        0u8..group::DEVICES,
+        any::<bool>(),
+    )
+        .prop_map(|(seq, prev, at, body, target, early)| group::Crafted {
+            seq,
+            prev,
+            at,
+            body,
+            target,
+            early,
+        })
+}
