@@ -40,6 +40,13 @@ impl Branches {
         }
     }
 
+    /// Forgets the walks made so far, keeping the map of unlogged operations: after
+    /// operations were logged or pins changed, walks are made again, while an operation
+    /// logged since is told by the authority before the map is looked at.
+    pub(crate) fn forget_walks(&mut self) {
+        self.walks.clear();
+    }
+
     /// Whether `op`, not logged, is off every pinned branch that reaches its number (and at
     /// least one does): then it is void whatever arrives, and need not be logged.
     pub(crate) fn off_pinned(&mut self, authority: &Authority, op: &SignedOp) -> bool {

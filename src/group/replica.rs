@@ -626,7 +626,9 @@ impl Replica {
             waiting = still;
             // What waits in the pens: released when it can be logged, dropped when it never
             // can (a predecessor that is not its author's previous operation was logged).
-            let mut branches = Branches::new(self.quarantine.ops().chain(self.strangers.ops()));
+            // The round's map of unlogged operations still covers the pens; its walks may be
+            // stale now that operations were logged and pins changed.
+            branches.forget_walks();
             let mut verdicts = BTreeMap::new();
             for op in self.quarantine.ops().chain(self.strangers.ops()) {
                 let verdict = self.loggable(op, &mut branches);
