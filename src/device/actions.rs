@@ -1,0 +1,211 @@
+//! What a device does to its groups: found them, add, remove, rank, leave, rotate its key,
+//! set how it sends.
+
+use super::{
+    group_mut, op_write, Batch, Device, DeviceError, Group, Invitation, Message, MessageMode,
+    Place, Store, Welcome, Write,
+};
+use crate::group::{GroupId, Rank, Replica, SignedOp};
+use crate::keys::{Identity, KeyBundle, MemberId};
+use rand_core::CryptoRng;
+
+impl<S: Store> Device<S> {
+    /// Sets how this device seals messages to `group` (kept across restarts; receiving takes
+    /// both modes, always).
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::NoSuchGroup`]; store failures.
+    pub fn set_mode(&mut self, group: GroupId, mode: MessageMode) -> Result<(), DeviceError> {
+        self.usable()?;
+        group_mut(&mut self.groups, group)?.mode = Some(mode);
+        self.commit(Batch {
+            writes: vec![Write::Mode {
+                group,
+                mode: mode.code(),
+            }],
+            ..Batch::default()
+        })?;
+        Ok(())
+    }
+
+    /// Founds a group with this device as its owner.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub fn create_group<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<GroupId, DeviceError> {
+        self.usable()?;
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        let (mut replica, genesis) = Replica::create(
+            self.keyring.identity(),
+            self.keyring.bundle(),
+            nonce,
+            self.config.replica,
+            now_ms,
+        )?;
+        replica.record_placements();
+        let group = replica.group();
+        let mut batch = Batch {
+            own_op: true,
+            ..Batch::default()
+        };
+        batch.writes.push(op_write(group, &genesis, Place::Logged));
+        batch.writes.push(Write::Clock {
+            group,
+            clock: replica.clock().last(),
+        });
+        self.groups.insert(group, Group::new(replica));
+        self.commit(batch)?;
+        Ok(group)
+    }
+
+    /// Adds the member whose `bundle` this is to `group` and makes its welcome.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::NoSuchGroup`]; [`DeviceError::Action`] if the group refuses the add
+    /// (rank, bad bundle); store failures.
+    pub fn invite(
+        &mut self,
+        group: GroupId,
+        bundle: KeyBundle,
+        now_ms: u64,
+    ) -> Result<Invitation, DeviceError> {
+        let add = self.act(group, |replica, identity| {
+            replica.add(identity, bundle, now_ms)
+        })?;
+        Ok(Invitation {
+            add,
+            welcome: self.welcome(group)?,
+        })
+    }
+
+    /// A welcome to `group`: every operation this device has logged.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::NoSuchGroup`].
+    pub fn welcome(&self, group: GroupId) -> Result<Message, DeviceError> {
+        let replica = self.replica(group).ok_or(DeviceError::NoSuchGroup(group))?;
+        Ok(Message::Welcome(Welcome {
+            group,
+            ops: replica.ops().cloned().collect(),
+        }))
+    }
+
+    /// Removes `member` from `group`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`invite`](Self::invite).
+    pub fn remove(
+        &mut self,
+        group: GroupId,
+        member: MemberId,
+        now_ms: u64,
+    ) -> Result<Message, DeviceError> {
+        self.act(group, |replica, identity| {
+            replica.remove(identity, member, now_ms)
+        })
+    }
+
+    /// Leaves `group`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`invite`](Self::invite).
+    pub fn leave(&mut self, group: GroupId, now_ms: u64) -> Result<Message, DeviceError> {
+        self.act(group, |replica, identity| replica.leave(identity, now_ms))
+    }
+
+    /// Makes `member` an admin of `group` (`Rank::Admin`) or a member again
+    /// (`Rank::Member`); only the owner may.
+    ///
+    /// # Errors
+    ///
+    /// As for [`invite`](Self::invite).
+    pub fn set_rank(
+        &mut self,
+        group: GroupId,
+        member: MemberId,
+        rank: Rank,
+        now_ms: u64,
+    ) -> Result<Message, DeviceError> {
+        self.act(group, |replica, identity| match rank {
+            Rank::Admin => replica.promote(identity, member, now_ms),
+            _ => replica.demote(identity, member, now_ms),
+        })
+    }
+
+    /// Rotates this device's encryption key and publishes the new one in every group it is
+    /// a member of (one key for all: the old one is retired everywhere). Returns one
+    /// operations message per group that took it; in no group, nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub fn rotate<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Vec<Message>, DeviceError> {
+        self.usable()?;
+        let me = self.id();
+        let in_group: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.replica.is_member(&me))
+            .map(|(id, _)| *id)
+            .collect();
+        let replicas = self
+            .groups
+            .iter_mut()
+            .filter(|(id, _)| in_group.contains(id))
+            .map(|(_, g)| &mut g.replica);
+        let results = self.keyring.rotate_in_all(rng, replicas, now_ms);
+        let mut batch = Batch {
+            own_op: true,
+            ..Batch::default()
+        };
+        let mut out = Vec::new();
+        for (group, result) in in_group.into_iter().zip(results) {
+            if let Ok((op, _)) = result {
+                self.note_group(group, &mut batch);
+                out.push(Message::Operations(vec![op]));
+            }
+        }
+        batch.writes.push(Write::Keyring(self.keyring.export()));
+        self.commit(batch)?;
+        Ok(out)
+    }
+
+    /// Makes one operation in `group` with `action` and commits it.
+    pub(super) fn act(
+        &mut self,
+        group: GroupId,
+        action: impl FnOnce(
+            &mut Replica,
+            &Identity,
+        )
+            -> Result<(SignedOp, Vec<crate::group::Change>), crate::group::ActionError>,
+    ) -> Result<Message, DeviceError> {
+        self.usable()?;
+        let g = group_mut(&mut self.groups, group)?;
+        // The caller knows what its own action changed; envelopes it may release (from a
+        // member it just added, say) open at the next `receive` or `tick`, which report them.
+        let (op, _) = action(&mut g.replica, self.keyring.identity())?;
+        let mut batch = Batch {
+            own_op: true,
+            ..Batch::default()
+        };
+        self.note_group(group, &mut batch);
+        self.commit(batch)?;
+        Ok(Message::Operations(vec![op]))
+    }
+}

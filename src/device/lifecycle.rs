@@ -1,0 +1,119 @@
+//! Making a device and reopening it from its store.
+
+use super::{
+    Device, DeviceConfig, DeviceError, Durability, Group, MessageMode, Place, Store, StoreError,
+    Waiting, Write,
+};
+use crate::codec;
+use crate::crypto::{Keyring, SenderKeys};
+use crate::group::{Replica, SignedOp, Status};
+use crate::keys::{Identity, MemberId};
+use rand_core::CryptoRng;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl<S: Store> Device<S> {
+    /// A new device for `identity` in an empty `store`, with a fresh encryption key.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::StoreState`] if the store already holds a device; store failures.
+    pub fn create<R: CryptoRng + ?Sized>(
+        mut store: S,
+        identity: Identity,
+        config: DeviceConfig,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Self, DeviceError> {
+        if store.load()?.is_some() {
+            return Err(DeviceError::StoreState("it already holds a device"));
+        }
+        let keyring = Keyring::new(identity, config.keyring, rng, now_ms);
+        store.commit(&[Write::Keyring(keyring.export())], Durability::PowerLoss)?;
+        Ok(Self {
+            store,
+            config,
+            keyring,
+            groups: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            seen: BTreeSet::new(),
+            poisoned: false,
+        })
+    }
+
+    /// Reopens the device `store` holds, exactly as it was after its last committed call
+    /// (operations are not verified again: see [`Store`]'s trust note). Call
+    /// [`tick`](Self::tick) next: what fell due while it was closed is released there.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::StoreState`] if the store holds no device; [`StoreError::Corrupt`] if
+    /// it holds what this code does not write.
+    pub fn open(mut store: S, config: DeviceConfig) -> Result<Self, DeviceError> {
+        let stored = store
+            .load()?
+            .ok_or(DeviceError::StoreState("it holds no device"))?;
+        let corrupt = |what: String| DeviceError::Store(StoreError::Corrupt(what));
+        let keyring = Keyring::import(&stored.keyring, config.keyring)
+            .map_err(|e| corrupt(format!("keyring: {e}")))?;
+        let mut groups = BTreeMap::new();
+        for (id, group) in &stored.groups {
+            let mut placements = Vec::with_capacity(group.ops.len());
+            for (place, bytes) in group.ops.values() {
+                let op = SignedOp::from_cbor(bytes).map_err(|e| corrupt(format!("op: {e}")))?;
+                let status = match place {
+                    Place::Logged => Status::Logged,
+                    Place::Held => Status::Held,
+                    Place::Quarantined => Status::Quarantined,
+                };
+                placements.push((op, status));
+            }
+            let replica = Replica::restore(*id, config.replica, group.clock, placements)
+                .ok_or_else(|| corrupt(format!("group {id} has no genesis")))?;
+            let held = stored
+                .chains
+                .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
+                .map(|((_, sender), bytes)| (*sender, bytes.as_slice()));
+            let keys =
+                SenderKeys::import(*id, held).map_err(|e| corrupt(format!("chains: {e}")))?;
+            let mode = group
+                .mode
+                .map(|code| {
+                    MessageMode::from_code(code).ok_or_else(|| corrupt("a message mode".into()))
+                })
+                .transpose()?;
+            let peers = stored
+                .peers
+                .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
+                .map(|((_, peer), bytes)| {
+                    codec::decode(bytes, config.max_message_len)
+                        .map(|state| (*peer, state))
+                        .map_err(|e| corrupt(format!("peer state: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+            groups.insert(
+                *id,
+                Group {
+                    replica,
+                    peers,
+                    keys,
+                    mode,
+                },
+            );
+        }
+        let mut pending = BTreeMap::new();
+        for (id, (_, bytes)) in &stored.pending {
+            let waiting = Waiting::from_bytes(bytes, config.keyring.limits)
+                .map_err(|e| corrupt(format!("pending message: {e}")))?;
+            pending.insert(*id, waiting);
+        }
+        Ok(Self {
+            store,
+            config,
+            keyring,
+            groups,
+            pending,
+            seen: stored.seen,
+            poisoned: false,
+        })
+    }
+}

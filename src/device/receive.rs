@@ -1,0 +1,380 @@
+//! What a device receives: routing each item by kind and group, ingesting operations,
+//! joining from welcomes, taking sync messages, opening envelopes and chain messages or
+//! keeping them waiting.
+
+use super::{
+    chains_write, op_write, peer_write, Batch, Device, DeviceError, Event, Group, Message, Place,
+    Received, Refusal, Store, SyncMessage, Waiting, Welcome, Write,
+};
+use crate::crypto::{ChainError, EnvelopeId, OpenError, Payload};
+use crate::group::{Body, GroupId, PositionError, Replica, SignedOp};
+use crate::keys::MemberId;
+use crate::{codec, wire};
+use std::collections::BTreeMap;
+use zeroize::Zeroize;
+
+impl<S: Store> Device<S> {
+    /// Receives bytes or text from any transport: one message's bytes, or text holding any
+    /// number of armored blocks. Each item is routed by kind and group; what it did is
+    /// reported as events, in order. Refused items change nothing and are reported as
+    /// [`Event::Refused`].
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::Unreadable`] if the input is neither (nothing changes); store
+    /// failures.
+    pub fn receive(&mut self, input: &[u8], now_ms: u64) -> Result<Vec<Event>, DeviceError> {
+        self.usable()?;
+        let (max, limits) = (self.config.max_message_len, self.config.keyring.limits);
+        let mut batch = Batch::default();
+        let blocks = std::str::from_utf8(input)
+            .map(|text| wire::blocks(text, max))
+            .unwrap_or_default();
+        if blocks.is_empty() {
+            let message =
+                Message::from_bytes(input, max, limits).map_err(DeviceError::Unreadable)?;
+            self.route(message, now_ms, &mut batch);
+        }
+        for (kind, body) in blocks {
+            match body {
+                Err(e) => batch.events.push(Event::Refused(Refusal::Armor(e))),
+                Ok(body) => match Message::from_block(kind, &body, max, limits) {
+                    Ok(message) => self.route(message, now_ms, &mut batch),
+                    Err(e) => batch.events.push(Event::Refused(Refusal::Decode(e))),
+                },
+            }
+        }
+        self.commit(batch)
+    }
+
+    fn route(&mut self, message: Message, now_ms: u64, batch: &mut Batch) {
+        match message {
+            Message::Operations(ops) => {
+                let mut by_group: BTreeMap<GroupId, Vec<SignedOp>> = BTreeMap::new();
+                for op in ops {
+                    by_group.entry(group_of(&op)).or_default().push(op);
+                }
+                for (group, ops) in by_group {
+                    if self.groups.contains_key(&group) {
+                        self.ingest(group, ops, now_ms, batch);
+                    } else {
+                        batch
+                            .events
+                            .push(Event::Refused(Refusal::UnknownGroup(group)));
+                    }
+                }
+            }
+            Message::Envelope(envelope) => {
+                self.receive_waiting(Waiting::Envelope(envelope), now_ms, batch);
+            }
+            Message::Chain(post) => {
+                if let Some(handoff) = post.handoff {
+                    self.receive_waiting(Waiting::Envelope(handoff), now_ms, batch);
+                }
+                self.receive_waiting(Waiting::Chain(post.message), now_ms, batch);
+            }
+            Message::Bundle(bundle) => batch.events.push(Event::Bundle(bundle)),
+            Message::Welcome(welcome) => self.join(welcome, now_ms, batch),
+            Message::Sync(sync) => self.receive_sync(sync, now_ms, batch),
+        }
+    }
+
+    /// Ingests operations of one known group, stores what its replica now holds, and
+    /// retries the envelopes waiting in it.
+    fn ingest(&mut self, group: GroupId, ops: Vec<SignedOp>, now_ms: u64, batch: &mut Batch) {
+        let g = self.groups.get_mut(&group).expect("known group");
+        let report = g.replica.ingest_batch(ops, now_ms);
+        for result in report.results {
+            if let Err(error) = result {
+                batch
+                    .events
+                    .push(Event::Refused(Refusal::Operation { group, error }));
+            }
+        }
+        self.note_group(group, batch);
+        batch.changes(group, report.changes);
+        self.retry_pending(group, now_ms, batch);
+    }
+
+    fn join(&mut self, welcome: Welcome, now_ms: u64, batch: &mut Batch) {
+        let group = welcome.group;
+        if self.groups.contains_key(&group) {
+            self.ingest(group, welcome.ops, now_ms, batch);
+            return;
+        }
+        let Some(genesis) = welcome
+            .ops
+            .iter()
+            .find(|op| op.id().0 == group.0 && matches!(op.op().body, Body::Create { .. }))
+            .cloned()
+        else {
+            batch
+                .events
+                .push(Event::Refused(Refusal::BadWelcome(group)));
+            return;
+        };
+        let Ok(mut replica) = Replica::join(&genesis, self.config.replica, now_ms) else {
+            batch
+                .events
+                .push(Event::Refused(Refusal::BadWelcome(group)));
+            return;
+        };
+        replica.record_placements();
+        replica.ingest_batch(welcome.ops, now_ms);
+        if !replica.is_member(&self.id()) {
+            batch
+                .events
+                .push(Event::Refused(Refusal::NotInvited(group)));
+            return;
+        }
+        batch.writes.push(op_write(group, &genesis, Place::Logged));
+        self.groups.insert(group, Group::new(replica));
+        batch.events.push(Event::Joined(group));
+        self.note_group(group, batch);
+        self.retry_pending(group, now_ms, batch);
+    }
+
+    fn receive_sync(&mut self, sync: SyncMessage, now_ms: u64, batch: &mut Batch) {
+        let (group, from) = (sync.group, sync.from);
+        if !self.groups.contains_key(&group) {
+            batch
+                .events
+                .push(Event::Refused(Refusal::UnknownGroup(group)));
+            return;
+        }
+        let foreign_handoff = sync
+            .handoff
+            .as_ref()
+            .is_some_and(|e| (e.header.group, e.header.sender) != (group, from));
+        if from == self.id()
+            || !sync.verify()
+            || sync.ops.iter().any(|op| group_of(op) != group)
+            || foreign_handoff
+        {
+            batch
+                .events
+                .push(Event::Refused(Refusal::BadSync { group, from }));
+            return;
+        }
+        self.ingest(group, sync.ops, now_ms, batch);
+        if let Some(handoff) = sync.handoff {
+            self.receive_waiting(Waiting::Envelope(handoff), now_ms, batch);
+        }
+        let g = self.groups.get_mut(&group).expect("known group");
+        let admitted = |peer: &MemberId| g.replica.published_keys(peer).next().is_some();
+        let unknown = g.peers.keys().filter(|peer| !admitted(peer)).count();
+        if !admitted(&from)
+            && !g.peers.contains_key(&from)
+            && unknown >= self.config.max_unknown_peers
+        {
+            batch
+                .events
+                .push(Event::Refused(Refusal::BadSync { group, from }));
+            return;
+        }
+        let mine = g.replica.summary();
+        let state = g.peers.entry(from).or_default();
+        state.heard(sync.summary, sync.holds, &mine);
+        batch.writes.push(peer_write(group, from, state));
+        batch.events.push(Event::Synced { group, peer: from });
+    }
+
+    fn receive_waiting(&mut self, waiting: Waiting, now_ms: u64, batch: &mut Batch) {
+        let id = waiting.id();
+        let group = waiting.group();
+        if self.seen.contains(&id)
+            || self.pending.contains_key(&id)
+            || waiting.sender() == self.id()
+        {
+            batch.events.push(Event::Duplicate(id));
+            return;
+        }
+        match self.try_open(&waiting, now_ms, batch) {
+            Ok(true) => self.retry_pending(group, now_ms, batch),
+            Ok(false) => {}
+            Err(reason) if waits(&reason) || !self.groups.contains_key(&group) => {
+                let sender = waiting.sender();
+                let from_sender = self
+                    .pending
+                    .values()
+                    .filter(|w| w.sender() == sender)
+                    .count();
+                if self.pending.len() >= self.config.max_pending
+                    || from_sender >= self.config.max_pending_per_sender
+                {
+                    batch.events.push(Event::Refused(Refusal::PendingFull(id)));
+                    return;
+                }
+                batch.writes.push(Write::Pending {
+                    id,
+                    group,
+                    bytes: waiting.to_bytes(),
+                });
+                batch.events.push(Event::Pending { group, id, reason });
+                self.pending.insert(id, waiting);
+            }
+            Err(error) => batch
+                .events
+                .push(Event::Refused(Refusal::Envelope { group, id, error })),
+        }
+    }
+
+    /// Opens a message of a known group and records it as seen. Returns whether it handed
+    /// over a chain new here (so that messages waiting for it may open).
+    fn try_open(
+        &mut self,
+        waiting: &Waiting,
+        now_ms: u64,
+        batch: &mut Batch,
+    ) -> Result<bool, OpenError> {
+        let group = waiting.group();
+        let Some(g) = self.groups.get_mut(&group) else {
+            return Err(OpenError::WrongGroup {
+                expected: group,
+                found: group,
+            });
+        };
+        let id = waiting.id();
+        let (chains, grace) = (self.config.chains, self.config.keyring.grace_ms);
+        let mut installed = false;
+        let (opened, result) = match waiting {
+            Waiting::Envelope(envelope) => {
+                let mut opened = self.keyring.open(envelope, &mut g.replica, now_ms)?;
+                let payload = take_payload(&mut opened.plaintext);
+                // The envelope is authentic and opened: from here on it is seen, whatever
+                // its payload says.
+                let result = match payload {
+                    Ok(Payload::Message(text)) => Ok(Some(text)),
+                    Ok(Payload::Chain(handoff)) => {
+                        match g.keys.install(
+                            &opened,
+                            envelope.header.view,
+                            &handoff,
+                            chains,
+                            now_ms,
+                        ) {
+                            Ok(new) => {
+                                if new {
+                                    batch
+                                        .writes
+                                        .push(chains_write(group, opened.sender, &g.keys));
+                                }
+                                batch.events.push(Event::Chain {
+                                    group,
+                                    sender: opened.sender,
+                                    new,
+                                });
+                                installed = new;
+                                Ok(None)
+                            }
+                            Err(error) => Err(OpenError::Chain(error)),
+                        }
+                    }
+                    Err(error) => Err(error),
+                };
+                (opened, result)
+            }
+            Waiting::Chain(message) => {
+                let policy = self.keyring.sender_policy();
+                let mut opened = g
+                    .keys
+                    .open(&mut g.replica, policy, message, now_ms, grace)?;
+                batch
+                    .writes
+                    .push(chains_write(group, opened.sender, &g.keys));
+                let text = std::mem::take(&mut opened.plaintext);
+                (opened, Ok(Some(text)))
+            }
+        };
+        self.seen.insert(id);
+        batch.writes.push(Write::Seen(id));
+        self.note_group(group, batch);
+        match result? {
+            Some(plaintext) => {
+                batch.events.push(Event::Message(Received {
+                    group,
+                    id,
+                    sender: opened.sender,
+                    standing: opened.standing,
+                    stamp: opened.stamp,
+                    same_view: opened.same_view,
+                    signed: opened.signed,
+                    plaintext,
+                }));
+                Ok(false)
+            }
+            None => Ok(installed),
+        }
+    }
+
+    /// Tries every message waiting in `group`, again while some hands over a new chain.
+    pub(super) fn retry_pending(&mut self, group: GroupId, now_ms: u64, batch: &mut Batch) {
+        loop {
+            let waiting: Vec<EnvelopeId> = self
+                .pending
+                .iter()
+                .filter(|(_, w)| w.group() == group)
+                .map(|(id, _)| *id)
+                .collect();
+            let mut new_chain = false;
+            for id in waiting {
+                let message = self.pending.remove(&id).expect("listed");
+                match self.try_open(&message, now_ms, batch) {
+                    Ok(new) => {
+                        new_chain |= new;
+                        batch.writes.push(Write::DeletePending(id));
+                    }
+                    Err(reason) if waits(&reason) => {
+                        self.pending.insert(id, message);
+                    }
+                    Err(error) => {
+                        batch.writes.push(Write::DeletePending(id));
+                        batch
+                            .events
+                            .push(Event::Refused(Refusal::Envelope { group, id, error }));
+                    }
+                }
+            }
+            if !new_chain {
+                return;
+            }
+        }
+    }
+}
+
+/// Whether a message refused with `reason` may open later: its sender's add, key or
+/// position is in operations not received yet, its chain has not arrived, or its stamp is
+/// ahead of local time.
+fn waits(reason: &OpenError) -> bool {
+    matches!(
+        reason,
+        OpenError::UnknownSenderKey { .. }
+            | OpenError::StampTooFarAhead(_)
+            | OpenError::Position(PositionError::Unknown { .. } | PositionError::NeverAMember(_))
+            | OpenError::Chain(ChainError::UnknownChain)
+    )
+}
+
+/// The payload of an opened envelope, taken out of `plaintext` (an application message
+/// without a copy; a handoff's key bytes are zeroized).
+fn take_payload(plaintext: &mut Vec<u8>) -> Result<Payload, OpenError> {
+    if plaintext.first() == Some(&0) {
+        plaintext.remove(0);
+        return Ok(Payload::Message(std::mem::take(plaintext)));
+    }
+    let payload = Payload::from_bytes(plaintext).map_err(|e| {
+        OpenError::Malformed(codec::DecodeError::Invalid {
+            reason: format!("envelope payload: {e}"),
+        })
+    });
+    plaintext.zeroize();
+    payload
+}
+
+/// The group an operation belongs to (a genesis names none: its id is the group).
+fn group_of(op: &SignedOp) -> GroupId {
+    match op.op().body {
+        Body::Create { .. } => GroupId(op.id().0),
+        _ => op.op().group,
+    }
+}

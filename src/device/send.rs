@@ -1,0 +1,111 @@
+//! What a device sends: messages sealed to a group, and sync messages to a peer.
+
+use super::{
+    group_mut, peer_write, Batch, ChainPost, Device, DeviceError, Message, Store, SyncMessage,
+};
+use crate::crypto::{Payload, SealOptions};
+use crate::group::GroupId;
+use crate::keys::MemberId;
+use rand_core::CryptoRng;
+
+impl<S: Store> Device<S> {
+    /// Seals `plaintext` to `group`'s current view, in the group's [`MessageMode`]: an
+    /// envelope, or a sender-key message (with the envelope handing out a new chain when
+    /// the view changed since the last one, or the chain is due for replacement).
+    ///
+    /// A sending chain lives in memory only: after a restart, the next message starts a
+    /// new chain. So no chain signing key is ever stored, and a store rolled back by a
+    /// power loss can never make a chain use a message key twice.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::Seal`] if this device is not in the view or a limit is exceeded;
+    /// store failures.
+    pub fn send<R: CryptoRng + ?Sized>(
+        &mut self,
+        group: GroupId,
+        plaintext: &[u8],
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Message, DeviceError> {
+        self.usable()?;
+        let default = self.config.messages;
+        let g = group_mut(&mut self.groups, group)?;
+        let message = if g.mode.unwrap_or(default).uses_sender_keys(g.replica.view()) {
+            let sealed = g.keys.seal(
+                &mut self.keyring,
+                &mut g.replica,
+                now_ms,
+                plaintext,
+                self.config.chains,
+                rng,
+            )?;
+            Message::Chain(ChainPost {
+                handoff: sealed.handoff,
+                message: sealed.message,
+            })
+        } else {
+            let payload = Payload::Message(plaintext.to_vec()).to_bytes();
+            Message::Envelope(self.keyring.seal(
+                &mut g.replica,
+                now_ms,
+                &payload,
+                SealOptions::default(),
+                rng,
+            )?)
+        };
+        // Not recorded as seen: an envelope naming this device as sender is reported as a
+        // duplicate on sight (it has no slot for its sender anyway), which saves a row per
+        // message sent.
+        let mut batch = Batch::default();
+        self.note_group(group, &mut batch);
+        self.commit(batch)?;
+        Ok(message)
+    }
+
+    /// A sync message for `peer` about `group`, or `None` if there is nothing to say (see
+    /// the rule in `spec/membership.md`, "Device sync"): this device's summary and the
+    /// operations the peer lacks as far as this device knows. Call it whenever there is a
+    /// chance to send; over a transport that loses, duplicates and reorders, two devices
+    /// converge once three messages in a row get through, and then fall silent.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError::NoSuchGroup`]; store failures (what was said is recorded).
+    pub fn sync_message(
+        &mut self,
+        group: GroupId,
+        peer: MemberId,
+    ) -> Result<Option<Message>, DeviceError> {
+        self.usable()?;
+        let g = group_mut(&mut self.groups, group)?;
+        let view = g.replica.view();
+        let own = g
+            .keys
+            .own_handoff(view.digest())
+            .filter(|_| view.contains(&peer));
+        let holds = g.keys.holds(&peer);
+        let state = g.peers.entry(peer).or_default();
+        let Some(speech) = state.next(&g.replica, holds, own.map(|(chain, _)| chain)) else {
+            return Ok(None);
+        };
+        state.sent(&speech.summary, holds);
+        let write = peer_write(group, peer, state);
+        let handoff = own
+            .filter(|_| speech.handoff)
+            .map(|(_, envelope)| envelope.clone());
+        let message = SyncMessage::new(
+            self.keyring.identity(),
+            group,
+            speech.summary,
+            speech.ops,
+            holds,
+            handoff,
+        );
+        self.commit(Batch {
+            writes: vec![write],
+            ..Batch::default()
+        })?;
+        Ok(Some(Message::Sync(message)))
+    }
+}

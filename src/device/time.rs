@@ -1,0 +1,65 @@
+//! What time passing does on a device: held operations fall due, keys past their grace are
+//! erased, waiting messages are retried.
+
+use super::{chains_write, Batch, Device, DeviceError, Store, Tick, Waiting, Write};
+use crate::group::GroupId;
+
+impl<S: Store> Device<S> {
+    /// Lets time pass: held operations that fell due are logged, retired keys past their
+    /// grace period are erased, envelopes waiting for time are retried.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub fn tick(&mut self, now_ms: u64) -> Result<Tick, DeviceError> {
+        self.usable()?;
+        let mut batch = Batch::default();
+        let groups: Vec<GroupId> = self.groups.keys().copied().collect();
+        for group in groups {
+            let g = self.groups.get_mut(&group).expect("listed");
+            let changes = g.replica.advance(now_ms);
+            for sender in g.keys.erase_expired(now_ms, self.config.keyring.grace_ms) {
+                batch.writes.push(chains_write(group, sender, &g.keys));
+            }
+            self.note_group(group, &mut batch);
+            batch.changes(group, changes);
+            self.retry_pending(group, now_ms, &mut batch);
+        }
+        if self.keyring.erase_expired(now_ms) > 0 {
+            batch.writes.push(Write::Keyring(self.keyring.export()));
+        }
+        let events = self.commit(batch)?;
+        Ok(Tick {
+            events,
+            next: self.next_deadline(),
+        })
+    }
+
+    /// When something waits on time next (see [`Tick::next`]).
+    pub fn next_deadline(&self) -> Option<u64> {
+        let drift = self.config.replica.clock.max_drift_ms;
+        let held = self
+            .groups
+            .values()
+            .flat_map(|g| g.replica.held())
+            .map(|op| op.op().timestamp.millis().saturating_sub(drift));
+        let grace = self.config.keyring.grace_ms;
+        let stamped_ahead = self
+            .pending
+            .values()
+            .map(|w| w.stamp().millis().saturating_sub(drift));
+        let chains_given_up = self.pending.values().filter_map(|w| match w {
+            Waiting::Chain(m) => Some(m.header.stamp.millis().saturating_add(grace)),
+            Waiting::Envelope(_) => None,
+        });
+        let chain_erasures = self
+            .groups
+            .values()
+            .filter_map(|g| g.keys.next_erasure(grace));
+        held.chain(stamped_ahead)
+            .chain(chains_given_up)
+            .chain(chain_erasures)
+            .chain(self.keyring.next_erasure())
+            .min()
+    }
+}
