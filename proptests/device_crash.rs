@@ -10,9 +10,9 @@ mod support;
 use splitsafe::device::{Device, DeviceConfig, Message, SqliteStore, Store};
 use splitsafe::group::{GroupId, OpId, Replica, ReplicaConfig, SignedOp};
 use std::io::{BufRead, BufReader, Write as _};
-use std::process::{Command, Stdio};
 use support::crypto::rng;
 use support::group::{identity, T0};
+use support::process::spawn_child;
 
 const DB: &str = "SPLITSAFE_CRASH_DB";
 const ROUND: &str = "SPLITSAFE_CRASH_ROUND";
@@ -102,20 +102,10 @@ fn crash_safety_under_sigkill() {
     let mut committed: Vec<(String, GroupId, String)> = Vec::new();
     let mut kills = 0;
     for round in 0..8u64 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "crash_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(DB, &path)
-            .env(ROUND, round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_child(
+            "crash_child",
+            &[(DB, path.display().to_string()), (ROUND, round.to_string())],
+        );
         // Seeded: kill after 3 to 40 reported calls, mid-way through the next one.
         let wait_for = 3 + (round * 2_654_435_761 % 38) as usize;
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -5,6 +5,7 @@ pub mod crdts_oracle;
 pub mod crypto;
 pub mod forge;
 pub mod group;
+pub mod process;
 pub mod snapshot;
 
 use proptest::prelude::*;

@@ -266,8 +266,9 @@ impl<S: Store> Device<S> {
         if batch.writes.is_empty() {
             return Ok(batch.events);
         }
-        let keys = batch.writes.iter().any(|w| matches!(w, Write::Keyring(_)));
-        let durability = if batch.own_op || keys {
+        let durability = if batch.writes.iter().any(Write::replaces_keys) {
+            Durability::Erasure
+        } else if batch.own_op {
             Durability::PowerLoss
         } else {
             Durability::Crash

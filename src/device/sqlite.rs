@@ -5,10 +5,21 @@
 //! operations and keys) run with `synchronous = FULL`, so they survive a power loss; the
 //! others with `synchronous = NORMAL`, so they survive a crash of the process and, after a
 //! power loss, the file is consistent but may lack the last of them (what others sent can be
-//! received again). A call cut short leaves nothing. `secure_delete` overwrites
-//! deleted rows in the file. The file holds the keyring's secrets in clear (see [`Store`]):
-//! the platform must protect it (file permissions, disk encryption), as it protects any
-//! messenger's database. SQLite's own buffers are not zeroized.
+//! received again). A call cut short leaves nothing.
+//!
+//! Erasure: `secure_delete` overwrites deleted and replaced rows, and freed pages, with
+//! zeros. The write-ahead log would still hold every committed page image, old keys in
+//! them, so a commit of [`Durability::Erasure`] is checkpointed into the main file and the
+//! log truncated to nothing before it returns; opening does the same, for a process killed
+//! in between. The lock is exclusive (`locking_mode = EXCLUSIVE`), so the log's index lives
+//! in the process's memory and there is no `-shm` file.
+//!
+//! Lock: the store is locked from `open` until it is dropped; a second `open` of the same
+//! file, from any process, fails with [`StoreError::Locked`].
+//!
+//! The file holds the keyring's secrets in clear (see [`Store`]): the platform must protect
+//! it (file permissions, disk encryption), as it protects any messenger's database. SQLite's
+//! own buffers are not zeroized.
 
 use super::store::{Durability, Place, Store, StoreError, Stored, StoredGroup, Write};
 use crate::clock::Timestamp;
@@ -50,7 +61,12 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(Box::new(e))
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Locked
+        }
+        _ => StoreError::Backend(Box::new(e)),
+    }
 }
 
 /// A [`Store`] in one SQLite file.
@@ -80,7 +96,17 @@ impl SqliteStore {
     }
 
     fn setup(mut conn: Connection) -> Result<Self, StoreError> {
+        // A store in use is refused at once, not after waiting for it.
+        conn.busy_timeout(std::time::Duration::ZERO)
+            .map_err(backend)?;
+        // Before the log is entered, so that its index is kept in memory (no `-shm`).
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        // Take the write lock now and keep it (exclusive mode never releases it), so that a
+        // second opener fails here rather than at its first write.
+        conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
             .map_err(backend)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
@@ -103,7 +129,23 @@ impl SqliteStore {
                 .map_err(backend)?;
             tx.commit().map_err(backend)?;
         }
-        Ok(Self { conn })
+        let store = Self { conn };
+        // A process killed between an erasure's commit and its checkpoint left the old pages
+        // in the log.
+        store.truncate_log()?;
+        Ok(store)
+    }
+
+    /// Copies the log into the main file and truncates it to nothing.
+    fn truncate_log(&self) -> Result<(), StoreError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .map_err(backend)?;
+        if busy != 0 {
+            return Err(StoreError::Locked);
+        }
+        Ok(())
     }
 
     /// The schema version of the open file.
@@ -214,7 +256,7 @@ impl Store for SqliteStore {
     }
 
     fn commit(&mut self, writes: &[Write], durability: Durability) -> Result<(), StoreError> {
-        let full = durability == Durability::PowerLoss;
+        let full = durability != Durability::Crash;
         if full {
             self.conn
                 .pragma_update(None, "synchronous", "FULL")
@@ -226,7 +268,11 @@ impl Store for SqliteStore {
                 .pragma_update(None, "synchronous", "NORMAL")
                 .map_err(backend)?;
         }
-        result
+        result?;
+        if durability == Durability::Erasure {
+            self.truncate_log()?;
+        }
+        Ok(())
     }
 }
 

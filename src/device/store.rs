@@ -130,6 +130,17 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// Whether the write replaces or deletes key material (a keyring export, a chain state):
+    /// what it replaces must leave no copy behind ([`Durability::Erasure`]).
+    pub fn replaces_keys(&self) -> bool {
+        matches!(
+            self,
+            Self::Keyring(_) | Self::Chains { .. } | Self::DeleteChains { .. }
+        )
+    }
+}
+
 impl fmt::Debug for Write {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -254,6 +265,10 @@ pub enum StoreError {
     Backend(Box<dyn std::error::Error + Send + Sync>),
     /// The stored data is not what this code writes.
     Corrupt(String),
+    /// Another process (or another handle in this one) has the store open: one store serves
+    /// one device at a time, since two writers would each make the device's next operation
+    /// and fork its chain.
+    Locked,
 }
 
 impl fmt::Display for StoreError {
@@ -261,6 +276,7 @@ impl fmt::Display for StoreError {
         match self {
             Self::Backend(e) => write!(f, "store backend: {e}"),
             Self::Corrupt(what) => write!(f, "store corrupt: {what}"),
+            Self::Locked => f.write_str("the store is open elsewhere (another process has it)"),
         }
     }
 }
@@ -278,6 +294,11 @@ pub enum Durability {
     /// the same sequence number, an equivocation; a rotation lost would leave the group
     /// sealing to a key the device no longer holds; an erasure lost would resurrect a secret).
     PowerLoss,
+    /// A loss of power, and the writes overwrite or delete key material (a retired key
+    /// erased, a chain stepped past used message keys): once the commit returns, no copy of
+    /// what they replace may remain in any file of the store (journals and free pages
+    /// included), or a thief of the files would read what forward secrecy protects.
+    Erasure,
 }
 
 /// Durable state for one device.
@@ -290,7 +311,8 @@ pub trait Store {
     fn load(&mut self) -> Result<Option<Stored>, StoreError>;
 
     /// Applies `writes` atomically, durable to `durability`: after a crash (or a power loss,
-    /// for [`Durability::PowerLoss`]), either all of them are there or none.
+    /// for [`Durability::PowerLoss`] and [`Durability::Erasure`]), either all of them are
+    /// there or none.
     ///
     /// # Errors
     ///
