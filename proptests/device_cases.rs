@@ -25,6 +25,10 @@ fn state<S: Store>(d: &Device<S>) -> Vec<Vec<u8>> {
         out.push(d.replica(group).unwrap().save());
     }
     out.extend(d.pending().map(|(id, _)| id.0.to_vec()));
+    out.extend(
+        d.unacknowledged()
+            .map(|delivery| format!("{delivery:?}").into_bytes()),
+    );
     out
 }
 
@@ -308,12 +312,14 @@ fn reopening_restores_exactly() {
     scenario(
         SqliteFile::new(path("a.db")),
         SqliteFile::new(path("b.db")),
-        |s: &SqliteFile| SqliteFile::new(s.0.clone()),
+        Clone::clone,
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A SQLite store by path, reopened (a new connection) whenever it is cloned.
+/// A SQLite store by path. Cloning copies its files (the main file and the log, as a disk
+/// image would hold them) to a new path and opens the copy: a store is open in one place at
+/// a time.
 struct SqliteFile(std::path::PathBuf, SqliteStore);
 
 impl SqliteFile {
@@ -325,7 +331,16 @@ impl SqliteFile {
 
 impl Clone for SqliteFile {
     fn clone(&self) -> Self {
-        Self::new(self.0.clone())
+        static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let copy = self.0.with_extension(format!("copy{n}"));
+        for suffix in ["", "-wal"] {
+            let from = format!("{}{suffix}", self.0.display());
+            if std::path::Path::new(&from).exists() {
+                std::fs::copy(&from, format!("{}{suffix}", copy.display())).unwrap();
+            }
+        }
+        Self::new(copy)
     }
 }
 

@@ -23,7 +23,7 @@ pub use chain::{
 pub use envelope::{Envelope, EnvelopeId, Header, Limits, SLOT_LEN};
 pub use error::{OpenError, SealError};
 pub use keyring::{KeyId, Keyring, KeyringConfig};
-pub use open::{Opened, SenderPolicy};
+pub use open::{judge, Opened, SenderPolicy};
 pub use pairwise::PairwiseKey;
 pub use seal::SealOptions;
 pub use sender_keys::{ChainConfig, ChainSealed, Payload, SenderKeys, MAX_CHAINS_PER_SENDER};

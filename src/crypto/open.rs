@@ -7,7 +7,7 @@ use super::error::OpenError;
 use super::keyring::{KeyId, Keyring, Peers};
 use super::pairwise::HINT_LEN;
 use crate::clock::Timestamp;
-use crate::group::{GroupId, PositionError, Replica, Standing, Watermark};
+use crate::group::{GroupId, PositionError, Replica, Standing, ViewDigest, Watermark};
 use crate::keys::{MemberId, SignatureBytes, SignedMessage};
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::Tag;
@@ -59,6 +59,11 @@ pub struct Opened {
     pub same_view: bool,
     /// Whether the envelope carried a valid sender signature.
     pub signed: bool,
+    /// The sender's position (its claim): what its standing is judged from, then and
+    /// whenever the reader learns more ([`judge`]).
+    pub position: Watermark,
+    /// The view the sender sealed to (its claim; for a chain message, its chain's).
+    pub view: ViewDigest,
 }
 
 impl fmt::Debug for Opened {
@@ -193,10 +198,7 @@ impl Keyring {
             .ok_or(OpenError::Tampered)?;
 
         let same_view = header.view == view.digest();
-        let standing = match standing? {
-            Standing::Removed { by } if same_view => Standing::Beyond { by },
-            standing => standing,
-        };
+        let standing = adjust(standing?, same_view);
         if !self.config.senders.accepts(standing) {
             return Err(OpenError::SenderRefused {
                 sender: header.sender,
@@ -210,12 +212,41 @@ impl Keyring {
             standing,
             same_view,
             signed,
+            position: header.position,
+            view: header.view,
         };
         replica
             .observe(header.stamp, now_ms)
             .map_err(OpenError::StampTooFarAhead)?;
         self.commit(header.group, staged.0, staged.1);
         Ok(opened)
+    }
+}
+
+/// How `replica` judges, now, the sender of a message sealed at `position` to `view`: its
+/// standing at the position ([`Replica::standing`]), and [`Standing::Beyond`] its removal if
+/// the message claims the reader's current view, which does not hold the sender (an honest
+/// sender seals only to views that hold it). The same rule as at opening, so that a message
+/// judged again after more operations arrive is judged as if it had arrived after them.
+///
+/// # Errors
+///
+/// [`PositionError`] if the position cannot be judged here.
+pub fn judge(
+    replica: &Replica,
+    sender: &MemberId,
+    position: Watermark,
+    view: ViewDigest,
+) -> Result<Standing, PositionError> {
+    let standing = replica.standing(sender, position)?;
+    Ok(adjust(standing, view == replica.view().digest()))
+}
+
+/// A removed sender who claims the reader's current view is beyond its removal.
+pub(super) fn adjust(standing: Standing, same_view: bool) -> Standing {
+    match standing {
+        Standing::Removed { by } if same_view => Standing::Beyond { by },
+        standing => standing,
     }
 }
 

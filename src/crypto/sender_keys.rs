@@ -15,10 +15,10 @@
 //! refusal changes nothing.
 
 use super::chain::{ChainError, ChainHandoff, ChainId, ChainMessage, ReceivingChain, SendingChain};
-use super::open::check_claims;
+use super::open::{adjust, check_claims};
 use super::{Envelope, Keyring, OpenError, Opened, SealError, SealOptions, SenderPolicy};
 use crate::clock::Timestamp;
-use crate::group::{GroupId, Replica, Standing, ViewDigest};
+use crate::group::{GroupId, Replica, ViewDigest};
 use crate::keys::backup::{BackupError, FrameReader, FrameWriter};
 use crate::keys::MemberId;
 use rand_core::CryptoRng;
@@ -334,10 +334,7 @@ impl SenderKeys {
         };
         held.chain.verify(message).map_err(OpenError::Chain)?;
         let same_view = held.view == replica.view().digest();
-        let standing = match standing {
-            Standing::Removed { by } if same_view => Standing::Beyond { by },
-            standing => standing,
-        };
+        let standing = adjust(standing, same_view);
         if !policy.accepts(standing) {
             return Err(refused(standing));
         }
@@ -355,6 +352,8 @@ impl SenderKeys {
             standing,
             same_view,
             signed: true,
+            position: header.position,
+            view: held.view,
         })
     }
 

@@ -4,13 +4,14 @@ use super::store::StoreError;
 use crate::clock::Timestamp;
 use crate::codec::DecodeError;
 use crate::crypto::{EnvelopeId, OpenError, SealError};
-use crate::group::{ActionError, Change, GroupId, IngestError, Standing};
+use crate::group::{ActionError, Change, GroupId, IngestError, Standing, Watermark};
 use crate::keys::MemberId;
 use crate::wire::ArmorError;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A message this device opened.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Received {
     /// The group.
     pub group: GroupId,
@@ -18,8 +19,12 @@ pub struct Received {
     pub id: EnvelopeId,
     /// The sender.
     pub sender: MemberId,
-    /// The sender's standing in this device's view, from the envelope's position.
+    /// The sender's standing in this device's view, from the envelope's position. It can
+    /// change as operations arrive (a removal made during a split, say): the device then
+    /// reports [`Event::Rejudged`].
     pub standing: Standing,
+    /// The sender's position (its claim): its own chain head when it sealed.
+    pub position: Watermark,
     /// The sender's stamp (its claim).
     pub stamp: Timestamp,
     /// Whether the sender sealed to the view this device has now.
@@ -27,6 +32,7 @@ pub struct Received {
     /// Whether the envelope carried the sender's signature.
     pub signed: bool,
     /// The payload.
+    #[serde(with = "serde_bytes")]
     pub plaintext: Vec<u8>,
 }
 
@@ -37,11 +43,48 @@ impl fmt::Debug for Received {
             .field("id", &self.id)
             .field("sender", &self.sender)
             .field("standing", &self.standing)
+            .field("position", &self.position)
             .field("stamp", &self.stamp)
             .field("same_view", &self.same_view)
             .field("signed", &self.signed)
             .field("plaintext_len", &self.plaintext.len())
             .finish()
+    }
+}
+
+/// A delivered message judged again: see [`Event::Rejudged`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejudged {
+    /// The group.
+    pub group: GroupId,
+    /// The message's id.
+    pub id: EnvelopeId,
+    /// Its sender.
+    pub sender: MemberId,
+    /// The standing it was delivered with (or last reported with).
+    pub was: Standing,
+    /// The standing it has now.
+    pub standing: Standing,
+}
+
+/// What a device delivers to its application at least once: kept in the store until the
+/// application acknowledges it by id, and handed back by
+/// [`Device::unacknowledged`](super::Device::unacknowledged) after a restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Delivery {
+    /// A message opened (with its standing as judged now).
+    Message(Received),
+    /// A message acknowledged earlier whose sender is judged differently now.
+    Rejudged(Rejudged),
+}
+
+impl Delivery {
+    /// The message's id, by which the application acknowledges it.
+    pub fn id(&self) -> EnvelopeId {
+        match self {
+            Self::Message(received) => received.id,
+            Self::Rejudged(rejudged) => rejudged.id,
+        }
     }
 }
 
@@ -100,8 +143,15 @@ pub enum Event {
         /// What changed.
         change: Change,
     },
-    /// A message was opened.
+    /// A message was opened. It stays among [`Device::unacknowledged`](super::Device::unacknowledged)
+    /// deliveries, across restarts, until the application acknowledges it
+    /// ([`Device::ack`](super::Device::ack)).
     Message(Received),
+    /// Operations that arrived changed how this device judges the sender of a message it
+    /// delivered earlier (within [`DeviceConfig::rejudge_window`](super::DeviceConfig::rejudge_window)):
+    /// the judgment is what it would have been had the message arrived after them. Kept
+    /// until acknowledged, as messages are.
+    Rejudged(Rejudged),
     /// A member handed this device its sender chain (sender-key mode): its messages on
     /// that chain can be opened here.
     Chain {

@@ -1,8 +1,8 @@
 //! Making a device and reopening it from its store.
 
 use super::{
-    Device, DeviceConfig, DeviceError, Durability, Group, MessageMode, Place, Store, StoreError,
-    Waiting, Write,
+    Device, DeviceConfig, DeviceError, Durability, Group, Inbox, MessageMode, Place, Store,
+    StoreError, Waiting, Write,
 };
 use crate::codec;
 use crate::crypto::{Keyring, SenderKeys};
@@ -36,6 +36,7 @@ impl<S: Store> Device<S> {
             groups: BTreeMap::new(),
             pending: BTreeMap::new(),
             seen: BTreeSet::new(),
+            inbox: Inbox::default(),
             poisoned: false,
         })
     }
@@ -113,6 +114,7 @@ impl<S: Store> Device<S> {
             groups,
             pending,
             seen: stored.seen,
+            inbox: Inbox::restore(&stored.deliveries, &stored.judged, config.max_message_len)?,
             poisoned: false,
         })
     }

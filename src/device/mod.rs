@@ -39,6 +39,7 @@
 
 mod actions;
 mod event;
+mod inbox;
 mod lifecycle;
 mod message;
 mod mode;
@@ -51,7 +52,7 @@ mod store;
 mod time;
 mod waiting;
 
-pub use event::{DeviceError, Event, Received, Refusal};
+pub use event::{Delivery, DeviceError, Event, Received, Refusal, Rejudged};
 pub use message::{ChainPost, Message, SyncMessage, Welcome};
 pub use mode::MessageMode;
 #[cfg(feature = "sqlite")]
@@ -62,6 +63,7 @@ use crate::codec;
 use crate::crypto::{ChainConfig, EnvelopeId, Keyring, KeyringConfig, SenderKeys};
 use crate::group::{GroupId, Replica, ReplicaConfig, SignedOp, Status, View};
 use crate::keys::{KeyBundle, MemberId};
+use inbox::Inbox;
 use peer::Peer;
 use std::collections::{BTreeMap, BTreeSet};
 use waiting::Waiting;
@@ -89,12 +91,16 @@ pub struct DeviceConfig {
     pub messages: MessageMode,
     /// When sender chains are replaced, and the receivers' skip window.
     pub chains: ChainConfig,
+    /// How many of the messages delivered last are judged again when operations arrive
+    /// ([`Event::Rejudged`]); an older message keeps the standing it was delivered with.
+    pub rejudge_window: usize,
 }
 
 impl Default for DeviceConfig {
     /// Default replica and keyring settings, 32 MiB messages, 10,000 pending envelopes of
     /// which at most 100 from one claimed sender, 64 unknown sync peers per group; the
-    /// default [`MessageMode`] and [`ChainConfig`].
+    /// default [`MessageMode`] and [`ChainConfig`]; the last 1,000 messages delivered are
+    /// judged again.
     fn default() -> Self {
         Self {
             replica: ReplicaConfig::default(),
@@ -105,6 +111,7 @@ impl Default for DeviceConfig {
             max_unknown_peers: 64,
             messages: MessageMode::default(),
             chains: ChainConfig::default(),
+            rejudge_window: 1_000,
         }
     }
 }
@@ -162,6 +169,8 @@ pub struct Device<S: Store> {
     pending: BTreeMap<EnvelopeId, Waiting>,
     /// Envelopes opened here.
     seen: BTreeSet<EnvelopeId>,
+    /// Deliveries not acknowledged, and messages kept to be judged again.
+    inbox: Inbox,
     poisoned: bool,
 }
 
@@ -226,6 +235,27 @@ impl<S: Store> Device<S> {
         self.seen.contains(id)
     }
 
+    /// What this device delivered and the application has not acknowledged yet, in id
+    /// order: after a restart, whatever the application may not have stored.
+    pub fn unacknowledged(&self) -> impl Iterator<Item = &Delivery> + '_ {
+        self.inbox.unacknowledged()
+    }
+
+    /// Acknowledges the delivery of message `id` ([`Event::Message`] or
+    /// [`Event::Rejudged`]): the application has it, and it is not delivered again. Returns
+    /// whether a delivery of that id was waiting.
+    ///
+    /// # Errors
+    ///
+    /// Store failures.
+    pub fn ack(&mut self, id: EnvelopeId) -> Result<bool, DeviceError> {
+        self.usable()?;
+        let mut batch = Batch::default();
+        let acknowledged = self.inbox.ack(&id, &mut batch);
+        self.commit(batch)?;
+        Ok(acknowledged)
+    }
+
     /// Envelopes and chain messages waiting to be opened.
     pub fn pending(&self) -> impl Iterator<Item = (EnvelopeId, GroupId)> + '_ {
         self.pending
@@ -280,6 +310,12 @@ impl<S: Store> Device<S> {
                 Err(e.into())
             }
         }
+    }
+
+    /// Judges again the messages of `group` delivered last (see [`inbox`]).
+    fn rejudge(&mut self, group: GroupId, batch: &mut Batch) {
+        let g = self.groups.get(&group).expect("judged groups exist");
+        self.inbox.rejudge(group, &g.replica, batch);
     }
 
     /// Writes where `group`'s operations went since the last note, and its clock.

@@ -93,6 +93,7 @@ impl<S: Store> Device<S> {
         }
         self.note_group(group, batch);
         batch.changes(group, report.changes);
+        self.rejudge(group, batch);
         self.retry_pending(group, now_ms, batch);
     }
 
@@ -291,16 +292,20 @@ impl<S: Store> Device<S> {
         self.note_group(group, batch);
         match result? {
             Some(plaintext) => {
-                batch.events.push(Event::Message(Received {
+                let received = Received {
                     group,
                     id,
                     sender: opened.sender,
                     standing: opened.standing,
+                    position: opened.position,
                     stamp: opened.stamp,
                     same_view: opened.same_view,
                     signed: opened.signed,
                     plaintext,
-                }));
+                };
+                let window = self.config.rejudge_window;
+                self.inbox.deliver(&received, opened.view, window, batch);
+                batch.events.push(Event::Message(received));
                 Ok(false)
             }
             None => Ok(installed),

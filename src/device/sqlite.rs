@@ -58,6 +58,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (grp, sender)
     ) WITHOUT ROWID;
 ",
+    "
+    CREATE TABLE deliveries (id BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE judged (id BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
+",
 ];
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -252,6 +256,15 @@ impl Store for SqliteStore {
                 Zeroizing::new(state),
             );
         }
+        for (table, map) in [
+            ("deliveries", &mut stored.deliveries),
+            ("judged", &mut stored.judged),
+        ] {
+            for row in rows(&format!("SELECT id, bytes FROM {table}"))? {
+                let [id, bytes] = <[Vec<u8>; 2]>::try_from(row).expect("two columns");
+                map.insert(EnvelopeId(array(id, "an envelope id")?), bytes);
+            }
+        }
         Ok(Some(stored))
     }
 
@@ -339,6 +352,18 @@ impl SqliteStore {
                 Write::DeleteChains { group, sender } => tx
                     .prepare_cached("DELETE FROM chains WHERE grp = ?1 AND sender = ?2")
                     .and_then(|mut s| s.execute(params![&group.0[..], &sender.0[..]])),
+                Write::Delivery { id, bytes } => tx
+                    .prepare_cached("INSERT OR REPLACE INTO deliveries (id, bytes) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![&id.0[..], bytes])),
+                Write::DeleteDelivery(id) => tx
+                    .prepare_cached("DELETE FROM deliveries WHERE id = ?1")
+                    .and_then(|mut s| s.execute(params![&id.0[..]])),
+                Write::Judged { id, bytes } => tx
+                    .prepare_cached("INSERT OR REPLACE INTO judged (id, bytes) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![&id.0[..], bytes])),
+                Write::DeleteJudged(id) => tx
+                    .prepare_cached("DELETE FROM judged WHERE id = ?1")
+                    .and_then(|mut s| s.execute(params![&id.0[..]])),
                 Write::Mode { group, mode } => tx
                     .prepare_cached("UPDATE groups SET mode = ?2 WHERE id = ?1")
                     .and_then(|mut s| s.execute(params![&group.0[..], &mode[..]])),

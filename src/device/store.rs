@@ -7,8 +7,8 @@
 //! row each, rewritten when it moves),
 //! each group's clock, envelopes waiting to be opened, the ids of envelopes opened (to refuse
 //! replays), and each sync peer's state (what it was last known to hold, what it was last
-//! told). Opened plaintexts are not kept:
-//! they are the application's.
+//! told), deliveries the application has not acknowledged (a message's plaintext until then),
+//! and the recent messages kept to judge their senders again.
 //!
 //! Trust: a store is trusted as the process's memory is. Operations were verified when they
 //! were received; reopening does not verify their signatures again, so whoever can write
@@ -121,6 +121,25 @@ pub enum Write {
         /// The sender.
         sender: MemberId,
     },
+    /// A delivery the application has not acknowledged yet (CBOR of a
+    /// [`Delivery`](super::Delivery): its plaintext, for a message).
+    Delivery {
+        /// The message's id.
+        id: EnvelopeId,
+        /// The delivery's CBOR encoding.
+        bytes: Vec<u8>,
+    },
+    /// The application acknowledged the delivery of this id.
+    DeleteDelivery(EnvelopeId),
+    /// A delivered message as kept to judge its sender again (CBOR), within the window.
+    Judged {
+        /// The message's id.
+        id: EnvelopeId,
+        /// The record's CBOR encoding.
+        bytes: Vec<u8>,
+    },
+    /// A message left the judging window.
+    DeleteJudged(EnvelopeId),
     /// The group's own message mode setting ([`MessageMode::code`](super::MessageMode::code)).
     Mode {
         /// The group.
@@ -159,6 +178,10 @@ impl fmt::Debug for Write {
                 write!(f, "DeleteChains({group:?}, {sender:?})")
             }
             Self::Mode { group, mode } => write!(f, "Mode({group:?}, {mode:?})"),
+            Self::Delivery { id, .. } => write!(f, "Delivery({id:?})"),
+            Self::DeleteDelivery(id) => write!(f, "DeleteDelivery({id:?})"),
+            Self::Judged { id, .. } => write!(f, "Judged({id:?})"),
+            Self::DeleteJudged(id) => write!(f, "DeleteJudged({id:?})"),
         }
     }
 }
@@ -189,6 +212,10 @@ pub struct Stored {
     pub peers: BTreeMap<(GroupId, MemberId), Vec<u8>>,
     /// Chains held, by group and sender.
     pub chains: BTreeMap<(GroupId, MemberId), Zeroizing<Vec<u8>>>,
+    /// Deliveries not acknowledged, by message id.
+    pub deliveries: BTreeMap<EnvelopeId, Vec<u8>>,
+    /// Delivered messages kept to be judged again, by id.
+    pub judged: BTreeMap<EnvelopeId, Vec<u8>>,
 }
 
 impl fmt::Debug for Stored {
@@ -252,6 +279,18 @@ impl Stored {
                 }
                 Write::Mode { group, mode } => {
                     self.groups.entry(*group).or_default().mode = Some(*mode);
+                }
+                Write::Delivery { id, bytes } => {
+                    self.deliveries.insert(*id, bytes.clone());
+                }
+                Write::DeleteDelivery(id) => {
+                    self.deliveries.remove(id);
+                }
+                Write::Judged { id, bytes } => {
+                    self.judged.insert(*id, bytes.clone());
+                }
+                Write::DeleteJudged(id) => {
+                    self.judged.remove(id);
                 }
             }
         }

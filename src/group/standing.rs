@@ -14,10 +14,11 @@
 
 use super::op::OpId;
 use crate::keys::MemberId;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How the reader's replica judges the sender of a message sealed at a given position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Standing {
     /// In the reader's view (and the position is on its chain). A member re-added by someone
     /// who had seen the position may have sealed the message before the re-add: the reader
