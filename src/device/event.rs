@@ -187,6 +187,15 @@ pub enum Event {
     },
     /// A received item was refused.
     Refused(Refusal),
+    /// This device made an operation of its own while receiving (it found itself in a view
+    /// with a key it no longer uses, and published its current one): send `message` to the
+    /// group's members as any operations message (sync carries it too).
+    Publish {
+        /// The group.
+        group: GroupId,
+        /// The operations message.
+        message: super::Message,
+    },
 }
 
 /// Why a device call failed.

@@ -312,6 +312,37 @@ impl<S: Store> Device<S> {
         }
     }
 
+    /// Publishes this device's current key in `group` if the view holds it with another one
+    /// (re-added from a bundle it has since rotated away from: others would seal to a key it
+    /// erases, and could not attribute its messages). Once per key: a key published already,
+    /// whether or not it took effect, is not published again.
+    fn republish(&mut self, group: GroupId, now_ms: u64, batch: &mut Batch) {
+        let me = self.id();
+        let current = self.keyring.bundle();
+        let g = self.groups.get_mut(&group).expect("known group");
+        let stale = g
+            .replica
+            .view()
+            .bundle(&me)
+            .is_some_and(|held| held.encryption_key != current.encryption_key);
+        if !stale
+            || g.replica
+                .published_keys(&me)
+                .any(|key| key == current.encryption_key)
+        {
+            return;
+        }
+        if let Ok((op, changes)) = g.replica.rotate(self.keyring.identity(), current, now_ms) {
+            batch.own_op = true;
+            batch.changes(group, changes);
+            batch.events.push(Event::Publish {
+                group,
+                message: Message::Operations(vec![op]),
+            });
+            self.note_group(group, batch);
+        }
+    }
+
     /// Judges again the messages of `group` delivered last (see [`inbox`]).
     fn rejudge(&mut self, group: GroupId, batch: &mut Batch) {
         let g = self.groups.get(&group).expect("judged groups exist");

@@ -93,6 +93,7 @@ impl<S: Store> Device<S> {
         }
         self.note_group(group, batch);
         batch.changes(group, report.changes);
+        self.republish(group, now_ms, batch);
         self.rejudge(group, batch);
         self.retry_pending(group, now_ms, batch);
     }
@@ -132,6 +133,7 @@ impl<S: Store> Device<S> {
         self.groups.insert(group, Group::new(replica));
         batch.events.push(Event::Joined(group));
         self.note_group(group, batch);
+        self.republish(group, now_ms, batch);
         self.retry_pending(group, now_ms, batch);
     }
 

@@ -23,6 +23,7 @@ impl<S: Store> Device<S> {
             }
             self.note_group(group, &mut batch);
             batch.changes(group, changes);
+            self.republish(group, now_ms, &mut batch);
             self.rejudge(group, &mut batch);
             self.retry_pending(group, now_ms, &mut batch);
         }
