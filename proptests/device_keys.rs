@@ -50,7 +50,7 @@ fn a_member_re_added_with_an_old_bundle_publishes_its_key() {
     let published: Vec<&Message> = events
         .iter()
         .filter_map(|event| match event {
-            Event::Publish { group: g, message } if *g == group => Some(message),
+            Event::Publish { group: g, message } if *g == group => Some(&**message),
             _ => None,
         })
         .collect();

@@ -194,7 +194,7 @@ pub enum Event {
         /// The group.
         group: GroupId,
         /// The operations message.
-        message: super::Message,
+        message: Box<super::Message>,
     },
 }
 

@@ -337,7 +337,7 @@ impl<S: Store> Device<S> {
             batch.changes(group, changes);
             batch.events.push(Event::Publish {
                 group,
-                message: Message::Operations(vec![op]),
+                message: Box::new(Message::Operations(vec![op])),
             });
             self.note_group(group, batch);
         }
