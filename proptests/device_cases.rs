@@ -474,3 +474,66 @@ fn sync_hands_out_a_chain_whose_first_message_was_lost() {
     let events = bob.receive(&next.to_bytes(), T0 + 41).unwrap();
     assert_eq!(messages(&events), vec![b"after restart".to_vec()]);
 }
+
+/// Syncs `a` and `b` in `group` until both fall silent.
+fn sync_pair<S: Store>(a: &mut Device<S>, b: &mut Device<S>, group: GroupId, now: u64) {
+    for _ in 0..8 {
+        let to_b = a.sync_message(group, b.id()).unwrap();
+        if let Some(m) = &to_b {
+            b.receive(&m.to_bytes(), now).unwrap();
+        }
+        let to_a = b.sync_message(group, a.id()).unwrap();
+        if let Some(m) = &to_a {
+            a.receive(&m.to_bytes(), now).unwrap();
+        }
+        if to_a.is_none() && to_b.is_none() {
+            return;
+        }
+    }
+    panic!("sync did not fall silent");
+}
+
+/// Alice's store is restored from an older copy, after she had added Carol and Bob had
+/// seen it. Bob's summary shows her own chain above what her store holds: she refuses to
+/// sign until she has caught up by sync, and then acts without re-using a sequence number.
+#[test]
+fn a_device_restored_from_an_old_copy_catches_up_before_it_acts() {
+    let mut r = rng(30);
+    let (mut alice, mut bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    sync_pair(&mut alice, &mut bob, group, T0 + 4);
+    let backup = alice.store().clone();
+    let carol = device(MemoryStore::default(), 2, &mut r);
+    let add = alice.invite(group, carol.bundle(), T0 + 5).unwrap().add;
+    bob.receive(&add.to_bytes(), T0 + 6).unwrap();
+    sync_pair(&mut alice, &mut bob, group, T0 + 7);
+    drop(alice);
+
+    let mut restored = Device::open(backup, DeviceConfig::default()).unwrap();
+    let dave = device(MemoryStore::default(), 3, &mut r);
+    // Bob has news (a rotation), so he speaks; his summary shows Alice's chain as he holds it.
+    bob.rotate(&mut r, T0 + 8).unwrap();
+    let hello = bob.sync_message(group, restored.id()).unwrap();
+    let hello = hello.expect("Bob has news for the restored copy");
+    restored.receive(&hello.to_bytes(), T0 + 8).unwrap();
+    let refused = restored.invite(group, dave.bundle(), T0 + 9);
+    assert!(
+        matches!(refused, Err(DeviceError::Behind { peer, held: 2, claimed: 3, .. }) if peer == bob.id()),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        restored.rotate(&mut r, T0 + 9),
+        Err(DeviceError::Behind { .. })
+    ));
+    sync_pair(&mut restored, &mut bob, group, T0 + 10);
+    assert!(
+        restored.view(group).unwrap().contains(&carol.id()),
+        "caught up"
+    );
+    let add = restored.invite(group, dave.bundle(), T0 + 11).unwrap().add;
+    let events = bob.receive(&add.to_bytes(), T0 + 12).unwrap();
+    assert!(
+        bob.view(group).unwrap().contains(&dave.id()),
+        "the add took effect at Bob (no equivocation): {events:?}"
+    );
+    assert_eq!(bob.view(group), restored.view(group));
+}

@@ -77,7 +77,7 @@ impl<S: Store> Device<S> {
         bundle: KeyBundle,
         now_ms: u64,
     ) -> Result<Invitation, DeviceError> {
-        let add = self.act(group, |replica, identity| {
+        let add = self.act(group, now_ms, |replica, identity| {
             replica.add(identity, bundle, now_ms)
         })?;
         Ok(Invitation {
@@ -110,7 +110,7 @@ impl<S: Store> Device<S> {
         member: MemberId,
         now_ms: u64,
     ) -> Result<Message, DeviceError> {
-        self.act(group, |replica, identity| {
+        self.act(group, now_ms, |replica, identity| {
             replica.remove(identity, member, now_ms)
         })
     }
@@ -121,7 +121,9 @@ impl<S: Store> Device<S> {
     ///
     /// As for [`invite`](Self::invite).
     pub fn leave(&mut self, group: GroupId, now_ms: u64) -> Result<Message, DeviceError> {
-        self.act(group, |replica, identity| replica.leave(identity, now_ms))
+        self.act(group, now_ms, |replica, identity| {
+            replica.leave(identity, now_ms)
+        })
     }
 
     /// Makes `member` an admin of `group` (`Rank::Admin`) or a member again
@@ -137,7 +139,7 @@ impl<S: Store> Device<S> {
         rank: Rank,
         now_ms: u64,
     ) -> Result<Message, DeviceError> {
-        self.act(group, |replica, identity| match rank {
+        self.act(group, now_ms, |replica, identity| match rank {
             Rank::Admin => replica.promote(identity, member, now_ms),
             _ => replica.demote(identity, member, now_ms),
         })
@@ -163,6 +165,9 @@ impl<S: Store> Device<S> {
             .filter(|(_, g)| g.replica.is_member(&me))
             .map(|(id, _)| *id)
             .collect();
+        for group in &in_group {
+            self.caught_up(*group, now_ms)?;
+        }
         let replicas = self
             .groups
             .iter_mut()
@@ -186,9 +191,39 @@ impl<S: Store> Device<S> {
     }
 
     /// Makes one operation in `group` with `action` and commits it.
+    /// Refuses to sign in `group` while a member's summary, heard within
+    /// [`DeviceConfig::catch_up_ms`](super::DeviceConfig::catch_up_ms), shows operations of
+    /// this device's own chain that it lacks: it runs on an older copy of its store (a
+    /// backup restored, a copied profile), and its next operation would re-use a sequence
+    /// number, an equivocation. Sync with that peer to catch up.
+    fn caught_up(&self, group: GroupId, now_ms: u64) -> Result<(), DeviceError> {
+        let Some(g) = self.groups.get(&group) else {
+            return Ok(());
+        };
+        let me = self.id();
+        let since = now_ms.saturating_sub(self.config.catch_up_ms);
+        let summary = g.replica.summary();
+        let held = summary.authors.get(&me);
+        for (peer, state) in &g.peers {
+            if g.replica.published_keys(peer).next().is_none() {
+                continue; // only members' word counts
+            }
+            if let Some(theirs) = state.holds_more_of(&me, held, since) {
+                return Err(DeviceError::Behind {
+                    group,
+                    peer: *peer,
+                    held: held.map_or(0, |h| h.count),
+                    claimed: theirs.count,
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn act(
         &mut self,
         group: GroupId,
+        now_ms: u64,
         action: impl FnOnce(
             &mut Replica,
             &Identity,
@@ -196,6 +231,7 @@ impl<S: Store> Device<S> {
             -> Result<(SignedOp, Vec<crate::group::Change>), crate::group::ActionError>,
     ) -> Result<Message, DeviceError> {
         self.usable()?;
+        self.caught_up(group, now_ms)?;
         let g = group_mut(&mut self.groups, group)?;
         // The caller knows what its own action changed; envelopes it may release (from a
         // member it just added, say) open at the next `receive` or `tick`, which report them.

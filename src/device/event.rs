@@ -216,6 +216,20 @@ pub enum DeviceError {
     Seal(SealError),
     /// The input holds neither armored blocks nor one message.
     Unreadable(DecodeError),
+    /// A member's summary shows operations of this device's own chain that this store
+    /// lacks: the device runs on an older copy of its store (a restored backup, a copied
+    /// profile, a snapshot), and signing now would re-use a sequence number. Sync with
+    /// `peer` (its answer carries the missing operations), then act again.
+    Behind {
+        /// The group.
+        group: GroupId,
+        /// The member whose summary shows it.
+        peer: MemberId,
+        /// Operations of this device's chain held here.
+        held: u64,
+        /// Operations of it the peer holds.
+        claimed: u64,
+    },
 }
 
 impl fmt::Display for DeviceError {
@@ -228,6 +242,17 @@ impl fmt::Display for DeviceError {
             Self::Action(e) => write!(f, "{e}"),
             Self::Seal(e) => write!(f, "{e}"),
             Self::Unreadable(e) => write!(f, "unreadable input: {e}"),
+            Self::Behind {
+                group,
+                peer,
+                held,
+                claimed,
+            } => write!(
+                f,
+                "this store is older than what {peer:?} has seen of this device in group \
+                 {group:?} ({claimed} of its operations there, {held} here): sync with it \
+                 before acting"
+            ),
         }
     }
 }

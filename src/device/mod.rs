@@ -94,13 +94,18 @@ pub struct DeviceConfig {
     /// How many of the messages delivered last are judged again when operations arrive
     /// ([`Event::Rejudged`]); an older message keeps the standing it was delivered with.
     pub rejudge_window: usize,
+    /// How long (ms) a member's summary showing operations of this device's own chain that
+    /// its store lacks stops it acting in that group ([`DeviceError::Behind`]): long enough
+    /// for an older copy of the store to catch up by sync; a member who lies about it can
+    /// delay this device's actions no longer than this after each summary it sends.
+    pub catch_up_ms: u64,
 }
 
 impl Default for DeviceConfig {
     /// Default replica and keyring settings, 32 MiB messages, 10,000 pending envelopes of
     /// which at most 100 from one claimed sender, 64 unknown sync peers per group; the
     /// default [`MessageMode`] and [`ChainConfig`]; the last 1,000 messages delivered are
-    /// judged again.
+    /// judged again; a day to catch up.
     fn default() -> Self {
         Self {
             replica: ReplicaConfig::default(),
@@ -112,6 +117,7 @@ impl Default for DeviceConfig {
             messages: MessageMode::default(),
             chains: ChainConfig::default(),
             rejudge_window: 1_000,
+            catch_up_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

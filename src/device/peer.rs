@@ -10,7 +10,8 @@
 //! row get through, and then both fall silent.
 
 use crate::crypto::ChainId;
-use crate::group::{Replica, SignedOp, Summary};
+use crate::group::{AuthorSummary, Replica, SignedOp, Summary};
+use crate::keys::MemberId;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +24,9 @@ pub(super) struct Peer {
     /// The chain of this device's the peer last said it holds.
     #[serde(default)]
     holds_mine: Option<ChainId>,
+    /// Local ms when the peer's summary was last heard.
+    #[serde(default)]
+    heard_ms: u64,
 }
 
 /// What to tell a peer.
@@ -77,11 +81,35 @@ impl Peer {
     /// Records the peer's summary and the chain of this device's it holds; if its summary
     /// differs from this device's, the peer may have missed what this device said, so it
     /// will say it again.
-    pub(super) fn heard(&mut self, theirs: Summary, holds_mine: Option<ChainId>, mine: &Summary) {
+    pub(super) fn heard(
+        &mut self,
+        theirs: Summary,
+        holds_mine: Option<ChainId>,
+        mine: &Summary,
+        now_ms: u64,
+    ) {
         if &theirs != mine {
             self.told = None;
         }
         self.theirs = Some(theirs);
         self.holds_mine = holds_mine;
+        self.heard_ms = now_ms;
+    }
+
+    /// What the peer's last summary, heard at or after `since_ms`, says it holds of
+    /// `author`'s chain, if that shows an operation `held` lacks: more operations, or a later
+    /// one.
+    pub(super) fn holds_more_of(
+        &self,
+        author: &MemberId,
+        held: Option<&AuthorSummary>,
+        since_ms: u64,
+    ) -> Option<&AuthorSummary> {
+        let theirs = self.theirs.as_ref()?.authors.get(author)?;
+        let ahead = match held {
+            None => true,
+            Some(held) => theirs.count > held.count || theirs.max > held.max,
+        };
+        (ahead && self.heard_ms >= since_ms).then_some(theirs)
     }
 }

@@ -177,7 +177,7 @@ impl<S: Store> Device<S> {
         }
         let mine = g.replica.summary();
         let state = g.peers.entry(from).or_default();
-        state.heard(sync.summary, sync.holds, &mine);
+        state.heard(sync.summary, sync.holds, &mine, now_ms);
         batch.writes.push(peer_write(group, from, state));
         batch.events.push(Event::Synced { group, peer: from });
     }
