@@ -289,6 +289,7 @@ fn installing_a_held_chain_again_gives_back_no_used_key() {
     let again = ChainSealed {
         handoff: sealed.handoff.clone(),
         message: sealed.message.clone(),
+        reserved: false,
     };
     assert_eq!(
         w.deliver(2, &again),

@@ -86,7 +86,7 @@ fn vectors() -> String {
     let mut out = Out(String::new());
     writeln!(
         out.0,
-        "# splitsafe test vectors (op format 2, envelope format 3, chain header 1): hex unless quoted. T0 = {T0} (unix ms)."
+        "# splitsafe test vectors (op format 2, envelope format 3, chain header 2): hex unless quoted. T0 = {T0} (unix ms)."
     )
     .unwrap();
     writeln!(out.0, "# Written by proptests/vectors.rs; spec/encryption.md and spec/membership.md say how each value is made.").unwrap();

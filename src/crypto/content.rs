@@ -62,25 +62,30 @@ impl ContentKey {
         blake3::Hash::from(self.commitment) == blake3::Hash::from(*commitment)
     }
 
-    /// The payload encrypted under the payload key with associated data `aad`, its 16-byte
-    /// tag appended.
-    pub(crate) fn seal_payload(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    /// The payload encrypted under the payload key with `nonce` and associated data `aad`,
+    /// its 16-byte tag appended.
+    pub(crate) fn seal_payload(&self, nonce: &Nonce, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut ciphertext = Vec::with_capacity(plaintext.len() + 16);
         ciphertext.extend_from_slice(plaintext);
         let tag = aead(&self.payload_key)
-            .encrypt_inout_detached(&zero_nonce(), aad, ciphertext.as_mut_slice().into())
+            .encrypt_inout_detached(nonce, aad, ciphertext.as_mut_slice().into())
             .expect("payload within the AEAD's length limit");
         ciphertext.extend_from_slice(&tag);
         ciphertext
     }
 
-    /// The payload of `ciphertext` (tag last), if it authenticates with `aad`.
-    pub(crate) fn open_payload(&self, aad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+    /// The payload of `ciphertext` (tag last), if it authenticates with `nonce` and `aad`.
+    pub(crate) fn open_payload(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Option<Vec<u8>> {
         let (body, tag) = ciphertext.split_at(ciphertext.len().checked_sub(16)?);
         let tag = Tag::from(<[u8; 16]>::try_from(tag).ok()?);
         let mut plaintext = body.to_vec();
         aead(&self.payload_key)
-            .decrypt_inout_detached(&zero_nonce(), aad, plaintext.as_mut_slice().into(), &tag)
+            .decrypt_inout_detached(nonce, aad, plaintext.as_mut_slice().into(), &tag)
             .ok()?;
         Some(plaintext)
     }

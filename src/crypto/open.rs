@@ -194,7 +194,7 @@ impl Keyring {
         }
 
         let plaintext = content_key
-            .open_payload(&header.to_bytes(), &envelope.ciphertext)
+            .open_payload(&zero_nonce(), &header.to_bytes(), &envelope.ciphertext)
             .ok_or(OpenError::Tampered)?;
 
         let same_view = header.view == view.digest();

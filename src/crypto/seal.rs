@@ -78,7 +78,7 @@ impl Keyring {
             signed: options.sign,
         };
         let header_bytes = header.to_bytes();
-        let ciphertext = content_key.seal_payload(&header_bytes, plaintext);
+        let ciphertext = content_key.seal_payload(&zero_nonce(), &header_bytes, plaintext);
         let bound = header.bind(&ciphertext);
 
         let mut staged = Peers::new();

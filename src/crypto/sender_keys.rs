@@ -16,11 +16,11 @@
 
 use super::chain::{ChainError, ChainHandoff, ChainId, ChainMessage, ReceivingChain, SendingChain};
 use super::open::{adjust, check_claims};
-use super::{Envelope, Keyring, OpenError, Opened, SealError, SealOptions, SenderPolicy};
+use super::{Envelope, Keyring, Limits, OpenError, Opened, SealError, SealOptions, SenderPolicy};
 use crate::clock::Timestamp;
 use crate::group::{GroupId, Replica, ViewDigest};
 use crate::keys::backup::{BackupError, FrameReader, FrameWriter};
-use crate::keys::MemberId;
+use crate::keys::{Identity, MemberId};
 use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,15 +35,21 @@ pub struct ChainConfig {
     pub max_age_ms: u64,
     /// Receivers' skip window ([`ReceivingChain::DEFAULT_WINDOW`]).
     pub window: u32,
+    /// Most indices a sender reserves at once (see [`SenderKeys::export_own`]): the first
+    /// reservation after a chain starts or is restored is 1, each next one doubles, up to
+    /// this. A restart skips at most this many indices minus one.
+    pub reserve: u32,
 }
 
 impl Default for ChainConfig {
-    /// A new chain every 10,000 messages or 7 days; Signal's skip window of 2,000.
+    /// A new chain every 10,000 messages or 7 days; Signal's skip window of 2,000; up to
+    /// 128 indices reserved at once.
     fn default() -> Self {
         Self {
             max_messages: 10_000,
             max_age_ms: 7 * 24 * 60 * 60 * 1000,
             window: ReceivingChain::DEFAULT_WINDOW,
+            reserve: 128,
         }
     }
 }
@@ -100,6 +106,9 @@ pub struct ChainSealed {
     pub handoff: Option<Envelope>,
     /// The message.
     pub message: ChainMessage,
+    /// The message used the last index reserved: store [`SenderKeys::export_own`] durably
+    /// before the message leaves.
+    pub reserved: bool,
 }
 
 /// This member's own chain and what it needs to know when to start the next.
@@ -111,6 +120,10 @@ struct OwnChain {
     started_ms: u64,
     /// The envelope that handed it out (sent again to peers that lack it).
     handoff: Envelope,
+    /// Indices below this may be used: a stored copy of the chain starts here.
+    reserved: u32,
+    /// The next reservation's size.
+    next_reservation: u32,
 }
 
 /// Another member's chain as held here.
@@ -218,15 +231,83 @@ impl SenderKeys {
                 view,
                 started_ms: now_ms,
                 handoff: envelope,
+                reserved: 0,
+                next_reservation: 1,
             }));
         }
         let own = self.own.as_mut().expect("a chain was just ensured");
+        let reserved = own.chain.index() >= own.reserved;
+        if reserved {
+            own.reserved = own.chain.index().saturating_add(own.next_reservation);
+            own.next_reservation = own
+                .next_reservation
+                .saturating_mul(2)
+                .min(config.reserve.max(1));
+        }
         let stamp = replica.stamp(now_ms);
         let message = own
             .chain
             .seal(stamp, replica.position(&me), plaintext)
             .expect("a chain is replaced before it is exhausted");
-        Ok(ChainSealed { handoff, message })
+        Ok(ChainSealed {
+            handoff,
+            message,
+            reserved,
+        })
+    }
+
+    /// This member's own chain for storage, at the index it has reserved up to (the key
+    /// stepped there: the stored copy reads no message sent before it), with its signing key,
+    /// view, start time and handoff envelope; `None` if it has none. A device stores it
+    /// durably whenever [`ChainSealed::reserved`] says so, before the message leaves: a copy
+    /// restored after a power loss then resumes past every index used, and no message key is
+    /// used twice.
+    pub fn export_own(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let own = self.own.as_ref()?;
+        let at = own.chain.handoff_at(own.reserved).to_bytes();
+        let signing = own.chain.signing().export();
+        let envelope = own.handoff.to_cbor();
+        let len = at.len() + 4 + signing.len() + 32 + 8 + 4 + envelope.len();
+        let mut out = FrameWriter::new(OWN_MAGIC, len);
+        out.put(&at);
+        out.put(&(signing.len() as u32).to_be_bytes());
+        out.put(&signing);
+        out.put(&own.view.0);
+        out.put(&own.started_ms.to_be_bytes());
+        out.put(&(envelope.len() as u32).to_be_bytes());
+        out.put(&envelope);
+        Some(out.finish())
+    }
+
+    /// Puts back this member's own chain from [`export_own`](Self::export_own): it resumes at
+    /// the index stored, and reserves again before its next message.
+    ///
+    /// # Errors
+    ///
+    /// [`BackupError`] saying what was wrong.
+    pub fn restore_own(&mut self, bytes: &[u8], limits: Limits) -> Result<(), BackupError> {
+        let mut body = FrameReader::open(OWN_MAGIC, bytes)?;
+        let at = ChainHandoff::from_bytes(body.take(ChainHandoff::LEN)?)?;
+        let signing = Identity::import(take_sized(&mut body)?)?;
+        let view = ViewDigest(*body.secret()?);
+        let started_ms = body.u64()?;
+        let handoff = Envelope::from_cbor(take_sized(&mut body)?, limits)
+            .map_err(|_| BackupError::Invalid("the handoff envelope"))?;
+        body.end()?;
+        if at.group != self.group || at.verifying_key != signing.id() {
+            return Err(BackupError::Invalid(
+                "a chain of another group or signing key",
+            ));
+        }
+        self.own = Some(Box::new(OwnChain {
+            chain: SendingChain::restore(&at, signing),
+            view,
+            started_ms,
+            handoff,
+            reserved: at.index,
+            next_reservation: 1,
+        }));
+        Ok(())
     }
 
     /// This member's current chain and the envelope that handed it out, if the chain
@@ -407,8 +488,8 @@ impl SenderKeys {
         Some(out.finish())
     }
 
-    /// Rebuilds the chains held in `group` from [`export_held`](Self::export_held) rows.
-    /// This member's own chain is never exported: a restarted sender starts a new chain.
+    /// Rebuilds the chains held in `group` from [`export_held`](Self::export_held) rows
+    /// (this member's own chain is put back by [`restore_own`](Self::restore_own)).
     ///
     /// # Errors
     ///
@@ -442,6 +523,7 @@ impl SenderKeys {
 }
 
 const HELD_MAGIC: &[u8] = b"splitsafe held chains\0";
+const OWN_MAGIC: &[u8] = b"splitsafe own chain\0";
 
 /// A length-prefixed (u32, big-endian) part of a frame.
 fn take_sized<'a>(body: &mut FrameReader<'a>) -> Result<&'a [u8], BackupError> {

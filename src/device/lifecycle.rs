@@ -74,8 +74,12 @@ impl<S: Store> Device<S> {
                 .chains
                 .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
                 .map(|((_, sender), bytes)| (*sender, bytes.as_slice()));
-            let keys =
+            let mut keys =
                 SenderKeys::import(*id, held).map_err(|e| corrupt(format!("chains: {e}")))?;
+            if let Some(own) = stored.own_chains.get(id) {
+                keys.restore_own(own, config.keyring.limits)
+                    .map_err(|e| corrupt(format!("own chain: {e}")))?;
+            }
             let mode = group
                 .mode
                 .map(|code| {

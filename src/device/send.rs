@@ -2,6 +2,7 @@
 
 use super::{
     group_mut, peer_write, Batch, ChainPost, Device, DeviceError, Message, Store, SyncMessage,
+    Write,
 };
 use crate::crypto::{Payload, SealOptions};
 use crate::group::GroupId;
@@ -13,9 +14,10 @@ impl<S: Store> Device<S> {
     /// envelope, or a sender-key message (with the envelope handing out a new chain when
     /// the view changed since the last one, or the chain is due for replacement).
     ///
-    /// A sending chain lives in memory only: after a restart, the next message starts a
-    /// new chain. So no chain signing key is ever stored, and a store rolled back by a
-    /// power loss can never make a chain use a message key twice.
+    /// The sending chain is stored at an index reserved ahead of use, durably before a
+    /// message leaves (`spec/encryption.md`, "Storing the sending chain"): a restart resumes
+    /// it (no new handoff to the whole view), and a store rolled back by a power loss resumes
+    /// it past every index used, so no message key is ever used twice.
     ///
     /// # Errors
     ///
@@ -31,6 +33,7 @@ impl<S: Store> Device<S> {
         self.usable()?;
         let default = self.config.messages;
         let g = group_mut(&mut self.groups, group)?;
+        let mut batch = Batch::default();
         let message = if g.mode.unwrap_or(default).uses_sender_keys(g.replica.view()) {
             let sealed = g.keys.seal(
                 &mut self.keyring,
@@ -40,6 +43,10 @@ impl<S: Store> Device<S> {
                 self.config.chains,
                 rng,
             )?;
+            if sealed.reserved {
+                let state = g.keys.export_own().expect("a chain just sealed");
+                batch.writes.push(Write::OwnChain { group, state });
+            }
             Message::Chain(ChainPost {
                 handoff: sealed.handoff,
                 message: sealed.message,
@@ -57,7 +64,6 @@ impl<S: Store> Device<S> {
         // Not recorded as seen: an envelope naming this device as sender is reported as a
         // duplicate on sight (it has no slot for its sender anyway), which saves a row per
         // message sent.
-        let mut batch = Batch::default();
         self.note_group(group, &mut batch);
         self.commit(batch)?;
         Ok(message)

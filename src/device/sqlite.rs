@@ -61,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE TABLE deliveries (id BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE judged (id BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE own_chains (grp BLOB PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
 ",
 ];
 
@@ -256,6 +257,12 @@ impl Store for SqliteStore {
                 Zeroizing::new(state),
             );
         }
+        for row in rows("SELECT grp, state FROM own_chains")? {
+            let [group, state] = <[Vec<u8>; 2]>::try_from(row).expect("two columns");
+            stored
+                .own_chains
+                .insert(GroupId(array(group, "a group id")?), Zeroizing::new(state));
+        }
         for (table, map) in [
             ("deliveries", &mut stored.deliveries),
             ("judged", &mut stored.judged),
@@ -352,6 +359,9 @@ impl SqliteStore {
                 Write::DeleteChains { group, sender } => tx
                     .prepare_cached("DELETE FROM chains WHERE grp = ?1 AND sender = ?2")
                     .and_then(|mut s| s.execute(params![&group.0[..], &sender.0[..]])),
+                Write::OwnChain { group, state } => tx
+                    .prepare_cached("INSERT OR REPLACE INTO own_chains (grp, state) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![&group.0[..], state.as_slice()])),
                 Write::Delivery { id, bytes } => tx
                     .prepare_cached("INSERT OR REPLACE INTO deliveries (id, bytes) VALUES (?1, ?2)")
                     .and_then(|mut s| s.execute(params![&id.0[..], bytes])),

@@ -114,6 +114,15 @@ pub enum Write {
         /// The export.
         state: Zeroizing<Vec<u8>>,
     },
+    /// This device's own sending chain in `group`, at the index it has reserved up to
+    /// ([`SenderKeys::export_own`](crate::crypto::SenderKeys::export_own)): its key and
+    /// signing key in clear, as the keyring's.
+    OwnChain {
+        /// The group.
+        group: GroupId,
+        /// The export.
+        state: Zeroizing<Vec<u8>>,
+    },
     /// No chains of `sender` are held in `group` any more.
     DeleteChains {
         /// The group.
@@ -155,7 +164,10 @@ impl Write {
     pub fn replaces_keys(&self) -> bool {
         matches!(
             self,
-            Self::Keyring(_) | Self::Chains { .. } | Self::DeleteChains { .. }
+            Self::Keyring(_)
+                | Self::Chains { .. }
+                | Self::DeleteChains { .. }
+                | Self::OwnChain { .. }
         )
     }
 }
@@ -174,6 +186,7 @@ impl fmt::Debug for Write {
             Self::Seen(id) => write!(f, "Seen({id:?})"),
             Self::Peer { group, peer, .. } => write!(f, "Peer({group:?}, {peer:?})"),
             Self::Chains { group, sender, .. } => write!(f, "Chains({group:?}, {sender:?})"),
+            Self::OwnChain { group, .. } => write!(f, "OwnChain({group:?})"),
             Self::DeleteChains { group, sender } => {
                 write!(f, "DeleteChains({group:?}, {sender:?})")
             }
@@ -212,6 +225,8 @@ pub struct Stored {
     pub peers: BTreeMap<(GroupId, MemberId), Vec<u8>>,
     /// Chains held, by group and sender.
     pub chains: BTreeMap<(GroupId, MemberId), Zeroizing<Vec<u8>>>,
+    /// This device's own sending chain per group.
+    pub own_chains: BTreeMap<GroupId, Zeroizing<Vec<u8>>>,
     /// Deliveries not acknowledged, by message id.
     pub deliveries: BTreeMap<EnvelopeId, Vec<u8>>,
     /// Delivered messages kept to be judged again, by id.
@@ -276,6 +291,9 @@ impl Stored {
                 }
                 Write::DeleteChains { group, sender } => {
                     self.chains.remove(&(*group, *sender));
+                }
+                Write::OwnChain { group, state } => {
+                    self.own_chains.insert(*group, state.clone());
                 }
                 Write::Mode { group, mode } => {
                     self.groups.entry(*group).or_default().mode = Some(*mode);

@@ -218,10 +218,21 @@ pub struct ChainHeader {
 
 impl ChainHeader {
     /// Version byte of the layout.
-    pub const VERSION: u8 = 1;
+    pub const VERSION: u8 = 2;
 
     /// Length of [`to_bytes`](Self::to_bytes).
     pub const LEN: usize = 1 + 32 + 32 + 16 + 4 + 8 + 8 + 32 + 32;
+
+    /// The payload's AEAD nonce: the stamp (big-endian u64), then the index (big-endian
+    /// u32). A message key serves one index; should a sender ever seal a second message at an
+    /// index (a store restored from an older copy resumes its chain there), the two differ in
+    /// their stamps, so the key never meets the same nonce twice.
+    pub fn nonce(&self) -> chacha20poly1305::Nonce {
+        let mut nonce = [0u8; 12];
+        nonce[..8].copy_from_slice(&self.stamp.as_raw().to_be_bytes());
+        nonce[8..].copy_from_slice(&self.index.to_be_bytes());
+        nonce.into()
+    }
 
     /// The fixed layout authenticated by the payload AEAD and the signature, and sent as
     /// is: version, group, sender, chain, index (big-endian u32), stamp, position seq and

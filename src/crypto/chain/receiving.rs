@@ -143,7 +143,7 @@ impl ReceivingChain {
             return Err(ChainError::CommitmentMismatch);
         }
         let plaintext = content
-            .open_payload(&header.to_bytes(), &message.ciphertext)
+            .open_payload(&header.nonce(), &header.to_bytes(), &message.ciphertext)
             .ok_or(ChainError::Tampered)?;
 
         match next_key {

@@ -1,5 +1,6 @@
-//! A sender's own chain. It is never exported: a store that could be rolled back must not
-//! make a chain use a message key twice, so a restarted sender starts a new chain.
+//! A sender's own chain. Its sender stores it at an index it has reserved and not used
+//! (see [`SenderKeys`](crate::crypto::SenderKeys)), so that a store rolled back by a power
+//! loss resumes it past every message key it used.
 
 use super::{signed_bytes, step, ChainError, ChainHandoff, ChainHeader, ChainId, ChainMessage};
 use crate::clock::Timestamp;
@@ -83,6 +84,25 @@ impl SendingChain {
         }
     }
 
+    /// The chain at `index`, at or after its current one (the key stepped forward), for a
+    /// receiver or for storage: whoever holds it reads from that index on, never before.
+    pub fn handoff_at(&self, index: u32) -> ChainHandoff {
+        let mut key = Zeroizing::new(*self.key);
+        for _ in self.index..index {
+            key = step(&key).1;
+        }
+        ChainHandoff {
+            index: index.max(self.index),
+            key: *key,
+            ..self.handoff()
+        }
+    }
+
+    /// The chain's signing key.
+    pub fn signing(&self) -> &Identity {
+        &self.signing
+    }
+
     /// Seals `plaintext` as the chain's next message, and steps the chain (the message key
     /// and the old chain key are erased).
     ///
@@ -107,7 +127,7 @@ impl SendingChain {
             position,
             commitment: content.commitment(),
         };
-        let ciphertext = content.seal_payload(&header.to_bytes(), plaintext);
+        let ciphertext = content.seal_payload(&header.nonce(), &header.to_bytes(), plaintext);
         let signature = self
             .signing
             .sign(signed_bytes(&header, &ciphertext))
