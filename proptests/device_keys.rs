@@ -219,3 +219,105 @@ fn no_message_key_is_used_twice_across_power_losses() {
     }
     assert!(used.len() > 100);
 }
+
+/// In a group of six in sender-key mode, Mallory (a plain member) rotates. Each sender's
+/// next message keeps its chain and hands it to Mallory's new key alone (one slot), instead
+/// of a new chain sealed to the whole view; everyone reads it, and nobody else is told of an
+/// envelope not addressed to them. Mallory, who never got the chain, gets it by sync on her
+/// new key once her old one is erased.
+#[test]
+fn a_members_rotation_hands_the_current_chain_to_its_new_key() {
+    let mut r = rng(62);
+    let cfg = config(MessageMode::SenderKeys);
+    let mut d: Vec<Device<MemoryStore>> = (0..6)
+        .map(|i| Device::create(MemoryStore::default(), identity(i), cfg, &mut r, T0).unwrap())
+        .collect();
+    let group = d[0].create_group(&mut r, T0).unwrap();
+    for i in 1..6 {
+        let bundle = d[i].bundle();
+        let invitation = d[0].invite(group, bundle, T0 + 1).unwrap();
+        d[i].receive(&invitation.welcome.to_bytes(), T0 + 2)
+            .unwrap();
+        for earlier in &mut d[1..i] {
+            earlier.receive(&invitation.add.to_bytes(), T0 + 2).unwrap();
+        }
+    }
+    let send_to = |d: &mut Vec<Device<MemoryStore>>, to: &[usize], m: &Message, at: u64| {
+        let mut read = 0;
+        for (i, device) in d.iter_mut().enumerate().filter(|(i, _)| to.contains(i)) {
+            let events = device.receive(&m.to_bytes(), at).unwrap();
+            assert!(
+                !events.iter().any(|e| matches!(e, Event::Refused(_))),
+                "{i}: {events:?}"
+            );
+            read += opened(&events).len();
+        }
+        read
+    };
+    let chain_of = |m: &Message| match m {
+        Message::Chain(post) => post.message.header.chain,
+        _ => panic!("sender keys"),
+    };
+    let first = d[1].send(group, b"before", &mut r, T0 + 10).unwrap();
+    let others = |from: usize| (0..6).filter(|i| *i != from).collect::<Vec<_>>();
+    // Mallory misses the first message and its handoff.
+    assert_eq!(send_to(&mut d, &[0, 2, 3, 4], &first, T0 + 11), 4);
+
+    let rotation = d[5].rotate(&mut r, T0 + 12).unwrap();
+    send_to(&mut d, &others(5), &rotation[0], T0 + 13);
+    let after = d[1].send(group, b"after", &mut r, T0 + 14).unwrap();
+    let Message::Chain(post) = &after else {
+        panic!("sender keys")
+    };
+    let handoff = post.handoff.as_ref().expect("handed on to the new key");
+    assert_eq!(handoff.slots.len(), splitsafe::crypto::SLOT_LEN, "one slot");
+    assert_eq!(chain_of(&after), chain_of(&first), "the same chain");
+    // Mallory misses this one too; her old key is erased; sync hands her the chain on her
+    // new key.
+    assert_eq!(send_to(&mut d, &[0, 2, 3, 4], &after, T0 + 15), 4);
+    let later = T0 + 2 * DAY;
+    d[5].tick(later).unwrap();
+    let (sender, mallory) = (d[1].id(), d[5].id());
+    while let Some(sync) = d[1].sync_message(group, mallory).unwrap() {
+        let events = d[5].receive(&sync.to_bytes(), later + 1).unwrap();
+        let Some(answer) = d[5].sync_message(group, sender).unwrap() else {
+            break;
+        };
+        d[1].receive(&answer.to_bytes(), later + 1).unwrap();
+        if events.iter().any(|e| matches!(e, Event::Chain { .. })) {
+            break;
+        }
+    }
+    let more = d[1].send(group, b"later", &mut r, later + 2).unwrap();
+    assert!(matches!(&more, Message::Chain(post) if post.handoff.is_none()));
+    assert_eq!(send_to(&mut d, &others(1), &more, later + 3), 5);
+}
+
+/// Carol publishes Bob's public key as her own (a bundle may name any key). Envelopes to the
+/// group stay well-formed (one slot serves both: readers refuse repeated slots) and Bob
+/// still reads them; so do stored sending chains, whose handoff envelope is read back.
+#[test]
+fn two_members_with_one_key_do_not_break_the_group() {
+    let mut r = rng(63);
+    let cfg = config(MessageMode::Pairwise);
+    let mut alice = Device::create(MemoryStore::default(), identity(0), cfg, &mut r, T0).unwrap();
+    let mut bob = Device::create(MemoryStore::default(), identity(1), cfg, &mut r, T0).unwrap();
+    let group = alice.create_group(&mut r, T0).unwrap();
+    let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
+    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    let copied = identity(2).bundle(
+        bob.bundle().encryption_key,
+        splitsafe::clock::Timestamp::from_physical(T0),
+    );
+    let add = alice.invite(group, copied, T0 + 3).unwrap().add;
+    bob.receive(&add.to_bytes(), T0 + 4).unwrap();
+    for mode in [MessageMode::Pairwise, MessageMode::SenderKeys] {
+        alice.set_mode(group, mode).unwrap();
+        let sealed = alice.send(group, b"to both", &mut r, T0 + 5).unwrap();
+        let bytes = sealed.to_bytes();
+        let decoded = Message::from_bytes(&bytes, 1 << 20, Default::default());
+        assert!(decoded.is_ok(), "{mode:?}: {decoded:?}");
+        assert_eq!(opened(&bob.receive(&bytes, T0 + 6).unwrap()), [b"to both"]);
+        alice = Device::open(alice.into_store(), cfg).unwrap();
+    }
+}

@@ -6,6 +6,7 @@ use super::error::SealError;
 use super::keyring::{Keyring, Peers};
 use super::pairwise::HINT_LEN;
 use crate::group::Replica;
+use crate::keys::MemberId;
 use chacha20poly1305::aead::AeadInOut;
 use rand_core::CryptoRng;
 
@@ -37,6 +38,24 @@ impl Keyring {
         plaintext: &[u8],
         options: SealOptions,
         rng: &mut R,
+    ) -> Result<Envelope, SealError> {
+        self.seal_to(replica, now_ms, plaintext, options, rng, |_| true)
+    }
+
+    /// As [`seal`](Self::seal), with slots only for the members of the view that `to`
+    /// picks (a sender handing its chain to a member whose key changed, say).
+    ///
+    /// # Errors
+    ///
+    /// As for [`seal`](Self::seal).
+    pub fn seal_to<R: CryptoRng + ?Sized>(
+        &mut self,
+        replica: &mut Replica,
+        now_ms: u64,
+        plaintext: &[u8],
+        options: SealOptions,
+        rng: &mut R,
+        to: impl Fn(&MemberId) -> bool,
     ) -> Result<Envelope, SealError> {
         let me = self.identity.id();
         let view = replica.view();
@@ -84,7 +103,11 @@ impl Keyring {
         let mut staged = Peers::new();
         let mut slots: Vec<[u8; SLOT_LEN]> = Vec::with_capacity(recipients);
         let current = self.current();
-        for bundle in view.members().filter(|(m, _)| **m != me).map(|(_, b)| b) {
+        for bundle in view
+            .members()
+            .filter(|(m, _)| **m != me && to(m))
+            .map(|(_, b)| b)
+        {
             let Some(pair) = self.pair(header.group, current, &bundle.encryption_key, &mut staged)
             else {
                 continue;
@@ -108,6 +131,9 @@ impl Keyring {
         // Sorted by hint: the recipient finds its slot by binary search, and the order says
         // nothing about who the recipients are.
         slots.sort_unstable();
+        // Members who published the same key (anyone may publish any public key) get the same
+        // slot: one serves them all, and slots stay strictly ascending, as readers require.
+        slots.dedup();
 
         let signature = options
             .sign

@@ -18,9 +18,9 @@ use super::chain::{ChainError, ChainHandoff, ChainId, ChainMessage, ReceivingCha
 use super::open::{adjust, check_claims};
 use super::{Envelope, Keyring, Limits, OpenError, Opened, SealError, SealOptions, SenderPolicy};
 use crate::clock::Timestamp;
-use crate::group::{GroupId, Replica, ViewDigest};
+use crate::group::{GroupId, Rank, Replica, View, ViewDigest};
 use crate::keys::backup::{BackupError, FrameReader, FrameWriter};
-use crate::keys::{Identity, MemberId};
+use crate::keys::{EncryptionKey, Identity, MemberId};
 use rand_core::CryptoRng;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -120,10 +120,53 @@ struct OwnChain {
     started_ms: u64,
     /// The envelope that handed it out (sent again to peers that lack it).
     handoff: Envelope,
+    /// The view's members and keys when the chain was last handed out.
+    roster: Roster,
+    /// Envelopes that handed the chain to members whose keys changed since it started
+    /// (sync hands them these instead of `handoff`, which their new keys cannot open).
+    rehanded: BTreeMap<MemberId, Envelope>,
     /// Indices below this may be used: a stored copy of the chain starts here.
     reserved: u32,
     /// The next reservation's size.
     next_reservation: u32,
+}
+
+/// Who a chain was handed to: each member's key, and a digest of the members and their
+/// ranks (what a key rotation leaves unchanged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Roster {
+    ranks: [u8; 32],
+    keys: BTreeMap<MemberId, EncryptionKey>,
+}
+
+impl Roster {
+    fn of(view: &View) -> Self {
+        let mut hasher = blake3::Hasher::new_derive_key("splitsafe v1 chain roster");
+        for (member, _) in view.members() {
+            hasher.update(&member.0);
+            hasher.update(&[view.rank(member).map_or(0, Rank::tag)]);
+        }
+        Self {
+            ranks: hasher.finalize().into(),
+            keys: view
+                .members()
+                .map(|(member, bundle)| (*member, bundle.encryption_key))
+                .collect(),
+        }
+    }
+
+    /// If `view` has the same members with the same ranks, the members other than `me`
+    /// whose keys changed; `None` if anything else changed.
+    fn rekeyed(&self, view: &View, me: &MemberId) -> Option<Vec<MemberId>> {
+        let now = Self::of(view);
+        (now.ranks == self.ranks).then(|| {
+            now.keys
+                .iter()
+                .filter(|(member, key)| *member != me && self.keys.get(member) != Some(key))
+                .map(|(member, _)| *member)
+                .collect()
+        })
+    }
 }
 
 /// Another member's chain as held here.
@@ -215,12 +258,35 @@ impl SenderKeys {
         }
         let view = replica.view().digest();
         let last = config.max_messages.min(u32::MAX - 1);
-        let fresh = self.own.as_ref().is_some_and(|own| {
-            own.view == view
-                && own.chain.index() < last
-                && now_ms < own.started_ms.saturating_add(config.max_age_ms)
+        let current = self.own.as_ref().filter(|own| {
+            own.chain.index() < last && now_ms < own.started_ms.saturating_add(config.max_age_ms)
         });
+        // Only keys changed (a member rotated): the chain carries on, handed to the new keys.
+        let rekeyed = current
+            .filter(|own| own.view != view)
+            .and_then(|own| own.roster.rekeyed(replica.view(), &me));
+        let fresh = current.is_some_and(|own| own.view == view) || rekeyed.is_some();
         let mut handoff = None;
+        if let Some(members) = rekeyed.filter(|members| !members.is_empty()) {
+            let own = self.own.as_mut().expect("a current chain");
+            let payload = Payload::Chain(own.chain.handoff()).to_bytes();
+            let envelope = keyring.seal_to(
+                replica,
+                now_ms,
+                &payload,
+                SealOptions::default(),
+                rng,
+                |member| members.contains(member),
+            )?;
+            for member in members {
+                own.rehanded.insert(member, envelope.clone());
+            }
+            handoff = Some(envelope);
+        }
+        if let Some(own) = self.own.as_mut().filter(|_| fresh) {
+            own.view = view;
+            own.roster = Roster::of(replica.view());
+        }
         if !fresh {
             let chain = SendingChain::new(self.group, me, rng);
             let payload = Payload::Chain(chain.handoff()).to_bytes();
@@ -231,6 +297,8 @@ impl SenderKeys {
                 view,
                 started_ms: now_ms,
                 handoff: envelope,
+                roster: Roster::of(replica.view()),
+                rehanded: BTreeMap::new(),
                 reserved: 0,
                 next_reservation: 1,
             }));
@@ -267,7 +335,26 @@ impl SenderKeys {
         let at = own.chain.handoff_at(own.reserved).to_bytes();
         let signing = own.chain.signing().export();
         let envelope = own.handoff.to_cbor();
-        let len = at.len() + 4 + signing.len() + 32 + 8 + 4 + envelope.len();
+        let rehanded: Vec<(MemberId, Vec<u8>)> = own
+            .rehanded
+            .iter()
+            .map(|(member, envelope)| (*member, envelope.to_cbor()))
+            .collect();
+        let len = at.len()
+            + 4
+            + signing.len()
+            + 32
+            + 8
+            + 4
+            + envelope.len()
+            + 32
+            + 4
+            + own.roster.keys.len() * 64
+            + 4
+            + rehanded
+                .iter()
+                .map(|(_, e)| 32 + 4 + e.len())
+                .sum::<usize>();
         let mut out = FrameWriter::new(OWN_MAGIC, len);
         out.put(&at);
         out.put(&(signing.len() as u32).to_be_bytes());
@@ -276,6 +363,18 @@ impl SenderKeys {
         out.put(&own.started_ms.to_be_bytes());
         out.put(&(envelope.len() as u32).to_be_bytes());
         out.put(&envelope);
+        out.put(&own.roster.ranks);
+        out.put(&(own.roster.keys.len() as u32).to_be_bytes());
+        for (member, key) in &own.roster.keys {
+            out.put(&member.0);
+            out.put(&key.0);
+        }
+        out.put(&(rehanded.len() as u32).to_be_bytes());
+        for (member, envelope) in &rehanded {
+            out.put(&member.0);
+            out.put(&(envelope.len() as u32).to_be_bytes());
+            out.put(envelope);
+        }
         Some(out.finish())
     }
 
@@ -291,8 +390,22 @@ impl SenderKeys {
         let signing = Identity::import(take_sized(&mut body)?)?;
         let view = ViewDigest(*body.secret()?);
         let started_ms = body.u64()?;
-        let handoff = Envelope::from_cbor(take_sized(&mut body)?, limits)
-            .map_err(|_| BackupError::Invalid("the handoff envelope"))?;
+        let envelope = |bytes| {
+            Envelope::from_cbor(bytes, limits)
+                .map_err(|_| BackupError::Invalid("a handoff envelope"))
+        };
+        let handoff = envelope(take_sized(&mut body)?)?;
+        let ranks = *body.secret()?;
+        let mut keys = BTreeMap::new();
+        for _ in 0..take_u32(&mut body)? {
+            let member = MemberId(*body.secret()?);
+            keys.insert(member, EncryptionKey(*body.secret()?));
+        }
+        let mut rehanded = BTreeMap::new();
+        for _ in 0..take_u32(&mut body)? {
+            let member = MemberId(*body.secret()?);
+            rehanded.insert(member, envelope(take_sized(&mut body)?)?);
+        }
         body.end()?;
         if at.group != self.group || at.verifying_key != signing.id() {
             return Err(BackupError::Invalid(
@@ -304,20 +417,36 @@ impl SenderKeys {
             view,
             started_ms,
             handoff,
+            roster: Roster { ranks, keys },
+            rehanded,
             reserved: at.index,
             next_reservation: 1,
         }));
         Ok(())
     }
 
-    /// This member's current chain and the envelope that handed it out, if the chain
-    /// serves `view` (a chain of an older view is replaced at the next message, so it is
-    /// not worth handing out again).
-    pub fn own_handoff(&self, view: ViewDigest) -> Option<(ChainId, &Envelope)> {
-        self.own
-            .as_ref()
-            .filter(|own| own.view == view)
-            .map(|own| (own.chain.id(), &own.handoff))
+    /// This member's current chain and the envelope that handed it out to `peer`, if the
+    /// chain serves `view`, or will at the next message with `peer`'s key unchanged (only
+    /// keys changed since: it is handed on to the new keys then). A chain that will be
+    /// replaced at the next message is not worth handing out again.
+    pub fn own_handoff(&self, view: &View, peer: &MemberId) -> Option<(ChainId, &Envelope)> {
+        let own = self.own.as_ref()?;
+        let serves = own.view == view.digest()
+            || own
+                .roster
+                .rekeyed(view, &own.chain.sender())
+                .is_some_and(|changed| !changed.contains(peer));
+        serves.then(|| {
+            let envelope = own.rehanded.get(peer).unwrap_or(&own.handoff);
+            (own.chain.id(), envelope)
+        })
+    }
+
+    /// Whether the chain `chain` of `sender` is held here.
+    pub fn holds_chain(&self, sender: &MemberId, chain: ChainId) -> bool {
+        self.held
+            .get(sender)
+            .is_some_and(|chains| chains.iter().any(|held| held.chain.id() == chain))
     }
 
     /// The latest chain of `sender` held here.
@@ -327,8 +456,10 @@ impl SenderKeys {
     }
 
     /// Installs a chain handed over in an envelope from `opened.sender`, sealed to `view`:
-    /// returns whether it is new here and kept. A chain already held is kept as it is (installing it
-    /// again would give back message keys already used or erased).
+    /// returns whether it is new here and kept, or reached indices below the copy held. A
+    /// chain already held is never reset (that would give back message keys already used or
+    /// erased); a handoff at an earlier index adds only the indices below every one the copy
+    /// was given ([`ReceivingChain::extend_back`]).
     ///
     /// # Errors
     ///
@@ -346,8 +477,8 @@ impl SenderKeys {
             return Err(ChainError::WrongChain);
         }
         let chains = self.held.entry(opened.sender).or_default();
-        if chains.iter().any(|held| held.chain.id() == handoff.chain) {
-            return Ok(false);
+        if let Some(held) = chains.iter_mut().find(|h| h.chain.id() == handoff.chain) {
+            return Ok(held.chain.extend_back(handoff, now_ms));
         }
         chains.push(Box::new(HeldChain {
             chain: ReceivingChain::new(handoff, config.window),
@@ -525,8 +656,15 @@ impl SenderKeys {
 const HELD_MAGIC: &[u8] = b"splitsafe held chains\0";
 const OWN_MAGIC: &[u8] = b"splitsafe own chain\0";
 
+/// A big-endian u32 of a frame.
+fn take_u32(body: &mut FrameReader<'_>) -> Result<u32, BackupError> {
+    Ok(u32::from_be_bytes(
+        body.take(4)?.try_into().expect("4 bytes"),
+    ))
+}
+
 /// A length-prefixed (u32, big-endian) part of a frame.
 fn take_sized<'a>(body: &mut FrameReader<'a>) -> Result<&'a [u8], BackupError> {
-    let len = u32::from_be_bytes(body.take(4)?.try_into().expect("4 bytes"));
+    let len = take_u32(body)?;
     body.take(len as usize)
 }

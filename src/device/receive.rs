@@ -69,7 +69,17 @@ impl<S: Store> Device<S> {
             }
             Message::Chain(post) => {
                 if let Some(handoff) = post.handoff {
+                    let before = batch.events.len();
                     self.receive_waiting(Waiting::Envelope(handoff), now_ms, batch);
+                    // A chain handed on to members whose keys changed is addressed to them
+                    // alone: for everyone else it is nothing to report.
+                    if let [Event::Refused(Refusal::Envelope {
+                        error: OpenError::NotAddressedToMe,
+                        ..
+                    })] = &batch.events[before..]
+                    {
+                        batch.events.truncate(before);
+                    }
                 }
                 self.receive_waiting(Waiting::Chain(post.message), now_ms, batch);
             }

@@ -88,7 +88,7 @@ impl<S: Store> Device<S> {
         let view = g.replica.view();
         let own = g
             .keys
-            .own_handoff(view.digest())
+            .own_handoff(view, &peer)
             .filter(|_| view.contains(&peer));
         let holds = g.keys.holds(&peer);
         let state = g.peers.entry(peer).or_default();

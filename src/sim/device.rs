@@ -6,6 +6,7 @@ use crate::crypto::{
     SenderKeys, SenderPolicy,
 };
 use crate::group::Replica;
+use crate::keys::MemberId;
 use rand_core::CryptoRng;
 
 pub(super) struct Device {
@@ -60,7 +61,11 @@ impl Device {
             Sealed::Envelope(envelope) => self.keyring.open(envelope, &mut self.replica, now),
             Sealed::Chain(sealed) => {
                 if let Some(handoff) = &sealed.handoff {
-                    self.take_handoff(handoff, now)?;
+                    match self.take_handoff(handoff, now) {
+                        // A chain handed on to members whose keys changed, not this one.
+                        Err(OpenError::NotAddressedToMe) | Ok(()) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
                 let grace = self.keyring.config().grace_ms;
                 let message = &sealed.message;
@@ -83,11 +88,10 @@ impl Device {
         Ok(())
     }
 
-    /// This device's current chain and its handoff, if it serves the current view, as the
-    /// device layer's sync hands it out again.
-    pub(super) fn current_handoff(&self) -> Option<(ChainId, Envelope)> {
-        let view = self.replica.view().digest();
-        let (chain, envelope) = self.keys.own_handoff(view)?;
+    /// This device's current chain and its handoff to `reader`, if it serves the current
+    /// view, as the device layer's sync hands it out again.
+    pub(super) fn current_handoff(&self, reader: &MemberId) -> Option<(ChainId, Envelope)> {
+        let (chain, envelope) = self.keys.own_handoff(self.replica.view(), reader)?;
         Some((chain, envelope.clone()))
     }
 }

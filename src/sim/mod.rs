@@ -343,9 +343,6 @@ impl Sim {
             }
             Payload::Envelope(m) => {
                 self.outcome.messages[m].delivered_to.insert(to as u8);
-                if let Some((chain, true)) = self.sealed[m].chain() {
-                    self.handed.insert((to, chain));
-                }
                 self.try_open(to, m);
             }
         }
@@ -372,6 +369,17 @@ impl Sim {
         let now = self.clock_of(device);
         let d = &mut self.devices[device];
         let result = d.open(&self.sealed[m], now);
+        // The handoff a message carries may be addressed to other members only (a chain
+        // handed on to new keys): the chain reached this device only if it now holds it.
+        if let Some((chain, _)) = self.sealed[m].chain() {
+            let sender = self.devices[self.outcome.messages[m].sender as usize]
+                .keyring
+                .identity()
+                .id();
+            if self.devices[device].keys.holds_chain(&sender, chain) {
+                self.handed.insert((device, chain));
+            }
+        }
         let record = &self.outcome.messages[m];
         let in_view = record.view.contains(&(device as u8)) && record.sender as usize != device;
         match result {
@@ -433,7 +441,7 @@ impl Sim {
         for (from, to, now) in [(a, b, now_b), (b, a, now_a)] {
             let sender = self.devices[from].keyring.identity().id();
             let reader = self.devices[to].keyring.identity().id();
-            let Some((chain, handoff)) = self.devices[from].current_handoff() else {
+            let Some((chain, handoff)) = self.devices[from].current_handoff(&reader) else {
                 continue;
             };
             let in_view = self.devices[from].replica.view().contains(&reader);

@@ -29,6 +29,9 @@ pub struct ReceivingChain {
     /// that the map moving its entries leaves no copy of a key behind.
     skipped: BTreeMap<u32, (SkippedKey, u64)>,
     window: u32,
+    /// The lowest index any handoff taken gave: indices below it were never open to this
+    /// copy (never used, never erased), so an earlier handoff of the chain may add them.
+    first: u32,
 }
 
 impl fmt::Debug for ReceivingChain {
@@ -58,7 +61,38 @@ impl ReceivingChain {
             key: Zeroizing::new(handoff.key),
             skipped: BTreeMap::new(),
             window,
+            first: handoff.index,
         }
+    }
+
+    /// Takes the chain again from `handoff`, if it starts below every index this copy was
+    /// ever given (a sender hands its chain on at its current index to a member whose key
+    /// changed; the first handoff, at the chain's start, may arrive later, with the messages
+    /// sealed before): the message keys of the indices below are added as skipped, never a
+    /// key of an index this copy was given before (so no used key comes back). Returns
+    /// whether it added any; a handoff of another chain, another signing key, not below, or
+    /// more than the skip window below, adds nothing.
+    pub fn extend_back(&mut self, handoff: &ChainHandoff, now_ms: u64) -> bool {
+        let same = (
+            handoff.group,
+            handoff.sender,
+            handoff.chain,
+            handoff.verifying_key,
+        ) == (self.group, self.sender, self.chain, self.verifying_key);
+        if !same || handoff.index >= self.first || self.first - handoff.index > self.window {
+            return false;
+        }
+        let mut key = Zeroizing::new(handoff.key);
+        for index in handoff.index..self.first {
+            let (message, next) = step(&key);
+            self.skipped.insert(index, (Box::new(message), now_ms));
+            key = next;
+        }
+        while self.skipped.len() > self.window as usize {
+            self.skipped.pop_first();
+        }
+        self.first = handoff.index;
+        true
     }
 
     /// The chain's id.
@@ -182,7 +216,7 @@ impl ReceivingChain {
     /// The chain as held (next key, skipped keys, window), in a versioned, checksummed
     /// frame zeroized on drop: for the receiver's own storage.
     pub fn export(&self) -> Zeroizing<Vec<u8>> {
-        let len = ChainHandoff::LEN + 4 + 4 + self.skipped.len() * SKIPPED_LEN;
+        let len = ChainHandoff::LEN + 4 + 4 + self.skipped.len() * SKIPPED_LEN + 4;
         let mut out = FrameWriter::new(MAGIC, len);
         let at_next = ChainHandoff {
             group: self.group,
@@ -200,6 +234,7 @@ impl ReceivingChain {
             out.put(key.as_slice());
             out.put(&at.to_be_bytes());
         }
+        out.put(&self.first.to_be_bytes());
         out.finish()
     }
 
@@ -223,6 +258,11 @@ impl ReceivingChain {
                 return Err(BackupError::Invalid("a skipped index out of place"));
             }
         }
+        // Exports before `first` was kept end here: 0 then, so nothing is ever added back.
+        chain.first = match body.take(4) {
+            Ok(bytes) => u32_of(bytes).min(chain.next),
+            Err(_) => 0,
+        };
         body.end()?;
         Ok(chain)
     }

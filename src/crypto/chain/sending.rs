@@ -67,6 +67,11 @@ impl SendingChain {
         self.chain
     }
 
+    /// The chain's sender.
+    pub fn sender(&self) -> MemberId {
+        self.sender
+    }
+
     /// The index of the next message.
     pub fn index(&self) -> u32 {
         self.index
