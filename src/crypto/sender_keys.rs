@@ -442,11 +442,14 @@ impl SenderKeys {
         })
     }
 
-    /// Whether the chain `chain` of `sender` is held here.
-    pub fn holds_chain(&self, sender: &MemberId, chain: ChainId) -> bool {
-        self.held
-            .get(sender)
-            .is_some_and(|chains| chains.iter().any(|held| held.chain.id() == chain))
+    /// Whether the chain `chain` of `sender` is held here from `index` on (some handoff
+    /// taken gave it at or below `index`).
+    pub fn holds_index(&self, sender: &MemberId, chain: ChainId, index: u32) -> bool {
+        self.held.get(sender).is_some_and(|chains| {
+            chains
+                .iter()
+                .any(|held| held.chain.id() == chain && held.chain.first() <= index)
+        })
     }
 
     /// The latest chain of `sender` held here.
@@ -528,10 +531,14 @@ impl SenderKeys {
             sender: header.sender,
             standing,
         };
+        // A chain held only from a later index (handed on to a new key) does not reach
+        // this message yet: it waits for an earlier handoff as for an unknown chain.
         let chains = self.held.get_mut(&header.sender);
-        let Some(held) =
-            chains.and_then(|chains| chains.iter_mut().find(|h| h.chain.id() == header.chain))
-        else {
+        let Some(held) = chains.and_then(|chains| {
+            chains
+                .iter_mut()
+                .find(|h| h.chain.id() == header.chain && h.chain.first() <= header.index)
+        }) else {
             // Unauthenticated, but refusing it refuses only this claim: a message with
             // another claim has another id.
             if !policy.accepts(standing) {

@@ -24,10 +24,10 @@ pub(super) enum Sealed {
 
 impl Sealed {
     /// The chain of a sender-key message, and whether this message hands it out.
-    pub(super) fn chain(&self) -> Option<(ChainId, bool)> {
+    pub(super) fn chain(&self) -> Option<(ChainId, u32)> {
         match self {
             Self::Envelope(_) => None,
-            Self::Chain(sealed) => Some((sealed.message.header.chain, sealed.handoff.is_some())),
+            Self::Chain(sealed) => Some((sealed.message.header.chain, sealed.message.header.index)),
         }
     }
 }

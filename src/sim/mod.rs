@@ -21,9 +21,7 @@ pub use schedule::{random_schedule, Action, Schedule};
 
 use crate::clock::ClockConfig;
 use crate::codec;
-use crate::crypto::{
-    ChainError, ChainId, Keyring, KeyringConfig, OpenError, SenderKeys, SenderPolicy,
-};
+use crate::crypto::{ChainError, Keyring, KeyringConfig, OpenError, SenderKeys, SenderPolicy};
 use crate::group::{PositionError, Replica, ReplicaConfig, SignedOp, Standing, View, ViewDigest};
 use crate::keys::{Identity, MemberId};
 use device::{Device, Sealed};
@@ -42,9 +40,9 @@ pub struct Sim {
     /// stamp is ahead of its clock: (device, message).
     pending: BTreeSet<(usize, usize)>,
     sealed: Vec<Sealed>,
-    /// Sender-key mode: the chains whose handoff reached each device (by a message that
-    /// carried it, or by sync).
-    handed: BTreeSet<(usize, ChainId)>,
+    /// Sender-key mode: the messages whose chain, from their index on, reached each device
+    /// (by a message that carried its handoff, or by sync): (device, message).
+    handed: BTreeSet<(usize, usize)>,
     /// Every device any successful `Add` admitted.
     ever_added: BTreeSet<u8>,
     outcome: Outcome,
@@ -370,14 +368,15 @@ impl Sim {
         let d = &mut self.devices[device];
         let result = d.open(&self.sealed[m], now);
         // The handoff a message carries may be addressed to other members only (a chain
-        // handed on to new keys): the chain reached this device only if it now holds it.
-        if let Some((chain, _)) = self.sealed[m].chain() {
+        // handed on to new keys): the chain reached this device for this message only if it
+        // now holds it from the message's index on.
+        if let Some((chain, index)) = self.sealed[m].chain() {
             let sender = self.devices[self.outcome.messages[m].sender as usize]
                 .keyring
                 .identity()
                 .id();
-            if self.devices[device].keys.holds_chain(&sender, chain) {
-                self.handed.insert((device, chain));
+            if self.devices[device].keys.holds_index(&sender, chain, index) {
+                self.handed.insert((device, m));
             }
         }
         let record = &self.outcome.messages[m];
@@ -447,9 +446,8 @@ impl Sim {
             let in_view = self.devices[from].replica.view().contains(&reader);
             if in_view && self.devices[to].keys.holds(&sender) != Some(chain) {
                 self.outcome.stats.sync_bytes += handoff.to_cbor().len() as u64;
-                if self.devices[to].take_handoff(&handoff, now).is_ok() {
-                    self.handed.insert((to, chain));
-                }
+                // Messages waiting for it open at the retries below.
+                let _ = self.devices[to].take_handoff(&handoff, now);
             }
         }
         self.retry(a);
@@ -495,10 +493,10 @@ impl Sim {
         }
         // A sender-key message counts as delivered only where its chain's handoff arrived.
         for (m, record) in self.outcome.messages.iter_mut().enumerate() {
-            if let Some((chain, _)) = self.sealed[m].chain() {
+            if self.sealed[m].chain().is_some() {
                 record
                     .delivered_to
-                    .retain(|d| self.handed.contains(&(usize::from(*d), chain)));
+                    .retain(|d| self.handed.contains(&(usize::from(*d), m)));
             }
         }
         let liveness = checks::liveness(&self.outcome.messages);

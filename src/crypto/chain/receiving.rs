@@ -100,6 +100,11 @@ impl ReceivingChain {
         self.chain
     }
 
+    /// The lowest index any handoff taken gave (see [`extend_back`](Self::extend_back)).
+    pub fn first(&self) -> u32 {
+        self.first
+    }
+
     /// Number of skipped message keys held.
     pub fn skipped(&self) -> usize {
         self.skipped.len()
