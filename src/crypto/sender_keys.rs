@@ -37,19 +37,20 @@ pub struct ChainConfig {
     pub window: u32,
     /// Most indices a sender reserves at once (see [`SenderKeys::export_own`]): the first
     /// reservation after a chain starts or is restored is 1, each next one doubles, up to
-    /// this. A restart skips at most this many indices minus one.
+    /// this, and never beyond the skip window. A restart after a crash skips at most this many
+    /// indices minus one, which receivers keep as skipped keys until the grace period.
     pub reserve: u32,
 }
 
 impl Default for ChainConfig {
     /// A new chain every 10,000 messages or 7 days; Signal's skip window of 2,000; up to
-    /// 128 indices reserved at once.
+    /// 1,024 indices reserved at once (one durable write per 1,024 messages in steady state).
     fn default() -> Self {
         Self {
             max_messages: 10_000,
             max_age_ms: 7 * 24 * 60 * 60 * 1000,
             window: ReceivingChain::DEFAULT_WINDOW,
-            reserve: 128,
+            reserve: 1_024,
         }
     }
 }
@@ -283,7 +284,7 @@ impl SenderKeys {
             }
             handoff = Some(envelope);
         }
-        if let Some(own) = self.own.as_mut().filter(|_| fresh) {
+        if let Some(own) = self.own.as_mut().filter(|own| fresh && own.view != view) {
             own.view = view;
             own.roster = Roster::of(replica.view());
         }
@@ -310,7 +311,7 @@ impl SenderKeys {
             own.next_reservation = own
                 .next_reservation
                 .saturating_mul(2)
-                .min(config.reserve.max(1));
+                .min(config.reserve.min(config.window).max(1));
         }
         let stamp = replica.stamp(now_ms);
         let message = own
