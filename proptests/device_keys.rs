@@ -321,3 +321,48 @@ fn two_members_with_one_key_do_not_break_the_group() {
         alice = Device::open(alice.into_store(), cfg).unwrap();
     }
 }
+
+/// Alice starts five chains (each add changes the view); the post of her first, with its
+/// handoff, reaches Bob last, behind four newer chains (more than a reader keeps per
+/// sender). Its message still opens: a message whose chain was handed to the reader is
+/// never given up.
+#[test]
+fn a_message_delayed_behind_newer_chains_still_opens() {
+    let mut r = rng(64);
+    let cfg = config(MessageMode::SenderKeys);
+    let mut alice = Device::create(MemoryStore::default(), identity(0), cfg, &mut r, T0).unwrap();
+    let mut bob = Device::create(MemoryStore::default(), identity(1), cfg, &mut r, T0).unwrap();
+    let group = alice.create_group(&mut r, T0).unwrap();
+    let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
+    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    let mut posts = Vec::new();
+    let mut adds = Vec::new();
+    for i in 0..5u8 {
+        let now = T0 + 10 + u64::from(i) * 10;
+        posts.push(alice.send(group, &[i], &mut r, now).unwrap());
+        adds.push(
+            alice
+                .invite(group, bundle(&identity(10 + i), 10 + i, T0), now + 1)
+                .unwrap()
+                .add,
+        );
+    }
+    let chains: std::collections::BTreeSet<_> = posts
+        .iter()
+        .map(|m| match m {
+            Message::Chain(post) => post.message.header.chain,
+            _ => panic!("sender keys"),
+        })
+        .collect();
+    assert_eq!(chains.len(), 5, "a new chain per view");
+    let now = T0 + 100;
+    for add in &adds {
+        bob.receive(&add.to_bytes(), now).unwrap();
+    }
+    let mut read = Vec::new();
+    for post in posts[1..].iter().chain(&posts[..1]) {
+        let events = bob.receive(&post.to_bytes(), now).unwrap();
+        read.extend(opened(&events).into_iter().map(<[u8]>::to_vec));
+    }
+    assert_eq!(read, [[1], [2], [3], [4], [0]]);
+}

@@ -207,6 +207,9 @@ pub struct SenderKeys {
         reason = "the box keeps each chain's keys at one address, so moves never copy them"
     )]
     held: BTreeMap<MemberId, Vec<Box<HeldChain>>>,
+    /// The last chain dropped over [`MAX_CHAINS_PER_SENDER`], in memory only, for the
+    /// messages that arrive with its handoff.
+    dropped: Option<Box<HeldChain>>,
 }
 
 impl fmt::Debug for SenderKeys {
@@ -226,6 +229,7 @@ impl SenderKeys {
             group,
             own: None,
             held: BTreeMap::new(),
+            dropped: None,
         }
     }
 
@@ -492,7 +496,9 @@ impl SenderKeys {
         }));
         chains.sort_by_key(|held| held.stamp);
         if chains.len() > MAX_CHAINS_PER_SENDER {
-            chains.remove(0);
+            // Not kept, but not lost at once: a message that came with its handoff (delayed
+            // behind newer chains) still opens from the last chain dropped.
+            self.dropped = Some(chains.remove(0));
         }
         let newest = chains.len() - 1;
         for held in &mut chains[..newest] {
@@ -534,12 +540,14 @@ impl SenderKeys {
         };
         // A chain held only from a later index (handed on to a new key) does not reach
         // this message yet: it waits for an earlier handoff as for an unknown chain.
+        let covers = |h: &&mut Box<HeldChain>| {
+            h.chain.id() == header.chain
+                && h.chain.sender() == header.sender
+                && h.chain.first() <= header.index
+        };
         let chains = self.held.get_mut(&header.sender);
-        let Some(held) = chains.and_then(|chains| {
-            chains
-                .iter_mut()
-                .find(|h| h.chain.id() == header.chain && h.chain.first() <= header.index)
-        }) else {
+        let held = chains.and_then(|chains| chains.iter_mut().find(covers));
+        let Some(held) = held.or_else(|| self.dropped.as_mut().filter(covers)) else {
             // Unauthenticated, but refusing it refuses only this claim: a message with
             // another claim has another id.
             if !policy.accepts(standing) {
@@ -580,6 +588,8 @@ impl SenderKeys {
     /// Erases what the grace period is over for: skipped message keys, superseded chains.
     /// Returns the senders whose chains changed.
     pub fn erase_expired(&mut self, now_ms: u64, grace_ms: u64) -> Vec<MemberId> {
+        // Only messages that arrive with its handoff use it: none after this.
+        self.dropped = None;
         let mut changed = Vec::new();
         for (sender, chains) in &mut self.held {
             let before = chains.len();

@@ -100,6 +100,11 @@ impl ReceivingChain {
         self.chain
     }
 
+    /// The chain's sender.
+    pub fn sender(&self) -> MemberId {
+        self.sender
+    }
+
     /// The lowest index any handoff taken gave (see [`extend_back`](Self::extend_back)).
     pub fn first(&self) -> u32 {
         self.first
