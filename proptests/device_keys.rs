@@ -31,6 +31,16 @@ fn opened(events: &[Event]) -> Vec<&[u8]> {
         .collect()
 }
 
+/// Alice's group with Bob in it, both in memory.
+fn pair(cfg: DeviceConfig, r: &mut Rng) -> (Device<MemoryStore>, Device<MemoryStore>, GroupId) {
+    let mut alice = Device::create(MemoryStore::default(), identity(0), cfg, r, T0).unwrap();
+    let mut bob = Device::create(MemoryStore::default(), identity(1), cfg, r, T0).unwrap();
+    let group = alice.create_group(r, T0).unwrap();
+    let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
+    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    (alice, bob, group)
+}
+
 /// Bob is removed, rotates (the group he is out of skips it), and is re-added from his old
 /// bundle. Seeing himself in the view with a key he no longer uses, he publishes his current
 /// one; once Alice has it, each reads the other, also after his old key is erased.
@@ -38,11 +48,7 @@ fn opened(events: &[Event]) -> Vec<&[u8]> {
 fn a_member_re_added_with_an_old_bundle_publishes_its_key() {
     let mut r = rng(50);
     let cfg = config(MessageMode::Pairwise);
-    let mut alice = Device::create(MemoryStore::default(), identity(0), cfg, &mut r, T0).unwrap();
-    let mut bob = Device::create(MemoryStore::default(), identity(1), cfg, &mut r, T0).unwrap();
-    let group = alice.create_group(&mut r, T0).unwrap();
-    let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
-    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    let (mut alice, mut bob, group) = pair(cfg, &mut r);
     let old_bundle = bob.bundle();
     bob.create_group(&mut r, T0 + 3).unwrap(); // so that his rotation is taken somewhere
     let removal = alice.remove(group, bob.id(), T0 + 4).unwrap();
@@ -300,11 +306,7 @@ fn a_members_rotation_hands_the_current_chain_to_its_new_key() {
 fn two_members_with_one_key_do_not_break_the_group() {
     let mut r = rng(63);
     let cfg = config(MessageMode::Pairwise);
-    let mut alice = Device::create(MemoryStore::default(), identity(0), cfg, &mut r, T0).unwrap();
-    let mut bob = Device::create(MemoryStore::default(), identity(1), cfg, &mut r, T0).unwrap();
-    let group = alice.create_group(&mut r, T0).unwrap();
-    let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
-    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    let (mut alice, mut bob, group) = pair(cfg, &mut r);
     let copied = identity(2).bundle(
         bob.bundle().encryption_key,
         splitsafe::clock::Timestamp::from_physical(T0),
@@ -330,11 +332,7 @@ fn two_members_with_one_key_do_not_break_the_group() {
 fn a_message_delayed_behind_newer_chains_still_opens() {
     let mut r = rng(64);
     let cfg = config(MessageMode::SenderKeys);
-    let mut alice = Device::create(MemoryStore::default(), identity(0), cfg, &mut r, T0).unwrap();
-    let mut bob = Device::create(MemoryStore::default(), identity(1), cfg, &mut r, T0).unwrap();
-    let group = alice.create_group(&mut r, T0).unwrap();
-    let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
-    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    let (mut alice, mut bob, group) = pair(cfg, &mut r);
     let mut posts = Vec::new();
     let mut adds = Vec::new();
     for i in 0..5u8 {
