@@ -20,6 +20,7 @@ use support::group::{identity, T0};
 use support::process::{spawn_child, TempDir};
 
 const DIR: &str = "SPLITSAFE_DELIVERY_DIR";
+const STEPPED: &str = "SPLITSAFE_DELIVERY_STEPPED";
 const MESSAGES: usize = 60;
 
 fn pairwise() -> DeviceConfig {
@@ -53,10 +54,17 @@ fn messenger_child() {
         .create(true)
         .open(app_log(dir))
         .unwrap();
+    // Stepped, the child waits for a line on stdin after each of its own, so the parent's
+    // kill lands exactly after the line it chose.
+    let stepped = std::env::var_os(STEPPED).is_some();
+    let mut go = std::io::stdin().lock().lines();
     let mut say = |line: String| {
-        writeln!(log, "{line}").unwrap();
-        log.flush().unwrap();
+        // One write per line: a kill never leaves half a line for the next run to append to.
+        log.write_all(format!("{line}\n").as_bytes()).unwrap();
         println!("{line}");
+        if stepped {
+            let _ = go.next();
+        }
     };
     let store = SqliteStore::open(dir.join("bob.db")).unwrap();
     let mut bob = Device::open(store, pairwise()).unwrap();
@@ -106,15 +114,26 @@ fn every_message_is_delivered_across_kills() {
         sent.push(hex(&envelope.id().0));
     }
 
-    // Seeded kills, each after 1 to 40 lines of the child's, then one run to the end.
+    // Seeded kills, each after 1 to 20 lines of the child's, then one run to the end.
     let dir_env = [(DIR, dir.0.display().to_string())];
+    let stepped = [dir_env[0].clone(), (STEPPED, "1".to_string())];
     for round in 0..10u64 {
-        let mut child = spawn_child("messenger_child", &dir_env);
+        let mut child = spawn_child("messenger_child", &stepped);
+        let mut stdin = child.stdin.take().unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let kill_after = 1 + (round * 2_654_435_761 % 40) as usize;
+        let kill_after = 1 + usize::from(blake3::hash(&round.to_be_bytes()).as_bytes()[0] % 20);
         let mut done = false;
-        for line in lines.map_while(Result::ok).take(kill_after) {
+        // The child's own lines (the test harness prints some of its own, which wait for
+        // nothing).
+        let own = lines.map_while(Result::ok).filter(|line| {
+            line.contains("stored ") || line.contains("acked ") || line.ends_with("done")
+        });
+        for (n, line) in own.enumerate() {
             done |= line.ends_with("done");
+            if n + 1 == kill_after || done {
+                break;
+            }
+            writeln!(stdin, "go").unwrap();
         }
         child.kill().unwrap();
         child.wait().unwrap();

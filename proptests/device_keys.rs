@@ -10,6 +10,7 @@ use splitsafe::device::{
 };
 use splitsafe::group::GroupId;
 use support::crypto::{rng, Rng};
+use support::device::{group_of, opened};
 use support::group::{bundle, identity, T0};
 
 const DAY: u64 = 24 * 60 * 60 * 1000;
@@ -19,16 +20,6 @@ fn config(messages: MessageMode) -> DeviceConfig {
         messages,
         ..DeviceConfig::default()
     }
-}
-
-fn opened(events: &[Event]) -> Vec<&[u8]> {
-    events
-        .iter()
-        .filter_map(|event| match event {
-            Event::Message(received) => Some(&received.plaintext[..]),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Alice's group with Bob in it, both in memory.
@@ -235,19 +226,7 @@ fn no_message_key_is_used_twice_across_power_losses() {
 fn a_members_rotation_hands_the_current_chain_to_its_new_key() {
     let mut r = rng(62);
     let cfg = config(MessageMode::SenderKeys);
-    let mut d: Vec<Device<MemoryStore>> = (0..6)
-        .map(|i| Device::create(MemoryStore::default(), identity(i), cfg, &mut r, T0).unwrap())
-        .collect();
-    let group = d[0].create_group(&mut r, T0).unwrap();
-    for i in 1..6 {
-        let bundle = d[i].bundle();
-        let invitation = d[0].invite(group, bundle, T0 + 1).unwrap();
-        d[i].receive(&invitation.welcome.to_bytes(), T0 + 2)
-            .unwrap();
-        for earlier in &mut d[1..i] {
-            earlier.receive(&invitation.add.to_bytes(), T0 + 2).unwrap();
-        }
-    }
+    let (mut d, group) = group_of(6, cfg, &mut r);
     let send_to = |d: &mut Vec<Device<MemoryStore>>, to: &[usize], m: &Message, at: u64| {
         let mut read = 0;
         for (i, device) in d.iter_mut().enumerate().filter(|(i, _)| to.contains(i)) {

@@ -3,6 +3,7 @@
 
 pub mod crdts_oracle;
 pub mod crypto;
+pub mod device;
 pub mod forge;
 pub mod group;
 pub mod process;

@@ -47,7 +47,12 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// Removes the directory, unless the test failed: then its files are the evidence.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::thread::panicking() {
+            eprintln!("kept {} for inspection", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }

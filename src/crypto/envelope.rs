@@ -157,10 +157,25 @@ impl Envelope {
         codec::encode(self)
     }
 
-    /// A stable identifier: BLAKE3 (derive-key context `"splitsafe v2 envelope id"`) of the
-    /// canonical CBOR encoding. Two envelopes with one id are the same envelope, so
-    /// applications refuse replays by remembering ids.
+    /// A stable identifier of the message: BLAKE3 (derive-key context
+    /// `"splitsafe v3 envelope id"`) of the header's bytes and the ciphertext, which every
+    /// reader authenticates. The slots and the signature are left out: a reader authenticates
+    /// only its own slot, so a copy with a junk slot added, or another reader's slot altered,
+    /// still opens, and must count as the same message. Two envelopes with one id carry one
+    /// message to one view (the header names the content key's commitment), so applications
+    /// refuse replays by remembering ids.
     pub fn id(&self) -> EnvelopeId {
+        let mut hasher = blake3::Hasher::new_derive_key("splitsafe v3 envelope id");
+        hasher.update(&self.header.to_bytes());
+        hasher.update(&self.ciphertext);
+        EnvelopeId(*hasher.finalize().as_bytes())
+    }
+
+    /// An identifier of these exact bytes (BLAKE3, derive-key context
+    /// `"splitsafe v2 envelope id"`, of the canonical CBOR): copies of one message that
+    /// differ in their slots or signature differ here, so a waiting copy never stands in
+    /// for another.
+    pub fn copy_id(&self) -> EnvelopeId {
         EnvelopeId(blake3::derive_key(
             "splitsafe v2 envelope id",
             &self.to_cbor(),

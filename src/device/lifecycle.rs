@@ -106,10 +106,10 @@ impl<S: Store> Device<S> {
             );
         }
         let mut pending = BTreeMap::new();
-        for (id, (_, bytes)) in &stored.pending {
+        for (copy, (_, bytes)) in &stored.pending {
             let waiting = Waiting::from_bytes(bytes, config.keyring.limits)
                 .map_err(|e| corrupt(format!("pending message: {e}")))?;
-            pending.insert(*id, waiting);
+            pending.insert(*copy, waiting);
         }
         Ok(Self {
             store,

@@ -171,7 +171,8 @@ pub struct Device<S: Store> {
     config: DeviceConfig,
     keyring: Keyring,
     groups: BTreeMap<GroupId, Group>,
-    /// Envelopes and chain messages waiting for operations, chains, time or a welcome.
+    /// Envelopes and chain messages waiting for operations, chains, time or a welcome, by
+    /// copy id ([`Waiting::copy_id`]).
     pending: BTreeMap<EnvelopeId, Waiting>,
     /// Envelopes opened here.
     seen: BTreeSet<EnvelopeId>,
@@ -262,11 +263,12 @@ impl<S: Store> Device<S> {
         Ok(acknowledged)
     }
 
-    /// Envelopes and chain messages waiting to be opened.
+    /// Envelopes and chain messages waiting to be opened, by message id (copies of one
+    /// message that differ where readers do not look wait side by side, each listed).
     pub fn pending(&self) -> impl Iterator<Item = (EnvelopeId, GroupId)> + '_ {
         self.pending
-            .iter()
-            .map(|(id, waiting)| (*id, waiting.group()))
+            .values()
+            .map(|waiting| (waiting.id(), waiting.group()))
     }
 
     /// How this device seals messages to `group`: its own setting, or the device's default.

@@ -193,10 +193,13 @@ impl<S: Store> Device<S> {
     }
 
     fn receive_waiting(&mut self, waiting: Waiting, now_ms: u64, batch: &mut Batch) {
-        let id = waiting.id();
+        let (id, copy) = (waiting.id(), waiting.copy_id());
         let group = waiting.group();
+        // Only what was opened, or these very bytes waiting, make a duplicate: another copy
+        // of a waiting message (a forged signature, another reader's slot altered) waits
+        // beside it, and whichever opens first makes the others duplicates.
         if self.seen.contains(&id)
-            || self.pending.contains_key(&id)
+            || self.pending.contains_key(&copy)
             || waiting.sender() == self.id()
         {
             batch.events.push(Event::Duplicate(id));
@@ -219,12 +222,12 @@ impl<S: Store> Device<S> {
                     return;
                 }
                 batch.writes.push(Write::Pending {
-                    id,
+                    id: copy,
                     group,
                     bytes: waiting.to_bytes(),
                 });
                 batch.events.push(Event::Pending { group, id, reason });
-                self.pending.insert(id, waiting);
+                self.pending.insert(copy, waiting);
             }
             Err(error) => batch
                 .events
@@ -324,7 +327,8 @@ impl<S: Store> Device<S> {
         }
     }
 
-    /// Tries every message waiting in `group`, again while some hands over a new chain.
+    /// Tries every message waiting in `group`, again while some hands over a new chain (the
+    /// queue is keyed by copy id: see [`Waiting::copy_id`]).
     pub(super) fn retry_pending(&mut self, group: GroupId, now_ms: u64, batch: &mut Batch) {
         loop {
             let waiting: Vec<EnvelopeId> = self
@@ -334,18 +338,24 @@ impl<S: Store> Device<S> {
                 .map(|(id, _)| *id)
                 .collect();
             let mut new_chain = false;
-            for id in waiting {
-                let message = self.pending.remove(&id).expect("listed");
+            for copy in waiting {
+                let message = self.pending.remove(&copy).expect("listed");
+                let id = message.id();
+                if self.seen.contains(&id) {
+                    // Another copy of it opened.
+                    batch.writes.push(Write::DeletePending(copy));
+                    continue;
+                }
                 match self.try_open(&message, now_ms, batch) {
                     Ok(new) => {
                         new_chain |= new;
-                        batch.writes.push(Write::DeletePending(id));
+                        batch.writes.push(Write::DeletePending(copy));
                     }
                     Err(reason) if waits(&reason) => {
-                        self.pending.insert(id, message);
+                        self.pending.insert(copy, message);
                     }
                     Err(error) => {
-                        batch.writes.push(Write::DeletePending(id));
+                        batch.writes.push(Write::DeletePending(copy));
                         batch
                             .events
                             .push(Event::Refused(Refusal::Envelope { group, id, error }));

@@ -83,14 +83,14 @@ pub enum Write {
     },
     /// An envelope waiting to be opened.
     Pending {
-        /// Its id.
+        /// The id of its exact bytes (`Envelope::copy_id`, `ChainMessage::copy_id`).
         id: EnvelopeId,
         /// The group it names.
         group: GroupId,
         /// Its CBOR encoding.
         bytes: Vec<u8>,
     },
-    /// A waiting envelope was opened or refused.
+    /// A waiting envelope (by copy id) was opened or refused.
     DeletePending(EnvelopeId),
     /// An envelope this device opened.
     Seen(EnvelopeId),
@@ -217,7 +217,7 @@ pub struct Stored {
     pub keyring: Zeroizing<Vec<u8>>,
     /// The groups.
     pub groups: BTreeMap<GroupId, StoredGroup>,
-    /// Waiting envelopes: id -> (group, CBOR).
+    /// Waiting envelopes: copy id -> (group, CBOR).
     pub pending: BTreeMap<EnvelopeId, (GroupId, Vec<u8>)>,
     /// Ids of envelopes opened.
     pub seen: std::collections::BTreeSet<EnvelopeId>,

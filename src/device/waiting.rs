@@ -22,6 +22,16 @@ impl Waiting {
         }
     }
 
+    /// The id of these exact bytes: the pending queue's key, so that copies of one message
+    /// that differ where readers do not look (another reader's slot, a forged signature) wait
+    /// side by side, and the genuine one is never refused for a forgery that came first.
+    pub(super) fn copy_id(&self) -> EnvelopeId {
+        match self {
+            Self::Envelope(e) => e.copy_id(),
+            Self::Chain(m) => m.copy_id(),
+        }
+    }
+
     pub(super) fn group(&self) -> GroupId {
         match self {
             Self::Envelope(e) => e.header.group,

@@ -330,6 +330,17 @@ impl ChainMessage {
         EnvelopeId(hash.into())
     }
 
+    /// An identifier of these exact bytes, signature included (BLAKE3, derive-key context
+    /// `"splitsafe v1 chain message copy"`, of the CBOR): a forged copy with another
+    /// signature has the message's [`id`](Self::id) but not its copy id, so a waiting forgery
+    /// never stands in for the genuine message.
+    pub fn copy_id(&self) -> EnvelopeId {
+        EnvelopeId(blake3::derive_key(
+            "splitsafe v1 chain message copy",
+            &self.to_cbor(),
+        ))
+    }
+
     /// The CBOR encoding: a map of `header` (its fixed layout, as bytes), `ciphertext` and
     /// `signature`.
     pub fn to_cbor(&self) -> Vec<u8> {
