@@ -194,7 +194,7 @@ fn tick_releases_what_time_holds() {
     let add = alice.invite(group, carol.bundle(), ahead).unwrap().add;
     let events = bob.receive(&add.to_bytes(), T0 + 10).unwrap();
     assert!(events.is_empty(), "held: {events:?}");
-    assert_eq!(bob.next_deadline(), Some(ahead - drift));
+    assert_eq!(bob.next_deadline_after(T0 + 10), Some(ahead - drift));
     let tick = bob.tick(ahead - drift).unwrap();
     assert_eq!(
         tick.events,

@@ -6,7 +6,7 @@
 mod support;
 
 use splitsafe::crypto::{Envelope, SLOT_LEN};
-use splitsafe::device::{DeviceConfig, Event, Message, MessageMode};
+use splitsafe::device::{DeviceConfig, Event, Message, MessageMode, Refusal, SyncMessage};
 use splitsafe::keys::SignatureBytes;
 use support::crypto::rng;
 use support::device::{group_of, opened};
@@ -96,4 +96,69 @@ fn a_forged_copy_waiting_for_its_chain_does_not_suppress_the_genuine_message() {
     read.sort();
     assert_eq!(read, [[0], [1], [2]]);
     assert_eq!(d[2].pending().count(), 0);
+}
+
+/// A junk envelope waiting for operations that will never come does not make `tick` ask to
+/// be called at or before the time of the call: an application that sleeps until `next`
+/// does not spin.
+#[test]
+fn tick_never_asks_to_be_called_in_the_past() {
+    let mut r = rng(13);
+    let (mut d, group) = group_of(2, config(MessageMode::Pairwise), &mut r);
+    let sealed = d[0].send(group, b"x", &mut r, T0 + 10).unwrap();
+    let Message::Envelope(mut junk) = sealed else {
+        panic!("pairwise")
+    };
+    // A sender key nobody published: it waits for the rotation that would publish it.
+    junk.header.sender_key = splitsafe::crypto::KeyId([9; 16]);
+    let events = d[1]
+        .receive(&Message::Envelope(junk).to_bytes(), T0 + 11)
+        .unwrap();
+    assert!(matches!(&events[..], [Event::Pending { .. }]), "{events:?}");
+    let mut at = T0 + 12;
+    for _ in 0..100 {
+        let next = d[1].tick(at).unwrap().next;
+        assert!(next.is_none_or(|next| next > at), "{next:?} at {at}");
+        at = next.unwrap_or(at + 60_000);
+    }
+}
+
+/// Once a device keeps as many unknown sync peers as it allows, the next unknown peer's sync
+/// message is refused, and the operations it carried are not ingested: a refused item
+/// changes nothing.
+#[test]
+fn a_refused_sync_message_ingests_nothing() {
+    let mut r = rng(44);
+    let (mut d, group) = group_of(2, config(MessageMode::Pairwise), &mut r);
+    let summary = d[1].replica(group).unwrap().summary();
+    let stranger = |i: u64| {
+        splitsafe::keys::Identity::from_secret_bytes(*blake3::hash(&i.to_be_bytes()).as_bytes())
+    };
+    for i in 0..DeviceConfig::default().max_unknown_peers as u64 {
+        let sync = SyncMessage::new(&stranger(i), group, summary.clone(), vec![], None, None);
+        let events = d[1]
+            .receive(&Message::Sync(sync).to_bytes(), T0 + 10)
+            .unwrap();
+        assert!(matches!(&events[..], [Event::Synced { .. }]), "{events:?}");
+    }
+    let late = stranger(1_000);
+    let op = support::group::sign_op(
+        &late,
+        group,
+        1,
+        splitsafe::group::Op::NO_PREV,
+        T0 + 10,
+        splitsafe::group::Body::Leave,
+    );
+    let before = d[1].store().clone();
+    let sync = SyncMessage::new(&late, group, summary, vec![op], None, None);
+    let events = d[1]
+        .receive(&Message::Sync(sync).to_bytes(), T0 + 11)
+        .unwrap();
+    assert!(
+        matches!(&events[..], [Event::Refused(Refusal::BadSync { .. })]),
+        "{events:?}"
+    );
+    assert_eq!(d[1].replica(group).unwrap().quarantined().count(), 0);
+    assert_eq!(format!("{:?}", d[1].store()), format!("{before:?}"));
 }

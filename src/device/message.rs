@@ -70,8 +70,10 @@ impl SyncMessage {
         bytes
     }
 
-    /// A sync message signed by `identity`.
-    pub(crate) fn new(
+    /// A sync message signed by `identity` (devices make theirs with
+    /// [`Device::sync_message`](super::Device::sync_message); anyone can sign one, so a
+    /// receiver bounds what a sender it has not seen admitted can make it keep).
+    pub fn new(
         identity: &Identity,
         group: GroupId,
         summary: Summary,

@@ -169,11 +169,9 @@ impl<S: Store> Device<S> {
                 .push(Event::Refused(Refusal::BadSync { group, from }));
             return;
         }
-        self.ingest(group, sync.ops, now_ms, batch);
-        if let Some(handoff) = sync.handoff {
-            self.receive_waiting(Waiting::Envelope(handoff), now_ms, batch);
-        }
-        let g = self.groups.get_mut(&group).expect("known group");
+        // Every bound is checked before anything is ingested: a refused sync message changes
+        // nothing.
+        let g = self.groups.get(&group).expect("known group");
         let admitted = |peer: &MemberId| g.replica.published_keys(peer).next().is_some();
         let unknown = g.peers.keys().filter(|peer| !admitted(peer)).count();
         if !admitted(&from)
@@ -185,6 +183,11 @@ impl<S: Store> Device<S> {
                 .push(Event::Refused(Refusal::BadSync { group, from }));
             return;
         }
+        self.ingest(group, sync.ops, now_ms, batch);
+        if let Some(handoff) = sync.handoff {
+            self.receive_waiting(Waiting::Envelope(handoff), now_ms, batch);
+        }
+        let g = self.groups.get_mut(&group).expect("known group");
         let mine = g.replica.summary();
         let state = g.peers.entry(from).or_default();
         state.heard(sync.summary, sync.holds, &mine, now_ms);

@@ -33,35 +33,43 @@ impl<S: Store> Device<S> {
         let events = self.commit(batch)?;
         Ok(Tick {
             events,
-            next: self.next_deadline(),
+            // What fell due by `now_ms` was done above; what is still there waits for
+            // something other than time, and asks for no call.
+            next: self.next_deadline_after(now_ms),
         })
     }
 
-    /// When something waits on time next (see [`Tick::next`]).
-    pub fn next_deadline(&self) -> Option<u64> {
+    /// When something waits on time next, after `now_ms` (see [`Tick::next`]): deadlines at
+    /// or before it are not returned, since [`tick`](Self::tick) at `now_ms` did what fell due
+    /// then (an envelope still waiting past its stamp waits for operations, not time).
+    pub fn next_deadline_after(&self, now_ms: u64) -> Option<u64> {
+        self.deadlines().filter(|&at| at > now_ms).min()
+    }
+
+    /// Every time something waits on, in no order.
+    fn deadlines(&self) -> impl Iterator<Item = u64> + '_ {
         let drift = self.config.replica.clock.max_drift_ms;
         let held = self
             .groups
             .values()
             .flat_map(|g| g.replica.held())
-            .map(|op| op.op().timestamp.millis().saturating_sub(drift));
+            .map(move |op| op.op().timestamp.millis().saturating_sub(drift));
         let grace = self.config.keyring.grace_ms;
         let stamped_ahead = self
             .pending
             .values()
-            .map(|w| w.stamp().millis().saturating_sub(drift));
-        let chains_given_up = self.pending.values().filter_map(|w| match w {
+            .map(move |w| w.stamp().millis().saturating_sub(drift));
+        let chains_given_up = self.pending.values().filter_map(move |w| match w {
             Waiting::Chain(m) => Some(m.header.stamp.millis().saturating_add(grace)),
             Waiting::Envelope(_) => None,
         });
         let chain_erasures = self
             .groups
             .values()
-            .filter_map(|g| g.keys.next_erasure(grace));
+            .filter_map(move |g| g.keys.next_erasure(grace));
         held.chain(stamped_ahead)
             .chain(chains_given_up)
             .chain(chain_erasures)
             .chain(self.keyring.next_erasure())
-            .min()
     }
 }
