@@ -162,3 +162,94 @@ fn a_refused_sync_message_ingests_nothing() {
     assert_eq!(d[1].replica(group).unwrap().quarantined().count(), 0);
     assert_eq!(format!("{:?}", d[1].store()), format!("{before:?}"));
 }
+
+/// An envelope anyone can make from a genuine one: another claimed sender, sender key, group
+/// and nonce. Nothing authenticates these until it opens.
+fn junk(
+    genuine: &Message,
+    group: splitsafe::group::GroupId,
+    sender: splitsafe::keys::MemberId,
+    n: u64,
+) -> Message {
+    let Message::Envelope(mut envelope) = genuine.clone() else {
+        panic!("pairwise")
+    };
+    envelope.header.group = group;
+    envelope.header.sender = sender;
+    envelope.header.sender_key = splitsafe::crypto::KeyId([0xEE; 16]);
+    envelope.header.nonce[..8].copy_from_slice(&n.to_be_bytes());
+    Message::Envelope(envelope)
+}
+
+/// Junk claiming Bob fills his quota at Carol; it expires after `max_pending_age_ms`, and
+/// Bob's envelope then waits for his rotation and opens.
+#[test]
+fn junk_claiming_a_member_expires() {
+    let mut r = rng(11);
+    let cfg = config(MessageMode::Pairwise);
+    let (mut d, group) = group_of(3, cfg, &mut r);
+    let template = d[0].send(group, b"t", &mut r, T0 + 10).unwrap();
+    let bob = d[1].id();
+    for n in 0..cfg.max_pending_per_sender as u64 {
+        let events = d[2]
+            .receive(&junk(&template, group, bob, n).to_bytes(), T0 + 11)
+            .unwrap();
+        assert!(matches!(&events[..], [Event::Pending { .. }]), "{events:?}");
+    }
+    let later = T0 + 11 + cfg.max_pending_age_ms;
+    assert_eq!(
+        d[2].tick(T0 + 12).unwrap().next,
+        Some(later),
+        "the expiry is announced"
+    );
+    let expired = d[2].tick(later).unwrap().events;
+    assert_eq!(
+        expired
+            .iter()
+            .filter(|e| matches!(e, Event::Refused(Refusal::Expired { .. })))
+            .count(),
+        cfg.max_pending_per_sender
+    );
+    assert_eq!(d[2].pending().count(), 0);
+    let rotation = d[1].rotate(&mut r, later).unwrap();
+    let sealed = d[1]
+        .send(group, b"meet at noon", &mut r, later + 1)
+        .unwrap();
+    let events = d[2].receive(&sealed.to_bytes(), later + 2).unwrap();
+    assert!(matches!(&events[..], [Event::Pending { .. }]), "{events:?}");
+    let events = d[2].receive(&rotation[0].to_bytes(), later + 3).unwrap();
+    assert_eq!(opened(&events), [b"meet at noon"]);
+}
+
+/// Envelopes for groups that do not exist, from made-up senders, fill the outside room; the
+/// members' room stays open: Bob's envelope waiting for his rotation is kept and opens.
+#[test]
+fn envelopes_from_outside_cannot_fill_the_members_room() {
+    let mut r = rng(12);
+    let cfg = config(MessageMode::Pairwise);
+    let (mut d, group) = group_of(3, cfg, &mut r);
+    let template = d[0].send(group, b"t", &mut r, T0 + 10).unwrap();
+    let mut full = 0;
+    for n in 0..(cfg.max_pending_outside + 10) as u64 {
+        let fake_group = splitsafe::group::GroupId(*blake3::hash(&n.to_be_bytes()).as_bytes());
+        let fake_sender = splitsafe::keys::MemberId([(n % 200) as u8; 32]);
+        let events = d[2]
+            .receive(
+                &junk(&template, fake_group, fake_sender, n).to_bytes(),
+                T0 + 11,
+            )
+            .unwrap();
+        full += usize::from(matches!(
+            &events[..],
+            [Event::Refused(Refusal::PendingFull(_))]
+        ));
+    }
+    assert_eq!(d[2].pending().count(), cfg.max_pending_outside);
+    assert_eq!(full, 10);
+    let rotation = d[1].rotate(&mut r, T0 + 12).unwrap();
+    let sealed = d[1].send(group, b"meet at noon", &mut r, T0 + 13).unwrap();
+    let events = d[2].receive(&sealed.to_bytes(), T0 + 14).unwrap();
+    assert!(matches!(&events[..], [Event::Pending { .. }]), "{events:?}");
+    let events = d[2].receive(&rotation[0].to_bytes(), T0 + 15).unwrap();
+    assert_eq!(opened(&events), [b"meet at noon"]);
+}

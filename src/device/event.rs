@@ -129,6 +129,13 @@ pub enum Refusal {
     },
     /// More envelopes wait than the pending limit allows.
     PendingFull(EnvelopeId),
+    /// A waiting envelope waited `max_pending_age_ms` and was given up.
+    Expired {
+        /// The group it names.
+        group: GroupId,
+        /// Its id.
+        id: EnvelopeId,
+    },
 }
 
 /// What receiving or time passing produced.

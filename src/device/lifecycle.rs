@@ -1,7 +1,7 @@
 //! Making a device and reopening it from its store.
 
 use super::{
-    Device, DeviceConfig, DeviceError, Durability, Group, Inbox, MessageMode, Place, Store,
+    Device, DeviceConfig, DeviceError, Durability, Group, Inbox, MessageMode, Place, Queued, Store,
     StoreError, Waiting, Write,
 };
 use crate::codec;
@@ -106,10 +106,15 @@ impl<S: Store> Device<S> {
             );
         }
         let mut pending = BTreeMap::new();
-        for (copy, (_, bytes)) in &stored.pending {
+        for (copy, (_, arrived_ms, bytes)) in &stored.pending {
             let waiting = Waiting::from_bytes(bytes, config.keyring.limits)
                 .map_err(|e| corrupt(format!("pending message: {e}")))?;
-            pending.insert(*copy, waiting);
+            let queued = Queued {
+                waiting,
+                arrived_ms: *arrived_ms,
+                len: bytes.len(),
+            };
+            pending.insert(*copy, queued);
         }
         Ok(Self {
             store,

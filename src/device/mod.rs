@@ -66,7 +66,7 @@ use crate::keys::{KeyBundle, MemberId};
 use inbox::Inbox;
 use peer::Peer;
 use std::collections::{BTreeMap, BTreeSet};
-use waiting::Waiting;
+use waiting::{Queued, Waiting};
 
 /// A device's settings (not stored: the application's, at every open).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,8 +77,19 @@ pub struct DeviceConfig {
     pub keyring: KeyringConfig,
     /// The largest message `receive` decodes, in bytes.
     pub max_message_len: usize,
-    /// Most envelopes kept waiting for what they need.
+    /// Most envelopes kept waiting for what they need, from senders admitted in their group
+    /// (the members' room).
     pub max_pending: usize,
+    /// Most envelopes kept waiting for a group not joined here or from a claimed sender never
+    /// admitted in it (the outside room, apart from the members' so that nobody outside a
+    /// group can fill it).
+    pub max_pending_outside: usize,
+    /// Most bytes the members' room keeps (the outside room a sixteenth of it).
+    pub max_pending_bytes: usize,
+    /// How long (ms from its arrival) a message waits before it is given up
+    /// ([`Refusal::Expired`]): whatever it waits for (operations, a chain, a welcome) has not
+    /// come.
+    pub max_pending_age_ms: u64,
     /// Most envelopes kept waiting from one claimed sender (the sender of a waiting
     /// envelope is unauthenticated until it opens).
     pub max_pending_per_sender: usize,
@@ -102,8 +113,9 @@ pub struct DeviceConfig {
 }
 
 impl Default for DeviceConfig {
-    /// Default replica and keyring settings, 32 MiB messages, 10,000 pending envelopes of
-    /// which at most 100 from one claimed sender, 64 unknown sync peers per group; the
+    /// Default replica and keyring settings, 32 MiB messages, 10,000 pending envelopes from
+    /// members (256 MiB) and 1,000 from outside (16 MiB), at most 100 from one claimed sender,
+    /// each waiting at most 7 days, 64 unknown sync peers per group; the
     /// default [`MessageMode`] and [`ChainConfig`]; the last 1,000 messages delivered are
     /// judged again; a day to catch up.
     fn default() -> Self {
@@ -112,6 +124,9 @@ impl Default for DeviceConfig {
             keyring: KeyringConfig::default(),
             max_message_len: 32 << 20,
             max_pending: 10_000,
+            max_pending_outside: 1_000,
+            max_pending_bytes: 256 << 20,
+            max_pending_age_ms: 7 * 24 * 60 * 60 * 1000,
             max_pending_per_sender: 100,
             max_unknown_peers: 64,
             messages: MessageMode::default(),
@@ -173,7 +188,7 @@ pub struct Device<S: Store> {
     groups: BTreeMap<GroupId, Group>,
     /// Envelopes and chain messages waiting for operations, chains, time or a welcome, by
     /// copy id ([`Waiting::copy_id`]).
-    pending: BTreeMap<EnvelopeId, Waiting>,
+    pending: BTreeMap<EnvelopeId, Queued>,
     /// Envelopes opened here.
     seen: BTreeSet<EnvelopeId>,
     /// Deliveries not acknowledged, and messages kept to be judged again.
@@ -268,7 +283,7 @@ impl<S: Store> Device<S> {
     pub fn pending(&self) -> impl Iterator<Item = (EnvelopeId, GroupId)> + '_ {
         self.pending
             .values()
-            .map(|waiting| (waiting.id(), waiting.group()))
+            .map(|queued| (queued.waiting.id(), queued.waiting.group()))
     }
 
     /// How this device seals messages to `group`: its own setting, or the device's default.

@@ -4,7 +4,7 @@
 
 use super::{
     chains_write, op_write, peer_write, Batch, Device, DeviceError, Event, Group, Message, Place,
-    Received, Refusal, Store, SyncMessage, Waiting, Welcome, Write,
+    Queued, Received, Refusal, Store, SyncMessage, Waiting, Welcome, Write,
 };
 use crate::crypto::{ChainError, EnvelopeId, OpenError, Payload};
 use crate::group::{Body, GroupId, PositionError, Replica, SignedOp};
@@ -212,25 +212,25 @@ impl<S: Store> Device<S> {
             Ok(true) => self.retry_pending(group, now_ms, batch),
             Ok(false) => {}
             Err(reason) if waits(&reason) || !self.groups.contains_key(&group) => {
-                let sender = waiting.sender();
-                let from_sender = self
-                    .pending
-                    .values()
-                    .filter(|w| w.sender() == sender)
-                    .count();
-                if self.pending.len() >= self.config.max_pending
-                    || from_sender >= self.config.max_pending_per_sender
-                {
+                let bytes = waiting.to_bytes();
+                let len = bytes.len();
+                if !self.room_for(&waiting, len) {
                     batch.events.push(Event::Refused(Refusal::PendingFull(id)));
                     return;
                 }
                 batch.writes.push(Write::Pending {
                     id: copy,
                     group,
-                    bytes: waiting.to_bytes(),
+                    arrived_ms: now_ms,
+                    bytes,
                 });
                 batch.events.push(Event::Pending { group, id, reason });
-                self.pending.insert(copy, waiting);
+                let queued = Queued {
+                    waiting,
+                    arrived_ms: now_ms,
+                    len,
+                };
+                self.pending.insert(copy, queued);
             }
             Err(error) => batch
                 .events
@@ -330,6 +330,39 @@ impl<S: Store> Device<S> {
         }
     }
 
+    /// Whether the pending queue has room for `waiting`, of `len` stored bytes. Messages whose
+    /// group is unknown here, or whose claimed sender was never admitted in it, wait in a
+    /// room of their own ([`DeviceConfig::max_pending_outside`], a sixteenth of the byte
+    /// budget), so that nobody outside the group can fill the members' room; in either room,
+    /// one claimed sender has at most [`DeviceConfig::max_pending_per_sender`].
+    fn room_for(&self, waiting: &Waiting, len: usize) -> bool {
+        let outside = |w: &Waiting| {
+            self.groups
+                .get(&w.group())
+                .is_none_or(|g| g.replica.published_keys(&w.sender()).next().is_none())
+        };
+        let this_outside = outside(waiting);
+        let (mut count, mut bytes, mut from_sender) = (0, 0, 0);
+        for queued in self.pending.values() {
+            if outside(&queued.waiting) == this_outside {
+                count += 1;
+                bytes += queued.len;
+                from_sender += usize::from(queued.waiting.sender() == waiting.sender());
+            }
+        }
+        let (max_count, max_bytes) = if this_outside {
+            (
+                self.config.max_pending_outside,
+                self.config.max_pending_bytes / 16,
+            )
+        } else {
+            (self.config.max_pending, self.config.max_pending_bytes)
+        };
+        count < max_count
+            && bytes + len <= max_bytes
+            && from_sender < self.config.max_pending_per_sender
+    }
+
     /// Tries every message waiting in `group`, again while some hands over a new chain (the
     /// queue is keyed by copy id: see [`Waiting::copy_id`]).
     pub(super) fn retry_pending(&mut self, group: GroupId, now_ms: u64, batch: &mut Batch) {
@@ -337,25 +370,26 @@ impl<S: Store> Device<S> {
             let waiting: Vec<EnvelopeId> = self
                 .pending
                 .iter()
-                .filter(|(_, w)| w.group() == group)
+                .filter(|(_, q)| q.waiting.group() == group)
                 .map(|(id, _)| *id)
                 .collect();
             let mut new_chain = false;
             for copy in waiting {
-                let message = self.pending.remove(&copy).expect("listed");
+                let queued = self.pending.remove(&copy).expect("listed");
+                let message = &queued.waiting;
                 let id = message.id();
                 if self.seen.contains(&id) {
                     // Another copy of it opened.
                     batch.writes.push(Write::DeletePending(copy));
                     continue;
                 }
-                match self.try_open(&message, now_ms, batch) {
+                match self.try_open(message, now_ms, batch) {
                     Ok(new) => {
                         new_chain |= new;
                         batch.writes.push(Write::DeletePending(copy));
                     }
                     Err(reason) if waits(&reason) => {
-                        self.pending.insert(copy, message);
+                        self.pending.insert(copy, queued);
                     }
                     Err(error) => {
                         batch.writes.push(Write::DeletePending(copy));

@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE deliveries (id BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE judged (id BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE own_chains (grp BLOB PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
+    ALTER TABLE pending ADD COLUMN arrived BLOB NOT NULL DEFAULT x'0000000000000000';
 ",
 ];
 
@@ -226,11 +227,15 @@ impl Store for SqliteStore {
                 .ops
                 .insert(OpId(array(id, "an op id")?), (place, bytes));
         }
-        for row in rows("SELECT id, grp, bytes FROM pending")? {
-            let [id, group, bytes] = <[Vec<u8>; 3]>::try_from(row).expect("three columns");
+        for row in rows("SELECT id, grp, arrived, bytes FROM pending")? {
+            let [id, group, arrived, bytes] = <[Vec<u8>; 4]>::try_from(row).expect("four columns");
             stored.pending.insert(
                 EnvelopeId(array(id, "an envelope id")?),
-                (GroupId(array(group, "a group id")?), bytes),
+                (
+                    GroupId(array(group, "a group id")?),
+                    u64::from_be_bytes(array(arrived, "an arrival time")?),
+                    bytes,
+                ),
             );
         }
         for row in rows("SELECT id FROM seen")? {
@@ -329,11 +334,24 @@ impl SqliteStore {
                 Write::DeleteOp { group, id } => tx
                     .prepare_cached("DELETE FROM ops WHERE grp = ?1 AND id = ?2")
                     .and_then(|mut s| s.execute(params![&group.0[..], &id.0[..]])),
-                Write::Pending { id, group, bytes } => tx
+                Write::Pending {
+                    id,
+                    group,
+                    arrived_ms,
+                    bytes,
+                } => tx
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO pending (id, grp, bytes) VALUES (?1, ?2, ?3)",
+                        "INSERT OR REPLACE INTO pending (id, grp, arrived, bytes)
+                         VALUES (?1, ?2, ?3, ?4)",
                     )
-                    .and_then(|mut s| s.execute(params![&id.0[..], &group.0[..], bytes])),
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            &id.0[..],
+                            &group.0[..],
+                            &arrived_ms.to_be_bytes()[..],
+                            bytes
+                        ])
+                    }),
                 Write::DeletePending(id) => tx
                     .prepare_cached("DELETE FROM pending WHERE id = ?1")
                     .and_then(|mut s| s.execute(params![&id.0[..]])),

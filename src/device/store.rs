@@ -87,6 +87,8 @@ pub enum Write {
         id: EnvelopeId,
         /// The group it names.
         group: GroupId,
+        /// Local ms when it arrived: it expires `max_pending_age_ms` later.
+        arrived_ms: u64,
         /// Its CBOR encoding.
         bytes: Vec<u8>,
     },
@@ -217,8 +219,8 @@ pub struct Stored {
     pub keyring: Zeroizing<Vec<u8>>,
     /// The groups.
     pub groups: BTreeMap<GroupId, StoredGroup>,
-    /// Waiting envelopes: copy id -> (group, CBOR).
-    pub pending: BTreeMap<EnvelopeId, (GroupId, Vec<u8>)>,
+    /// Waiting envelopes: copy id -> (group, local ms of arrival, CBOR).
+    pub pending: BTreeMap<EnvelopeId, (GroupId, u64, Vec<u8>)>,
     /// Ids of envelopes opened.
     pub seen: std::collections::BTreeSet<EnvelopeId>,
     /// Sync peers' states.
@@ -270,8 +272,14 @@ impl Stored {
                         stored.ops.remove(id);
                     }
                 }
-                Write::Pending { id, group, bytes } => {
-                    self.pending.insert(*id, (*group, bytes.clone()));
+                Write::Pending {
+                    id,
+                    group,
+                    arrived_ms,
+                    bytes,
+                } => {
+                    self.pending
+                        .insert(*id, (*group, *arrived_ms, bytes.clone()));
                 }
                 Write::DeletePending(id) => {
                     self.pending.remove(id);

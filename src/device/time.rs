@@ -1,7 +1,10 @@
 //! What time passing does on a device: held operations fall due, keys past their grace are
 //! erased, waiting messages are retried.
 
-use super::{chains_write, Batch, Device, DeviceError, Store, Tick, Waiting, Write};
+use super::{
+    chains_write, Batch, Device, DeviceError, Event, Refusal, Store, Tick, Waiting, Write,
+};
+use crate::crypto::EnvelopeId;
 use crate::group::GroupId;
 
 impl<S: Store> Device<S> {
@@ -30,6 +33,7 @@ impl<S: Store> Device<S> {
         if self.keyring.erase_expired(now_ms) > 0 {
             batch.writes.push(Write::Keyring(self.keyring.export()));
         }
+        self.expire_pending(now_ms, &mut batch);
         let events = self.commit(batch)?;
         Ok(Tick {
             events,
@@ -37,6 +41,27 @@ impl<S: Store> Device<S> {
             // something other than time, and asks for no call.
             next: self.next_deadline_after(now_ms),
         })
+    }
+
+    /// Gives up the messages that waited `max_pending_age_ms` (what they wait for has not
+    /// come: junk claiming a member's name among them, which would otherwise hold its place
+    /// for good).
+    fn expire_pending(&mut self, now_ms: u64, batch: &mut Batch) {
+        let max_age = self.config.max_pending_age_ms;
+        let expired: Vec<EnvelopeId> = self
+            .pending
+            .iter()
+            .filter(|(_, q)| now_ms >= q.arrived_ms.saturating_add(max_age))
+            .map(|(copy, _)| *copy)
+            .collect();
+        for copy in expired {
+            let queued = self.pending.remove(&copy).expect("listed");
+            batch.writes.push(Write::DeletePending(copy));
+            batch.events.push(Event::Refused(Refusal::Expired {
+                group: queued.waiting.group(),
+                id: queued.waiting.id(),
+            }));
+        }
     }
 
     /// When something waits on time next, after `now_ms` (see [`Tick::next`]): deadlines at
@@ -58,16 +83,22 @@ impl<S: Store> Device<S> {
         let stamped_ahead = self
             .pending
             .values()
-            .map(move |w| w.stamp().millis().saturating_sub(drift));
-        let chains_given_up = self.pending.values().filter_map(move |w| match w {
+            .map(move |q| q.waiting.stamp().millis().saturating_sub(drift));
+        let chains_given_up = self.pending.values().filter_map(move |q| match &q.waiting {
             Waiting::Chain(m) => Some(m.header.stamp.millis().saturating_add(grace)),
             Waiting::Envelope(_) => None,
         });
+        let max_age = self.config.max_pending_age_ms;
+        let expiries = self
+            .pending
+            .values()
+            .map(move |q| q.arrived_ms.saturating_add(max_age));
         let chain_erasures = self
             .groups
             .values()
             .filter_map(move |g| g.keys.next_erasure(grace));
         held.chain(stamped_ahead)
+            .chain(expiries)
             .chain(chains_given_up)
             .chain(chain_erasures)
             .chain(self.keyring.next_erasure())

@@ -7,6 +7,16 @@ use crate::crypto::{ChainMessage, Envelope, EnvelopeId, Limits};
 use crate::group::GroupId;
 use crate::keys::MemberId;
 
+/// A message in the pending queue, with when it arrived (it expires
+/// [`DeviceConfig::max_pending_age_ms`](super::DeviceConfig::max_pending_age_ms) later) and
+/// its stored size (what the byte budget counts).
+#[derive(Clone, Debug)]
+pub(super) struct Queued {
+    pub(super) waiting: Waiting,
+    pub(super) arrived_ms: u64,
+    pub(super) len: usize,
+}
+
 /// A message waiting to be opened.
 #[derive(Clone, Debug)]
 pub(super) enum Waiting {
