@@ -253,3 +253,41 @@ fn envelopes_from_outside_cannot_fill_the_members_room() {
     let events = d[2].receive(&rotation[0].to_bytes(), T0 + 15).unwrap();
     assert_eq!(opened(&events), [b"meet at noon"]);
 }
+
+/// A sync message from a sender not seen admitted may carry a summary a member of the group
+/// would send (kept: it may be a member whose add is still on its way), but not a made-up
+/// one many times larger than this device's own (refused: nothing is kept).
+#[test]
+fn an_unknown_peer_cannot_make_a_device_keep_a_large_summary() {
+    let mut r = rng(45);
+    let (mut d, group) = group_of(2, config(MessageMode::Pairwise), &mut r);
+    let summary = d[1].replica(group).unwrap().summary();
+    let stranger = |i: u64| {
+        splitsafe::keys::Identity::from_secret_bytes(*blake3::hash(&i.to_be_bytes()).as_bytes())
+    };
+    let fair = SyncMessage::new(&stranger(1), group, summary.clone(), vec![], None, None);
+    let events = d[1]
+        .receive(&Message::Sync(fair).to_bytes(), T0 + 10)
+        .unwrap();
+    assert!(matches!(&events[..], [Event::Synced { .. }]), "{events:?}");
+
+    let mut large = summary.clone();
+    let entry = *large.authors.values().next().unwrap();
+    for i in 0..2_000u32 {
+        let mut author = [0u8; 32];
+        author[..4].copy_from_slice(&i.to_be_bytes());
+        large
+            .authors
+            .insert(splitsafe::keys::MemberId(author), entry);
+    }
+    let before = format!("{:?}", d[1].store());
+    let sync = SyncMessage::new(&stranger(2), group, large, vec![], None, None);
+    let events = d[1]
+        .receive(&Message::Sync(sync).to_bytes(), T0 + 11)
+        .unwrap();
+    assert!(
+        matches!(&events[..], [Event::Refused(Refusal::BadSync { .. })]),
+        "{events:?}"
+    );
+    assert_eq!(format!("{:?}", d[1].store()), before);
+}

@@ -96,6 +96,8 @@ pub struct DeviceConfig {
     /// Most sync peers per group whose add this device has not seen: a peer may be a member
     /// this device has not heard of yet, and its summary is what lets the two converge, but
     /// anyone can sign a sync message, so their number is bounded. Members are not counted.
+    /// The summary such a peer sends is kept only if its encoding is at most twice this
+    /// device's own summary's, plus 4 KiB: at most 64 of those per group by default.
     pub max_unknown_peers: usize,
     /// How messages are sealed in groups without a setting of their own
     /// ([`Device::set_mode`]).

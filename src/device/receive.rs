@@ -174,9 +174,14 @@ impl<S: Store> Device<S> {
         let g = self.groups.get(&group).expect("known group");
         let admitted = |peer: &MemberId| g.replica.published_keys(peer).next().is_some();
         let unknown = g.peers.keys().filter(|peer| !admitted(peer)).count();
+        // What a sender not seen admitted can make this device keep is its summary: no more
+        // than twice this device's own, and 4 KiB (a member of the same group summarises
+        // about the same authors).
+        let oversized =
+            || sync.summary.to_cbor().len() > 2 * g.replica.summary().to_cbor().len() + 4096;
         if !admitted(&from)
-            && !g.peers.contains_key(&from)
-            && unknown >= self.config.max_unknown_peers
+            && ((!g.peers.contains_key(&from) && unknown >= self.config.max_unknown_peers)
+                || oversized())
         {
             batch
                 .events
