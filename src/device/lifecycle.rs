@@ -110,6 +110,7 @@ impl<S: Store> Device<S> {
             let waiting = Waiting::from_bytes(bytes, config.keyring.limits)
                 .map_err(|e| corrupt(format!("pending message: {e}")))?;
             let queued = Queued {
+                id: waiting.id(),
                 waiting,
                 arrived_ms: *arrived_ms,
                 len: bytes.len(),

@@ -285,7 +285,7 @@ impl<S: Store> Device<S> {
     pub fn pending(&self) -> impl Iterator<Item = (EnvelopeId, GroupId)> + '_ {
         self.pending
             .values()
-            .map(|queued| (queued.waiting.id(), queued.waiting.group()))
+            .map(|queued| (queued.id, queued.waiting.group()))
     }
 
     /// How this device seals messages to `group`: its own setting, or the device's default.

@@ -213,7 +213,7 @@ impl<S: Store> Device<S> {
             batch.events.push(Event::Duplicate(id));
             return;
         }
-        match self.try_open(&waiting, now_ms, batch) {
+        match self.try_open(&waiting, id, now_ms, batch) {
             Ok(true) => self.retry_pending(group, now_ms, batch),
             Ok(false) => {}
             Err(reason) if waits(&reason) || !self.groups.contains_key(&group) => {
@@ -232,6 +232,7 @@ impl<S: Store> Device<S> {
                 batch.events.push(Event::Pending { group, id, reason });
                 let queued = Queued {
                     waiting,
+                    id,
                     arrived_ms: now_ms,
                     len,
                 };
@@ -248,6 +249,7 @@ impl<S: Store> Device<S> {
     fn try_open(
         &mut self,
         waiting: &Waiting,
+        id: EnvelopeId,
         now_ms: u64,
         batch: &mut Batch,
     ) -> Result<bool, OpenError> {
@@ -258,7 +260,6 @@ impl<S: Store> Device<S> {
                 found: group,
             });
         };
-        let id = waiting.id();
         let (chains, grace) = (self.config.chains, self.config.keyring.grace_ms);
         let mut installed = false;
         let (opened, result) = match waiting {
@@ -381,14 +382,13 @@ impl<S: Store> Device<S> {
             let mut new_chain = false;
             for copy in waiting {
                 let queued = self.pending.remove(&copy).expect("listed");
-                let message = &queued.waiting;
-                let id = message.id();
+                let (message, id) = (&queued.waiting, queued.id);
                 if self.seen.contains(&id) {
                     // Another copy of it opened.
                     batch.writes.push(Write::DeletePending(copy));
                     continue;
                 }
-                match self.try_open(message, now_ms, batch) {
+                match self.try_open(message, id, now_ms, batch) {
                     Ok(new) => {
                         new_chain |= new;
                         batch.writes.push(Write::DeletePending(copy));

@@ -59,7 +59,7 @@ impl<S: Store> Device<S> {
             batch.writes.push(Write::DeletePending(copy));
             batch.events.push(Event::Refused(Refusal::Expired {
                 group: queued.waiting.group(),
-                id: queued.waiting.id(),
+                id: queued.id,
             }));
         }
     }

@@ -13,6 +13,8 @@ use crate::keys::MemberId;
 #[derive(Clone, Debug)]
 pub(super) struct Queued {
     pub(super) waiting: Waiting,
+    /// Its id, computed once (it hashes the whole ciphertext).
+    pub(super) id: EnvelopeId,
     pub(super) arrived_ms: u64,
     pub(super) len: usize,
 }
