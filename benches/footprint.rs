@@ -1,0 +1,240 @@
+//! Footprint of a group as it grows: 1,000 and 10,000 operations (and 100,000 with
+//! `--full`) of a realistic mix (60% adds, 12% removes, 8% re-adds, 20% rotations by the
+//! members themselves; the owner and 10 admins add and remove). For each size it prints, from
+//! a counting allocator and the clock of this machine:
+//!
+//! * the CBOR of an operation, and the live heap of a `Replica` holding the log, per op;
+//! * the live heap of a `Device` on SQLite holding the group, per op; the time to reopen it;
+//!   the store's file size per op;
+//! * the time to ingest one more add (the view after one change);
+//! * the summary a sync message carries between two replicas already in sync;
+//! * `Replica::load` of a snapshot: its peak heap over the live heap it leaves.
+//!
+//! Run: `cargo bench --bench footprint` (`-- --full` for 100,000 ops; minutes).
+
+use splitsafe::clock::Timestamp;
+use splitsafe::device::{Device, DeviceConfig, Message, SqliteStore, Welcome};
+use splitsafe::group::{Replica, ReplicaConfig, SignedOp};
+use splitsafe::keys::{EncryptionKey, Identity};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant;
+
+const T0: u64 = 1_795_694_400_000;
+
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters only
+// observe sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
+        PEAK.fetch_max(live, Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        unsafe { System.dealloc(block, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn identity(i: u32) -> Identity {
+    Identity::from_secret_bytes(*blake3::hash(&i.to_be_bytes()).as_bytes())
+}
+
+/// 256 valid X25519 public keys, reused across members (the engine does not care).
+fn keys() -> Vec<EncryptionKey> {
+    (0..=255u8)
+        .map(|k| {
+            let secret = x25519_dalek::StaticSecret::from([k.max(1); 32]);
+            EncryptionKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
+        })
+        .collect()
+}
+
+/// The genesis and `n` operations of the mix, as their authors signed them.
+fn history(n: u32) -> (SignedOp, Vec<SignedOp>) {
+    let keys = keys();
+    let owner = identity(0);
+    let bundle = |who: &Identity, i: u32, at: u64| {
+        who.bundle(keys[(i % 256) as usize], Timestamp::from_physical(at))
+    };
+    let (mut replica, genesis) = Replica::create(
+        &owner,
+        bundle(&owner, 0, T0),
+        [0; 16],
+        ReplicaConfig::default(),
+        T0,
+    )
+    .unwrap();
+    let mut members: Vec<u32> = Vec::new();
+    let mut removed: Vec<u32> = Vec::new();
+    let mut ops = Vec::with_capacity(n as usize);
+    let mut next = 1u32;
+    let mut now = T0;
+    // Ten admins first.
+    for _ in 0..10 {
+        now += 1;
+        let admin = identity(next);
+        ops.extend(
+            replica
+                .add(&owner, bundle(&admin, next, now), now)
+                .map(|r| r.0),
+        );
+        now += 1;
+        ops.extend(replica.promote(&owner, admin.id(), now).map(|r| r.0));
+        next += 1;
+    }
+    let mut i = 0u32;
+    while (ops.len() as u32) < n {
+        i += 1;
+        now += 1;
+        let author = identity(i % 11); // the owner or an admin
+        let op = match i % 25 {
+            0..=14 => {
+                let member = identity(next);
+                members.push(next);
+                next += 1;
+                replica.add(&author, bundle(&member, next, now), now)
+            }
+            15..=17 if !members.is_empty() => {
+                let k = members.swap_remove((i as usize * 7919) % members.len());
+                removed.push(k);
+                replica.remove(&author, identity(k).id(), now)
+            }
+            18..=19 if !removed.is_empty() => {
+                let k = removed.swap_remove((i as usize * 104_729) % removed.len());
+                members.push(k);
+                replica.add(&author, bundle(&identity(k), i, now), now)
+            }
+            _ if !members.is_empty() => {
+                let k = members[(i as usize * 31) % members.len()];
+                let member = identity(k);
+                replica.rotate(&member, bundle(&member, i, now), now)
+            }
+            _ => continue,
+        };
+        ops.extend(op.map(|r| r.0));
+    }
+    (genesis, ops)
+}
+
+fn live() -> usize {
+    LIVE.load(Relaxed)
+}
+
+fn per_op(bytes: usize, n: usize) -> usize {
+    bytes / n.max(1)
+}
+
+fn measure(n: u32, dir: &std::path::Path) {
+    let (genesis, ops) = history(n);
+    let count = ops.len();
+    let cbor: usize = ops.iter().map(|op| op.to_cbor().len()).sum();
+    let now = T0 + 10_000_000;
+
+    // A replica holding the log.
+    let copy = ops.clone();
+    let before = live();
+    let mut replica = Replica::join(&genesis, ReplicaConfig::default(), now).unwrap();
+    replica.ingest_batch(copy, now);
+    let replica_heap = live().saturating_sub(before);
+
+    // One more change.
+    let owner = identity(0);
+    let newcomer = identity(9_999_999);
+    let started = Instant::now();
+    let bundle = newcomer.bundle(keys()[7], Timestamp::from_physical(now + 1));
+    let _ = replica.add(&owner, bundle, now + 1);
+    let one_change = started.elapsed();
+
+    // Two replicas in sync: the summary each sends.
+    let summary = replica.summary().to_cbor().len();
+
+    // A snapshot loaded: peak heap over the live heap it leaves.
+    let saved = replica.save();
+    let before = live();
+    PEAK.store(before, Relaxed);
+    let loaded = Replica::load(&saved, ReplicaConfig::default(), usize::MAX, now).unwrap();
+    let load_live = live().saturating_sub(before);
+    let load_peak = PEAK.load(Relaxed).saturating_sub(before);
+    drop(loaded);
+    drop(replica);
+
+    // A device on SQLite holding the group (the first admin, added first).
+    let path = dir.join(format!("footprint-{n}.db"));
+    let _ = std::fs::remove_file(&path);
+    let config = DeviceConfig {
+        max_message_len: usize::MAX,
+        ..DeviceConfig::default()
+    };
+    let mut rng: rand_chacha::ChaCha20Rng = rand_core::SeedableRng::seed_from_u64(1);
+    let admin = identity(1);
+    let mut device = Device::create(
+        SqliteStore::open(&path).unwrap(),
+        admin,
+        config,
+        &mut rng,
+        T0,
+    )
+    .unwrap();
+    let mut all = vec![genesis.clone()];
+    all.extend(ops.iter().cloned());
+    let welcome = Message::Welcome(Welcome {
+        group: replica_group(&genesis),
+        ops: all,
+    });
+    device.receive(&welcome.to_bytes(), now).unwrap();
+    drop(device);
+    let file = std::fs::metadata(&path)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
+    let before = live();
+    let started = Instant::now();
+    let device = Device::open(SqliteStore::open(&path).unwrap(), config).unwrap();
+    let open = started.elapsed();
+    let device_heap = live().saturating_sub(before);
+    assert!(device.groups().count() == 1);
+    drop(device);
+    let _ = std::fs::remove_file(&path);
+
+    println!(
+        "{count:>7} ops | op CBOR {:>4} B | Replica {:>5} B/op | Device on SQLite {:>5} B/op, \
+         open {:>8.1?}, file {:>4} B/op | one more add {:>9.1?} | in-sync summary {:>9} B | \
+         load peak {:.2}x live",
+        per_op(cbor, count),
+        per_op(replica_heap, count),
+        per_op(device_heap, count),
+        open,
+        per_op(file, count),
+        one_change,
+        summary,
+        load_peak as f64 / load_live.max(1) as f64,
+    );
+}
+
+fn replica_group(genesis: &SignedOp) -> splitsafe::group::GroupId {
+    splitsafe::group::GroupId(genesis.id().0)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; other arguments are ours.
+    let full = std::env::args().any(|a| a == "--full");
+    let dir = std::env::temp_dir().join(format!("splitsafe-footprint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sizes: &[u32] = if full {
+        &[1_000, 10_000, 100_000]
+    } else {
+        &[1_000, 10_000]
+    };
+    for &n in sizes {
+        measure(n, &dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
