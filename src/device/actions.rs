@@ -2,8 +2,8 @@
 //! set how it sends.
 
 use super::{
-    group_mut, op_write, Batch, Device, DeviceError, Group, Invitation, Message, MessageMode,
-    Place, Store, Welcome, Write,
+    admitted, group_mut, op_write, Batch, Device, DeviceError, Group, Invitation, Message,
+    MessageMode, Place, Store, Welcome, Write,
 };
 use crate::group::{GroupId, Rank, Replica, SignedOp};
 use crate::keys::{Identity, KeyBundle, MemberId};
@@ -205,7 +205,7 @@ impl<S: Store> Device<S> {
         let summary = g.replica.summary();
         let held = summary.authors.get(&me);
         for (peer, state) in &g.peers {
-            if g.replica.published_keys(peer).next().is_none() {
+            if !admitted(&g.replica, peer) {
                 continue; // only members' word counts
             }
             if let Some(theirs) = state.holds_more_of(&me, held, since) {

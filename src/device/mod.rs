@@ -396,6 +396,13 @@ impl<S: Store> Device<S> {
     }
 }
 
+/// Whether `member` was ever admitted in `replica`'s group (it has published a key there):
+/// who counts as a member for sync peers, the pending queue's rooms, and whose word about
+/// this device's own chain is taken.
+fn admitted(replica: &Replica, member: &MemberId) -> bool {
+    replica.published_keys(member).next().is_some()
+}
+
 /// The store row of `sender`'s chains in `group`.
 fn chains_write(group: GroupId, sender: MemberId, keys: &SenderKeys) -> Write {
     match keys.export_held(&sender) {

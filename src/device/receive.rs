@@ -3,12 +3,11 @@
 //! keeping them waiting.
 
 use super::{
-    chains_write, op_write, peer_write, Batch, Device, DeviceError, Event, Group, Message, Place,
-    Queued, Received, Refusal, Store, SyncMessage, Waiting, Welcome, Write,
+    admitted, chains_write, op_write, peer_write, Batch, Device, DeviceError, Event, Group,
+    Message, Place, Queued, Received, Refusal, Store, SyncMessage, Waiting, Welcome, Write,
 };
 use crate::crypto::{ChainError, EnvelopeId, OpenError, Payload};
 use crate::group::{Body, GroupId, PositionError, Replica, SignedOp};
-use crate::keys::MemberId;
 use crate::{codec, wire};
 use std::collections::BTreeMap;
 use zeroize::Zeroize;
@@ -172,15 +171,17 @@ impl<S: Store> Device<S> {
         // Every bound is checked before anything is ingested: a refused sync message changes
         // nothing.
         let g = self.groups.get(&group).expect("known group");
-        let admitted = |peer: &MemberId| g.replica.published_keys(peer).next().is_some();
-        let unknown = g.peers.keys().filter(|peer| !admitted(peer)).count();
+        let unknown = || {
+            let peers = g.peers.keys();
+            peers.filter(|peer| !admitted(&g.replica, peer)).count()
+        };
         // What a sender not seen admitted can make this device keep is its summary: no more
         // than twice this device's own, and 4 KiB (a member of the same group summarises
         // about the same authors).
         let oversized =
             || sync.summary.to_cbor().len() > 2 * g.replica.summary().to_cbor().len() + 4096;
-        if !admitted(&from)
-            && ((!g.peers.contains_key(&from) && unknown >= self.config.max_unknown_peers)
+        if !admitted(&g.replica, &from)
+            && ((!g.peers.contains_key(&from) && unknown() >= self.config.max_unknown_peers)
                 || oversized())
         {
             batch
@@ -345,7 +346,7 @@ impl<S: Store> Device<S> {
         let outside = |w: &Waiting| {
             self.groups
                 .get(&w.group())
-                .is_none_or(|g| g.replica.published_keys(&w.sender()).next().is_none())
+                .is_none_or(|g| !admitted(&g.replica, &w.sender()))
         };
         let this_outside = outside(waiting);
         let (mut count, mut bytes, mut from_sender) = (0, 0, 0);
