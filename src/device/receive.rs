@@ -202,13 +202,14 @@ impl<S: Store> Device<S> {
     }
 
     fn receive_waiting(&mut self, waiting: Waiting, now_ms: u64, batch: &mut Batch) {
-        let (id, copy) = (waiting.id(), waiting.copy_id());
+        let id = waiting.id();
         let group = waiting.group();
         // Only what was opened, or these very bytes waiting, make a duplicate: another copy
         // of a waiting message (a forged signature, another reader's slot altered) waits
-        // beside it, and whichever opens first makes the others duplicates.
+        // beside it, and whichever opens first makes the others duplicates. (The copy id
+        // encodes and hashes the whole message: not worth it with nothing waiting.)
         if self.seen.contains(&id)
-            || self.pending.contains_key(&copy)
+            || (!self.pending.is_empty() && self.pending.contains_key(&waiting.copy_id()))
             || waiting.sender() == self.id()
         {
             batch.events.push(Event::Duplicate(id));
@@ -224,6 +225,7 @@ impl<S: Store> Device<S> {
                     batch.events.push(Event::Refused(Refusal::PendingFull(id)));
                     return;
                 }
+                let copy = waiting.copy_id();
                 batch.writes.push(Write::Pending {
                     id: copy,
                     group,
