@@ -12,6 +12,7 @@ use splitsafe::device::{
 use splitsafe::group::{Change, GroupId, Standing};
 use support::crypto::{rng, Rng};
 use support::group::{identity, T0};
+use support::process::TempDir;
 
 fn device<S: Store>(store: S, i: u8, r: &mut Rng) -> Device<S> {
     Device::create(store, identity(i), DeviceConfig::default(), r, T0).unwrap()
@@ -304,17 +305,13 @@ fn reopening_restores_exactly() {
         assert_eq!(reopened.tick(later).unwrap(), bob.tick(later).unwrap());
     }
     scenario(MemoryStore::default(), MemoryStore::default(), Clone::clone);
-    let dir = std::env::temp_dir().join(format!("splitsafe-reopen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = |name: &str| dir.join(name);
-    let _ = std::fs::remove_file(path("a.db"));
-    let _ = std::fs::remove_file(path("b.db"));
+    let dir = TempDir::new("reopen");
+    let path = |name: &str| dir.0.join(name);
     scenario(
         SqliteFile::new(path("a.db")),
         SqliteFile::new(path("b.db")),
         Clone::clone,
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A SQLite store by path. Cloning copies its files (the main file and the log, as a disk

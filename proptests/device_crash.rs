@@ -12,7 +12,7 @@ use splitsafe::group::{GroupId, OpId, Replica, ReplicaConfig, SignedOp};
 use std::io::{BufRead, BufReader, Write as _};
 use support::crypto::rng;
 use support::group::{identity, T0};
-use support::process::spawn_child;
+use support::process::{spawn_child, TempDir};
 
 const DB: &str = "SPLITSAFE_CRASH_DB";
 const ROUND: &str = "SPLITSAFE_CRASH_ROUND";
@@ -95,10 +95,8 @@ fn crash_child() {
 
 #[test]
 fn crash_safety_under_sigkill() {
-    let dir = std::env::temp_dir().join(format!("splitsafe-crash-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("device.db");
-    let _ = std::fs::remove_file(&path);
+    let dir = TempDir::new("crash");
+    let path = dir.0.join("device.db");
     let mut committed: Vec<(String, GroupId, String)> = Vec::new();
     let mut kills = 0;
     for round in 0..8u64 {
@@ -133,7 +131,6 @@ fn crash_safety_under_sigkill() {
         "the child committed {} calls",
         committed.len()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Every reported call is in the store, and each group's view is the fold of its stored
