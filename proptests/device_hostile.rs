@@ -5,8 +5,11 @@
 
 mod support;
 
+use splitsafe::crypto::OpenError;
 use splitsafe::crypto::{Envelope, SLOT_LEN};
-use splitsafe::device::{DeviceConfig, Event, Message, MessageMode, Refusal, Store, SyncMessage};
+use splitsafe::device::{
+    Device, DeviceConfig, Event, MemoryStore, Message, MessageMode, Refusal, Store, SyncMessage,
+};
 use splitsafe::keys::SignatureBytes;
 use support::crypto::rng;
 use support::device::{group_of, opened};
@@ -208,6 +211,81 @@ fn junk_claiming_a_member_expires() {
     bob_is_read_after_his_rotation(&mut d, group, &mut r, later);
 }
 
+/// Junk claiming Bob fills his share of the queue at Carol; Bob's genuine envelope, which
+/// waits for his rotation like the junk, is not refused: the oldest junk gives way to it.
+/// Once it authenticates (the rotation arrived but it still waits, here for an operation of
+/// Bob's that is late), no amount of junk claiming Bob can drop it.
+#[test]
+fn junk_claiming_a_member_cannot_refuse_or_drop_his_messages() {
+    let mut r = rng(13);
+    let cfg = config(MessageMode::Pairwise);
+    let (mut d, group) = group_of(3, cfg, &mut r);
+    let template = d[0].send(group, b"t", &mut r, T0 + 10).unwrap();
+    let bob = d[1].id();
+    let flood = |d: &mut [Device<MemoryStore>], from: u64, at: u64| {
+        for n in from..from + cfg.max_pending_per_sender as u64 {
+            let junk = junk(&template, group, bob, n).to_bytes();
+            d[2].receive(&junk, at).unwrap();
+        }
+    };
+    flood(&mut d, 0, T0 + 11);
+    let rotation = d[1].rotate(&mut r, T0 + 20).unwrap();
+    let sealed = d[1].send(group, b"meet at noon", &mut r, T0 + 21).unwrap();
+    let events = d[2].receive(&sealed.to_bytes(), T0 + 22).unwrap();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Refused(Refusal::Displaced { .. }),
+                Event::Pending { .. }
+            ]
+        ),
+        "{events:?}"
+    );
+    let events = d[2].receive(&rotation[0].to_bytes(), T0 + 25).unwrap();
+    assert_eq!(opened(&events), [b"meet at noon"]);
+    // Bob's clock runs ahead of Carol's: his next envelope authenticates at Carol and waits
+    // for her time to reach its stamp. Junk claiming Bob cannot displace it.
+    let drift = cfg.replica.clock.max_drift_ms;
+    let ahead = T0 + 30 + drift + 1_000;
+    let early = d[1].send(group, b"and bring maps", &mut r, ahead).unwrap();
+    let events = d[2].receive(&early.to_bytes(), T0 + 30).unwrap();
+    assert!(matches!(&events[..], [Event::Pending { .. }]), "{events:?}");
+    flood(&mut d, 1_000, T0 + 31);
+    flood(&mut d, 2_000, T0 + 32);
+    let events = d[2].tick(ahead).unwrap().events;
+    assert_eq!(opened(&events), [b"and bring maps"]);
+}
+
+/// A signed envelope authenticates its claimed sender before anything else is known of it:
+/// a forged one is refused at once instead of waiting.
+#[test]
+fn a_signed_envelope_with_a_forged_signature_is_refused_at_once() {
+    let mut r = rng(14);
+    let cfg = config(MessageMode::Pairwise);
+    let (mut d, group) = group_of(3, cfg, &mut r);
+    let template = d[0].send(group, b"t", &mut r, T0 + 10).unwrap();
+    let Message::Envelope(mut forged) = junk(&template, group, d[1].id(), 1) else {
+        unreachable!()
+    };
+    forged.header.signed = true;
+    forged.signature = Some(SignatureBytes([7; 64]));
+    let events = d[2]
+        .receive(&Message::Envelope(forged).to_bytes(), T0 + 11)
+        .unwrap();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Refused(Refusal::Envelope {
+                error: OpenError::BadSignature,
+                ..
+            })]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(d[2].pending().count(), 0);
+}
+
 /// Envelopes for groups that do not exist, from made-up senders, fill the outside room; the
 /// members' room stays open: Bob's envelope waiting for his rotation is kept and opens.
 #[test]
@@ -216,7 +294,7 @@ fn envelopes_from_outside_cannot_fill_the_members_room() {
     let cfg = config(MessageMode::Pairwise);
     let (mut d, group) = group_of(3, cfg, &mut r);
     let template = d[0].send(group, b"t", &mut r, T0 + 10).unwrap();
-    let mut full = 0;
+    let mut displaced = 0;
     for n in 0..(cfg.max_pending_outside + 10) as u64 {
         let fake_group = splitsafe::group::GroupId(*blake3::hash(&n.to_be_bytes()).as_bytes());
         let fake_sender = splitsafe::keys::MemberId([(n % 200) as u8; 32]);
@@ -226,13 +304,16 @@ fn envelopes_from_outside_cannot_fill_the_members_room() {
                 T0 + 11,
             )
             .unwrap();
-        full += usize::from(matches!(
+        displaced += usize::from(matches!(
             &events[..],
-            [Event::Refused(Refusal::PendingFull(_))]
+            [
+                Event::Refused(Refusal::Displaced { .. }),
+                Event::Pending { .. }
+            ]
         ));
     }
     assert_eq!(d[2].pending().count(), cfg.max_pending_outside);
-    assert_eq!(full, 10);
+    assert_eq!(displaced, 10, "the oldest junk gives way to the newest");
     bob_is_read_after_his_rotation(&mut d, group, &mut r, T0 + 12);
 }
 

@@ -8,7 +8,7 @@ use super::keyring::{KeyId, Keyring, Peers};
 use super::pairwise::HINT_LEN;
 use crate::clock::Timestamp;
 use crate::group::{GroupId, PositionError, Replica, Standing, ViewDigest, Watermark};
-use crate::keys::{MemberId, SignatureBytes, SignedMessage};
+use crate::keys::{MemberId, SignedMessage};
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::Tag;
 use std::fmt;
@@ -122,13 +122,7 @@ impl Keyring {
     ) -> Result<Opened, OpenError> {
         envelope.check_shape(self.config.limits)?;
         let header = &envelope.header;
-        let standing = check_claims(
-            replica,
-            (header.group, header.sender),
-            header.stamp,
-            header.position,
-            now_ms,
-        )?;
+        let standing = check_claims(replica, (header.group, header.sender), header.position)?;
         let view = replica.view();
         let unknown = OpenError::UnknownSenderKey {
             sender: header.sender,
@@ -142,14 +136,7 @@ impl Keyring {
             .ok_or(unknown)?;
 
         let bound = header.bind(&envelope.ciphertext);
-        let signed = match (&envelope.signature, header.signed) {
-            (Some(signature), true) => {
-                verify_signature(header.sender, &bound, signature)?;
-                true
-            }
-            (None, false) => false,
-            _ => return Err(OpenError::Tampered),
-        };
+        let signed = envelope.check_signature_bound(&bound)?;
 
         let mut found_slot = false;
         let mut content_key = None;
@@ -197,6 +184,9 @@ impl Keyring {
             .open_payload(&zero_nonce(), &header.to_bytes(), &envelope.ciphertext)
             .ok_or(OpenError::Tampered)?;
 
+        // Claims that only make the message wait are checked once it authenticates, so
+        // that nothing forged waits beside genuine messages.
+        check_stamp(replica, header.stamp, now_ms)?;
         let same_view = header.view == view.digest();
         let standing = adjust(standing?, same_view);
         if !self.config.senders.accepts(standing) {
@@ -250,16 +240,14 @@ pub(super) fn adjust(standing: Standing, same_view: bool) -> Standing {
     }
 }
 
-/// What a reader checks of a message's claims before any key is used: its group, its stamp
-/// within the drift bound, and the sender's standing at its position, judged here and
-/// refused after the message authenticates (except a sender who was never a member, refused
-/// at once: it has no key to look for). Shared by envelopes and sender-key messages.
+/// What a reader checks of a message's claims before any key is used: its group, and the
+/// sender's standing at its position, judged here and refused after the message
+/// authenticates (except a sender who was never a member, refused at once: it has no key to
+/// look for). Shared by envelopes and sender-key messages.
 pub(super) fn check_claims(
     replica: &Replica,
     (group, sender): (GroupId, MemberId),
-    stamp: Timestamp,
     position: Watermark,
-    now_ms: u64,
 ) -> Result<Result<Standing, PositionError>, OpenError> {
     if group != replica.group() {
         return Err(OpenError::WrongGroup {
@@ -267,14 +255,23 @@ pub(super) fn check_claims(
             found: group,
         });
     }
-    replica
-        .clock()
-        .check(stamp, now_ms)
-        .map_err(OpenError::StampTooFarAhead)?;
     match replica.standing(&sender, position) {
         Err(never @ PositionError::NeverAMember(_)) => Err(never.into()),
         judged => Ok(judged),
     }
+}
+
+/// A message's stamp within the drift bound of local time `now_ms` (checked after the
+/// message authenticates: a stamp ahead makes it wait).
+pub(super) fn check_stamp(
+    replica: &Replica,
+    stamp: Timestamp,
+    now_ms: u64,
+) -> Result<(), OpenError> {
+    replica
+        .clock()
+        .check(stamp, now_ms)
+        .map_err(OpenError::StampTooFarAhead)
 }
 
 /// The slots whose hint equals `hint` (almost always one or none), by binary search over
@@ -300,17 +297,33 @@ fn slots_with_hint<'a>(
         .take_while(move |slot| slot[..HINT_LEN] == hint[..])
 }
 
-/// Checks the sender's signature with the same strict Ed25519 verification as operations.
-fn verify_signature(
-    sender: MemberId,
-    bound: &[u8; 32],
-    signature: &SignatureBytes,
-) -> Result<(), OpenError> {
-    SignedMessage {
-        signer: sender,
-        bytes: signature_message(bound),
-        signature: *signature,
+impl Envelope {
+    /// Checks the sender's signature, if the envelope carries one, with the same strict
+    /// Ed25519 verification as operations: it needs no key of the group (the sender's member
+    /// id is its verifying key), so a signed envelope authenticates its claimed sender even
+    /// where it cannot be opened yet. Returns whether the envelope is signed.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::BadSignature`] if the signature is not the sender's over this header and
+    /// ciphertext; [`OpenError::Tampered`] if the header's `signed` flag disagrees with the
+    /// signature's presence.
+    pub fn check_signature(&self) -> Result<bool, OpenError> {
+        self.check_signature_bound(&self.header.bind(&self.ciphertext))
     }
-    .verify()
-    .map_err(|_| OpenError::BadSignature)
+
+    fn check_signature_bound(&self, bound: &[u8; 32]) -> Result<bool, OpenError> {
+        match (&self.signature, self.header.signed) {
+            (Some(signature), true) => SignedMessage {
+                signer: self.header.sender,
+                bytes: signature_message(bound),
+                signature: *signature,
+            }
+            .verify()
+            .map(|()| true)
+            .map_err(|_| OpenError::BadSignature),
+            (None, false) => Ok(false),
+            _ => Err(OpenError::Tampered),
+        }
+    }
 }

@@ -15,7 +15,7 @@
 //! refusal changes nothing.
 
 use super::chain::{ChainError, ChainHandoff, ChainId, ChainMessage, ReceivingChain, SendingChain};
-use super::open::{adjust, check_claims};
+use super::open::{adjust, check_claims, check_stamp};
 use super::{Envelope, Keyring, Limits, OpenError, Opened, SealError, SealOptions, SenderPolicy};
 use crate::clock::Timestamp;
 use crate::group::{GroupId, Rank, Replica, View, ViewDigest};
@@ -75,13 +75,18 @@ impl Payload {
                 out.extend_from_slice(bytes);
                 out
             }
-            Self::Chain(handoff) => {
-                let mut out = Zeroizing::new(Vec::with_capacity(1 + ChainHandoff::LEN));
-                out.push(1);
-                out.extend_from_slice(&handoff.to_bytes());
-                out
-            }
+            Self::Chain(handoff) => Self::chain_bytes(handoff),
         }
+    }
+
+    /// The tagged bytes of [`Payload::Chain`], from a borrowed handoff: a handoff moved into
+    /// a payload leaves a copy of its key in the stack slot it was moved from, which nothing
+    /// zeroizes.
+    pub fn chain_bytes(handoff: &ChainHandoff) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(1 + ChainHandoff::LEN));
+        out.push(1);
+        out.extend_from_slice(&handoff.to_bytes());
+        out
     }
 
     /// Reads the tagged bytes of an opened envelope (untrusted: the sender's).
@@ -274,7 +279,7 @@ impl SenderKeys {
         let mut handoff = None;
         if let Some(members) = rekeyed.filter(|members| !members.is_empty()) {
             let own = self.own.as_mut().expect("a current chain");
-            let payload = Payload::Chain(own.chain.handoff()).to_bytes();
+            let payload = Payload::chain_bytes(&own.chain.handoff());
             let envelope = keyring.seal_to(
                 replica,
                 now_ms,
@@ -294,7 +299,7 @@ impl SenderKeys {
         }
         if !fresh {
             let chain = SendingChain::new(self.group, me, rng);
-            let payload = Payload::Chain(chain.handoff()).to_bytes();
+            let payload = Payload::chain_bytes(&chain.handoff());
             let envelope = keyring.seal(replica, now_ms, &payload, SealOptions::default(), rng)?;
             handoff = Some(envelope.clone());
             self.own = Some(Box::new(OwnChain {
@@ -527,13 +532,7 @@ impl SenderKeys {
         grace_ms: u64,
     ) -> Result<Opened, OpenError> {
         let header = &message.header;
-        let standing = check_claims(
-            replica,
-            (header.group, header.sender),
-            header.stamp,
-            header.position,
-            now_ms,
-        )??;
+        let standing = check_claims(replica, (header.group, header.sender), header.position)?;
         let refused = |standing| OpenError::SenderRefused {
             sender: header.sender,
             standing,
@@ -549,9 +548,12 @@ impl SenderKeys {
         let held = chains.and_then(|chains| chains.iter_mut().find(covers));
         let Some(held) = held.or_else(|| self.dropped.as_mut().filter(covers)) else {
             // Unauthenticated, but refusing it refuses only this claim: a message with
-            // another claim has another id.
-            if !policy.accepts(standing) {
-                return Err(refused(standing));
+            // another claim has another id. Whatever else it may wait for (operations, time),
+            // it waits for its chain first, and is checked again once that arrives.
+            if let Ok(standing) = standing {
+                if !policy.accepts(standing) {
+                    return Err(refused(standing));
+                }
             }
             let waited_out = now_ms >= header.stamp.millis().saturating_add(grace_ms);
             return Err(OpenError::Chain(if waited_out {
@@ -561,8 +563,10 @@ impl SenderKeys {
             }));
         };
         held.chain.verify(message).map_err(OpenError::Chain)?;
+        // Authentic: what makes it wait is checked from here on.
+        check_stamp(replica, header.stamp, now_ms)?;
         let same_view = held.view == replica.view().digest();
-        let standing = adjust(standing, same_view);
+        let standing = adjust(standing?, same_view);
         if !policy.accepts(standing) {
             return Err(refused(standing));
         }

@@ -127,8 +127,20 @@ pub enum Refusal {
         /// The claimed sender.
         from: MemberId,
     },
-    /// More envelopes wait than the pending limit allows.
+    /// The pending queue has no room for the message: its sender's share or its room is full
+    /// of messages whose senders authenticated (unauthenticated ones would have been
+    /// [`Displaced`](Self::Displaced)), or it is larger than its room's byte budget.
     PendingFull(EnvelopeId),
+    /// A waiting message whose claimed sender was never authenticated was dropped to make
+    /// room for a newer one (its sender's share or its room of the pending queue was full):
+    /// anyone can forge such messages, so they give way to one another, oldest first, and
+    /// never to the refusal of a message whose sender authenticated.
+    Displaced {
+        /// The group it names.
+        group: GroupId,
+        /// Its id.
+        id: EnvelopeId,
+    },
     /// A waiting envelope waited `max_pending_age_ms` and was given up.
     Expired {
         /// The group it names.

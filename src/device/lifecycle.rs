@@ -1,8 +1,8 @@
 //! Making a device and reopening it from its store.
 
 use super::{
-    Device, DeviceConfig, DeviceError, Durability, Group, Inbox, MessageMode, Place, Queued, Store,
-    StoreError, Waiting, Write,
+    outside, Device, DeviceConfig, DeviceError, Durability, Group, Inbox, MessageMode, Place,
+    Queued, Store, StoreError, Waiting, Write,
 };
 use crate::codec;
 use crate::crypto::{Keyring, SenderKeys};
@@ -106,14 +106,16 @@ impl<S: Store> Device<S> {
             );
         }
         let mut pending = BTreeMap::new();
-        for (copy, (_, arrived_ms, bytes)) in &stored.pending {
-            let waiting = Waiting::from_bytes(bytes, config.keyring.limits)
+        for (copy, row) in &stored.pending {
+            let waiting = Waiting::from_bytes(&row.bytes, config.keyring.limits)
                 .map_err(|e| corrupt(format!("pending message: {e}")))?;
             let queued = Queued {
                 id: waiting.id(),
+                outside: outside(&groups, &waiting),
                 waiting,
-                arrived_ms: *arrived_ms,
-                len: bytes.len(),
+                arrived_ms: row.arrived_ms,
+                authentic: row.authentic,
+                len: row.bytes.len(),
             };
             pending.insert(*copy, queued);
         }

@@ -57,7 +57,9 @@ pub use message::{ChainPost, Message, SyncMessage, Welcome};
 pub use mode::MessageMode;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use store::{Durability, MemoryStore, Place, Store, StoreError, Stored, StoredGroup, Write};
+pub use store::{
+    Durability, MemoryStore, Place, Store, StoreError, Stored, StoredGroup, StoredPending, Write,
+};
 
 use crate::codec;
 use crate::crypto::{ChainConfig, EnvelopeId, Keyring, KeyringConfig, SenderKeys};
@@ -66,7 +68,7 @@ use crate::keys::{KeyBundle, MemberId};
 use inbox::Inbox;
 use peer::Peer;
 use std::collections::{BTreeMap, BTreeSet};
-use waiting::{Queued, Waiting};
+use waiting::{Queued, Rooms, Waiting};
 
 /// A device's settings (not stored: the application's, at every open).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -401,6 +403,14 @@ impl<S: Store> Device<S> {
 /// this device's own chain is taken.
 fn admitted(replica: &Replica, member: &MemberId) -> bool {
     replica.published_keys(member).next().is_some()
+}
+
+/// Whether `waiting` belongs in the pending queue's outside room: its group is not among
+/// `groups`, or its claimed sender was never admitted in it.
+fn outside(groups: &BTreeMap<GroupId, Group>, waiting: &Waiting) -> bool {
+    groups
+        .get(&waiting.group())
+        .is_none_or(|g| !admitted(&g.replica, &waiting.sender()))
 }
 
 /// The store row of `sender`'s chains in `group`.

@@ -3,8 +3,9 @@
 //! keeping them waiting.
 
 use super::{
-    admitted, chains_write, op_write, peer_write, Batch, Device, DeviceError, Event, Group,
-    Message, Place, Queued, Received, Refusal, Store, SyncMessage, Waiting, Welcome, Write,
+    admitted, chains_write, op_write, outside, peer_write, Batch, Device, DeviceError, Event,
+    Group, Message, Place, Queued, Received, Refusal, Rooms, Store, SyncMessage, Waiting, Welcome,
+    Write,
 };
 use crate::crypto::{ChainError, EnvelopeId, OpenError, Payload};
 use crate::group::{Body, GroupId, PositionError, Replica, SignedOp};
@@ -219,26 +220,39 @@ impl<S: Store> Device<S> {
             Ok(true) => self.retry_pending(group, now_ms, batch),
             Ok(false) => {}
             Err(reason) if waits(&reason) || !self.groups.contains_key(&group) => {
+                let authentic = match authenticated(&waiting, &reason) {
+                    Ok(authentic) => authentic,
+                    Err(error) => {
+                        let refusal = Refusal::Envelope { group, id, error };
+                        batch.events.push(Event::Refused(refusal));
+                        return;
+                    }
+                };
                 let bytes = waiting.to_bytes();
-                let len = bytes.len();
-                if !self.room_for(&waiting, len) {
+                let queued = Queued {
+                    outside: self.outside(&waiting),
+                    waiting,
+                    id,
+                    arrived_ms: now_ms,
+                    authentic,
+                    len: bytes.len(),
+                };
+                let Some(dropped) = self.rooms().make_room(self.pending.iter(), &queued) else {
                     batch.events.push(Event::Refused(Refusal::PendingFull(id)));
                     return;
+                };
+                for copy in dropped {
+                    self.give_up(copy, |group, id| Refusal::Displaced { group, id }, batch);
                 }
-                let copy = waiting.copy_id();
+                let copy = queued.waiting.copy_id();
                 batch.writes.push(Write::Pending {
                     id: copy,
                     group,
                     arrived_ms: now_ms,
+                    authentic,
                     bytes,
                 });
                 batch.events.push(Event::Pending { group, id, reason });
-                let queued = Queued {
-                    waiting,
-                    id,
-                    arrived_ms: now_ms,
-                    len,
-                };
                 self.pending.insert(copy, queued);
             }
             Err(error) => batch
@@ -339,37 +353,33 @@ impl<S: Store> Device<S> {
         }
     }
 
-    /// Whether the pending queue has room for `waiting`, of `len` stored bytes. Messages whose
-    /// group is unknown here, or whose claimed sender was never admitted in it, wait in a
-    /// room of their own ([`DeviceConfig::max_pending_outside`], a sixteenth of the byte
-    /// budget), so that nobody outside the group can fill the members' room; in either room,
-    /// one claimed sender has at most [`DeviceConfig::max_pending_per_sender`].
-    fn room_for(&self, waiting: &Waiting, len: usize) -> bool {
-        let outside = |w: &Waiting| {
-            self.groups
-                .get(&w.group())
-                .is_none_or(|g| !admitted(&g.replica, &w.sender()))
-        };
-        let this_outside = outside(waiting);
-        let (mut count, mut bytes, mut from_sender) = (0, 0, 0);
-        for queued in self.pending.values() {
-            if outside(&queued.waiting) == this_outside {
-                count += 1;
-                bytes += queued.len;
-                from_sender += usize::from(queued.waiting.sender() == waiting.sender());
-            }
+    /// Whether `waiting` belongs in the pending queue's outside room: its group is not
+    /// joined here, or its claimed sender was never admitted in it. Nobody outside a group
+    /// can so fill the members' room ([`DeviceConfig::max_pending_outside`]).
+    fn outside(&self, waiting: &Waiting) -> bool {
+        outside(&self.groups, waiting)
+    }
+
+    /// Drops the waiting message `copy`, reporting it refused as `why` says.
+    pub(super) fn give_up(
+        &mut self,
+        copy: EnvelopeId,
+        why: fn(GroupId, EnvelopeId) -> Refusal,
+        batch: &mut Batch,
+    ) {
+        let queued = self.pending.remove(&copy).expect("waiting");
+        batch.writes.push(Write::DeletePending(copy));
+        let refusal = why(queued.waiting.group(), queued.id);
+        batch.events.push(Event::Refused(refusal));
+    }
+
+    fn rooms(&self) -> Rooms {
+        let c = &self.config;
+        Rooms {
+            count: (c.max_pending, c.max_pending_outside),
+            bytes: (c.max_pending_bytes, c.max_pending_bytes / 16),
+            per_sender: c.max_pending_per_sender,
         }
-        let (max_count, max_bytes) = if this_outside {
-            (
-                self.config.max_pending_outside,
-                self.config.max_pending_bytes / 16,
-            )
-        } else {
-            (self.config.max_pending, self.config.max_pending_bytes)
-        };
-        count < max_count
-            && bytes + len <= max_bytes
-            && from_sender < self.config.max_pending_per_sender
     }
 
     /// Tries every message waiting in `group`, again while some hands over a new chain (the
@@ -391,12 +401,32 @@ impl<S: Store> Device<S> {
                     batch.writes.push(Write::DeletePending(copy));
                     continue;
                 }
+                let g = self.groups.get(&group).expect("retried in a known group");
+                if g.replica.clock().check(message.stamp(), now_ms).is_err() {
+                    // Still stamped ahead: trying costs its decryption and cannot succeed.
+                    self.pending.insert(copy, queued);
+                    continue;
+                }
                 match self.try_open(message, id, now_ms, batch) {
                     Ok(new) => {
                         new_chain |= new;
                         batch.writes.push(Write::DeletePending(copy));
                     }
                     Err(reason) if waits(&reason) => {
+                        let mut queued = queued;
+                        queued.outside = outside(&self.groups, &queued.waiting);
+                        if !queued.authentic && authenticates_before(&reason) {
+                            // Its sender's key arrived, and it authenticated: it waits on
+                            // as a message that is never dropped to make room.
+                            queued.authentic = true;
+                            batch.writes.push(Write::Pending {
+                                id: copy,
+                                group,
+                                arrived_ms: queued.arrived_ms,
+                                authentic: true,
+                                bytes: queued.waiting.to_bytes(),
+                            });
+                        }
                         self.pending.insert(copy, queued);
                     }
                     Err(error) => {
@@ -424,6 +454,27 @@ fn waits(reason: &OpenError) -> bool {
             | OpenError::StampTooFarAhead(_)
             | OpenError::Position(PositionError::Unknown { .. } | PositionError::NeverAMember(_))
             | OpenError::Chain(ChainError::UnknownChain)
+    )
+}
+
+/// Whether a message that waits for `reason` has authenticated its claimed sender: an
+/// envelope or chain message that opened far enough to be found waiting for operations or
+/// time did; one waiting for its sender's key, admission, group or chain did only if it
+/// carries its sender's valid signature (checked here, once: a bad one is refused at once).
+fn authenticated(waiting: &Waiting, reason: &OpenError) -> Result<bool, OpenError> {
+    match waiting {
+        _ if authenticates_before(reason) => Ok(true),
+        Waiting::Envelope(envelope) => envelope.check_signature(),
+        Waiting::Chain(_) => Ok(false),
+    }
+}
+
+/// Whether opening refuses with `reason` only after the message authenticates (see
+/// [`Keyring::open`](crate::crypto::Keyring::open), [`SenderKeys::open`](crate::crypto::SenderKeys::open)).
+fn authenticates_before(reason: &OpenError) -> bool {
+    matches!(
+        reason,
+        OpenError::Position(PositionError::Unknown { .. }) | OpenError::StampTooFarAhead(_)
     )
 }
 

@@ -21,7 +21,9 @@
 //! it (file permissions, disk encryption), as it protects any messenger's database. SQLite's
 //! own buffers are not zeroized.
 
-use super::store::{Durability, Place, Store, StoreError, Stored, StoredGroup, Write};
+use super::store::{
+    Durability, Place, Store, StoreError, Stored, StoredGroup, StoredPending, Write,
+};
 use crate::clock::Timestamp;
 use crate::crypto::EnvelopeId;
 use crate::group::{GroupId, OpId};
@@ -63,6 +65,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE judged (id BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE own_chains (grp BLOB PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
     ALTER TABLE pending ADD COLUMN arrived BLOB NOT NULL DEFAULT x'0000000000000000';
+",
+    "
+    ALTER TABLE pending ADD COLUMN authentic BLOB NOT NULL DEFAULT x'00';
 ",
 ];
 
@@ -227,16 +232,23 @@ impl Store for SqliteStore {
                 .ops
                 .insert(OpId(array(id, "an op id")?), (place, bytes));
         }
-        for row in rows("SELECT id, grp, arrived, bytes FROM pending")? {
-            let [id, group, arrived, bytes] = <[Vec<u8>; 4]>::try_from(row).expect("four columns");
-            stored.pending.insert(
-                EnvelopeId(array(id, "an envelope id")?),
-                (
-                    GroupId(array(group, "a group id")?),
-                    u64::from_be_bytes(array(arrived, "an arrival time")?),
-                    bytes,
-                ),
-            );
+        for row in rows("SELECT id, grp, arrived, authentic, bytes FROM pending")? {
+            let [id, group, arrived, authentic, bytes] =
+                <[Vec<u8>; 5]>::try_from(row).expect("five columns");
+            let authentic = match array(authentic, "a flag")? {
+                [0] => false,
+                [1] => true,
+                _ => return Err(StoreError::Corrupt("a flag neither 0 nor 1".into())),
+            };
+            let row = StoredPending {
+                group: GroupId(array(group, "a group id")?),
+                arrived_ms: u64::from_be_bytes(array(arrived, "an arrival time")?),
+                authentic,
+                bytes,
+            };
+            stored
+                .pending
+                .insert(EnvelopeId(array(id, "an envelope id")?), row);
         }
         for row in rows("SELECT id FROM seen")? {
             let [id] = <[Vec<u8>; 1]>::try_from(row).expect("one column");
@@ -338,17 +350,19 @@ impl SqliteStore {
                     id,
                     group,
                     arrived_ms,
+                    authentic,
                     bytes,
                 } => tx
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO pending (id, grp, arrived, bytes)
-                         VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR REPLACE INTO pending (id, grp, arrived, authentic, bytes)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
                             &id.0[..],
                             &group.0[..],
                             &arrived_ms.to_be_bytes()[..],
+                            &[u8::from(*authentic)][..],
                             bytes
                         ])
                     }),

@@ -89,6 +89,9 @@ pub enum Write {
         group: GroupId,
         /// Local ms when it arrived: it expires `max_pending_age_ms` later.
         arrived_ms: u64,
+        /// Whether its claimed sender was authenticated when it was queued (see
+        /// [`StoredPending::authentic`]).
+        authentic: bool,
         /// Its CBOR encoding.
         bytes: Vec<u8>,
     },
@@ -212,6 +215,22 @@ pub struct StoredGroup {
     pub mode: Option<[u8; 2]>,
 }
 
+/// A message waiting to be opened, as stored ([`Write::Pending`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPending {
+    /// The group it names.
+    pub group: GroupId,
+    /// Local ms when it arrived.
+    pub arrived_ms: u64,
+    /// Whether its claimed sender was authenticated when it was queued (it authenticated
+    /// and waits for operations or time, or carries its sender's valid signature): the
+    /// pending queue drops an unauthenticated message, never an authenticated one, to make
+    /// room.
+    pub authentic: bool,
+    /// Its CBOR encoding.
+    pub bytes: Vec<u8>,
+}
+
 /// Everything a store gives back.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Stored {
@@ -219,8 +238,8 @@ pub struct Stored {
     pub keyring: Zeroizing<Vec<u8>>,
     /// The groups.
     pub groups: BTreeMap<GroupId, StoredGroup>,
-    /// Waiting envelopes: copy id -> (group, local ms of arrival, CBOR).
-    pub pending: BTreeMap<EnvelopeId, (GroupId, u64, Vec<u8>)>,
+    /// Waiting envelopes and chain messages, by copy id.
+    pub pending: BTreeMap<EnvelopeId, StoredPending>,
     /// Ids of envelopes opened.
     pub seen: std::collections::BTreeSet<EnvelopeId>,
     /// Sync peers' states.
@@ -276,10 +295,16 @@ impl Stored {
                     id,
                     group,
                     arrived_ms,
+                    authentic,
                     bytes,
                 } => {
-                    self.pending
-                        .insert(*id, (*group, *arrived_ms, bytes.clone()));
+                    let row = StoredPending {
+                        group: *group,
+                        arrived_ms: *arrived_ms,
+                        authentic: *authentic,
+                        bytes: bytes.clone(),
+                    };
+                    self.pending.insert(*id, row);
                 }
                 Write::DeletePending(id) => {
                     self.pending.remove(id);

@@ -1,9 +1,7 @@
 //! What time passing does on a device: held operations fall due, keys past their grace are
 //! erased, waiting messages are retried.
 
-use super::{
-    chains_write, Batch, Device, DeviceError, Event, Refusal, Store, Tick, Waiting, Write,
-};
+use super::{chains_write, Batch, Device, DeviceError, Refusal, Store, Tick, Waiting, Write};
 use crate::crypto::EnvelopeId;
 use crate::group::GroupId;
 
@@ -55,12 +53,7 @@ impl<S: Store> Device<S> {
             .map(|(copy, _)| *copy)
             .collect();
         for copy in expired {
-            let queued = self.pending.remove(&copy).expect("listed");
-            batch.writes.push(Write::DeletePending(copy));
-            batch.events.push(Event::Refused(Refusal::Expired {
-                group: queued.waiting.group(),
-                id: queued.id,
-            }));
+            self.give_up(copy, |group, id| Refusal::Expired { group, id }, batch);
         }
     }
 

@@ -16,7 +16,72 @@ pub(super) struct Queued {
     /// Its id, computed once (it hashes the whole ciphertext).
     pub(super) id: EnvelopeId,
     pub(super) arrived_ms: u64,
+    /// Whether its claimed sender was authenticated when it was queued: only an
+    /// unauthenticated message is dropped to make room.
+    pub(super) authentic: bool,
+    /// Whether it waits in the outside room: its group is not joined here, or its claimed
+    /// sender was never admitted in it (as judged when it was last tried).
+    pub(super) outside: bool,
     pub(super) len: usize,
+}
+
+/// The pending queue's bounds, from [`DeviceConfig`](super::DeviceConfig).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rooms {
+    /// Most messages in the members' room, and in the outside room.
+    pub(super) count: (usize, usize),
+    /// Most bytes in the members' room, and in the outside room.
+    pub(super) bytes: (usize, usize),
+    /// Most messages of one claimed sender in either room.
+    pub(super) per_sender: usize,
+}
+
+impl Rooms {
+    /// The copy ids to drop so that `new` fits in its room beside `queue`, oldest first;
+    /// `None` if it cannot fit. Only unauthenticated messages are dropped: first the oldest
+    /// of `new`'s claimed sender while that sender is over its share, then the oldest in the
+    /// room while the room is over its count or bytes. A forgery can so displace only other
+    /// unauthenticated messages, never refuse or drop one whose sender was authenticated.
+    pub(super) fn make_room<'a>(
+        &self,
+        queue: impl Iterator<Item = (&'a EnvelopeId, &'a Queued)> + Clone,
+        new: &Queued,
+    ) -> Option<Vec<EnvelopeId>> {
+        let (max_count, max_bytes) = if new.outside {
+            (self.count.1, self.bytes.1)
+        } else {
+            (self.count.0, self.bytes.0)
+        };
+        let sender = new.waiting.sender();
+        let room = queue.filter(|(_, q)| q.outside == new.outside);
+        let mine = room.clone().filter(|(_, q)| q.waiting.sender() == sender);
+        let (mut count, mut bytes) = (0, 0);
+        for (_, q) in room.clone() {
+            count += 1;
+            bytes += q.len;
+        }
+        let mut from_sender = mine.clone().count();
+        let mut dropped: Vec<EnvelopeId> = Vec::new();
+        // The oldest unauthenticated message among `candidates` not dropped yet.
+        let oldest = |candidates: &mut dyn Iterator<Item = (&'a EnvelopeId, &'a Queued)>,
+                      dropped: &[EnvelopeId]| {
+            candidates
+                .filter(|(copy, q)| !q.authentic && !dropped.contains(copy))
+                .min_by_key(|(copy, q)| (q.arrived_ms, **copy))
+                .map(|(copy, q)| (*copy, q.len))
+        };
+        while from_sender >= self.per_sender {
+            let (copy, len) = oldest(&mut mine.clone(), &dropped)?;
+            dropped.push(copy);
+            (from_sender, count, bytes) = (from_sender - 1, count - 1, bytes - len);
+        }
+        while count >= max_count || bytes + new.len > max_bytes {
+            let (copy, len) = oldest(&mut room.clone(), &dropped)?;
+            dropped.push(copy);
+            (count, bytes) = (count - 1, bytes - len);
+        }
+        Some(dropped)
+    }
 }
 
 /// A message waiting to be opened.
