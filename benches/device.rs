@@ -152,6 +152,7 @@ fn receive(c: &mut Criterion, files: &mut Files) {
         let mut rng = Rng::seed_from_u64(3);
         let mut device = Device::create(files.store(), identity(1), config, &mut rng, T0).unwrap();
         device.receive(&welcome, now).unwrap();
+        device.accept(group, now).unwrap();
         device
     };
     let mut receiver = fresh_receiver(files);

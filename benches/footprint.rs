@@ -172,6 +172,7 @@ fn measure(n: u32, dir: &std::path::Path) {
     let _ = std::fs::remove_file(&path);
     let config = DeviceConfig {
         max_message_len: usize::MAX,
+        max_invitation_bytes: usize::MAX,
         ..DeviceConfig::default()
     };
     let mut rng: rand_chacha::ChaCha20Rng = rand_core::SeedableRng::seed_from_u64(1);
@@ -186,11 +187,10 @@ fn measure(n: u32, dir: &std::path::Path) {
     .unwrap();
     let mut all = vec![genesis.clone()];
     all.extend(ops.iter().cloned());
-    let welcome = Message::Welcome(Welcome {
-        group: replica_group(&genesis),
-        ops: all,
-    });
+    let group = replica_group(&genesis);
+    let welcome = Message::Welcome(Welcome { group, ops: all });
     device.receive(&welcome.to_bytes(), now).unwrap();
+    device.accept(group, now).unwrap();
     drop(device);
     let file = std::fs::metadata(&path)
         .map(|m| m.len() as usize)

@@ -221,6 +221,13 @@ impl World {
                     device.ack(r.id).expect("store");
                 }
                 Event::Publish { message, .. } => self.broadcast(i, &message),
+                Event::Invited(invited) if invited.from == self.ids[0] => {
+                    // Each user joins Alice's group, and no other.
+                    let now = self.tick();
+                    let joined = device.accept(invited.group, now).expect("store");
+                    println!("    {} accepts Alice's invitation", NAMES[i]);
+                    self.note(i, device, joined);
+                }
                 Event::Duplicate(_) => self.reads.duplicates += 1,
                 Event::Pending { .. } => self.reads.pending += 1,
                 _ => {}

@@ -6,7 +6,7 @@ mod support;
 
 use splitsafe::crypto::{ChainError, OpenError};
 use splitsafe::device::{
-    Device, DeviceConfig, DeviceError, Event, MemoryStore, Message, MessageMode, Refusal,
+    Device, DeviceConfig, DeviceError, Event, Invited, MemoryStore, Message, MessageMode, Refusal,
     SqliteStore, Store,
 };
 use splitsafe::group::{Change, GroupId, Standing};
@@ -52,7 +52,26 @@ fn pair<S: Store>(a: S, b: S, r: &mut Rng) -> (Device<S>, Device<S>, GroupId) {
     let events = bob
         .receive(invitation.welcome.armored().as_bytes(), T0 + 3)
         .unwrap();
-    assert!(events.contains(&Event::Joined(group)));
+    let mut members = vec![alice.id(), bob.id()];
+    members.sort();
+    let invited = Invited {
+        group,
+        from: alice.id(),
+        founder: alice.id(),
+        members,
+    };
+    assert_eq!(events, vec![Event::Invited(invited.clone())]);
+    assert_eq!(
+        bob.groups().count(),
+        0,
+        "nothing joined before the user accepts"
+    );
+    // The invitation outlives a restart.
+    let mut bob = Device::open(bob.into_store(), DeviceConfig::default()).unwrap();
+    assert_eq!(bob.invitations().collect::<Vec<_>>(), vec![&invited]);
+    let events = bob.accept(group, T0 + 4).unwrap();
+    assert_eq!(events.first(), Some(&Event::Joined(group)));
+    assert_eq!(bob.invitations().count(), 0);
     (alice, bob, group)
 }
 
@@ -102,9 +121,7 @@ fn pending_envelopes_open_when_their_operations_arrive() {
     let (mut alice, mut bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
     let mut carol = device(MemoryStore::default(), 2, &mut r);
     let invitation = alice.invite(group, carol.bundle(), T0 + 10).unwrap();
-    carol
-        .receive(invitation.welcome.armored().as_bytes(), T0 + 11)
-        .unwrap();
+    support::device::join(&mut carol, &invitation.welcome, T0 + 11);
     // Carol rotates; her message reaches Bob before her rotation does.
     let rotation = carol.rotate(&mut r, T0 + 20).unwrap();
     let sealed = carol.send(group, b"new key", &mut r, T0 + 21).unwrap();
@@ -155,8 +172,7 @@ fn one_rotation_reaches_every_group() {
     let (mut alice, mut bob, first) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
     let second = alice.create_group(&mut r, T0 + 10).unwrap();
     let invitation = alice.invite(second, bob.bundle(), T0 + 11).unwrap();
-    bob.receive(&invitation.welcome.to_bytes(), T0 + 12)
-        .unwrap();
+    support::device::join(&mut bob, &invitation.welcome, T0 + 12);
     let published = bob.rotate(&mut r, T0 + 20).unwrap();
     assert_eq!(published.len(), 2, "one rotation per group");
     for message in &published {
@@ -363,9 +379,7 @@ fn sender_keys_hand_out_a_chain_and_cut_off_removed_members() {
     let mut carol = device(MemoryStore::default(), 2, &mut r);
     let invitation = alice.invite(group, carol.bundle(), T0 + 4).unwrap();
     bob.receive(&invitation.add.to_bytes(), T0 + 5).unwrap();
-    carol
-        .receive(&invitation.welcome.to_bytes(), T0 + 5)
-        .unwrap();
+    support::device::join(&mut carol, &invitation.welcome, T0 + 5);
     assert_eq!(alice.mode(group), Some(MessageMode::default()));
     alice.set_mode(group, MessageMode::SenderKeys).unwrap();
     let mut alice = Device::open(alice.into_store(), DeviceConfig::default()).unwrap();

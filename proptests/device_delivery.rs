@@ -98,7 +98,7 @@ fn every_message_is_delivered_across_kills() {
     let mut bob = Device::create(store, identity(1), pairwise(), &mut r, T0).unwrap();
     let group = alice.create_group(&mut r, T0).unwrap();
     let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
-    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    support::device::join(&mut bob, &invitation.welcome, T0 + 2);
     drop(bob);
     let mut sent = Vec::new();
     for i in 0..MESSAGES {
@@ -182,9 +182,9 @@ fn split_removal(r: &mut Rng) -> (Device<MemoryStore>, Message, Message, GroupId
     let mut carol = Device::create(MemoryStore::default(), identity(2), pairwise(), r, T0).unwrap();
     let group = alice.create_group(r, T0).unwrap();
     let to_bob = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
-    bob.receive(&to_bob.welcome.to_bytes(), T0 + 2).unwrap();
+    support::device::join(&mut bob, &to_bob.welcome, T0 + 2);
     let to_carol = alice.invite(group, carol.bundle(), T0 + 3).unwrap();
-    carol.receive(&to_carol.welcome.to_bytes(), T0 + 4).unwrap();
+    support::device::join(&mut carol, &to_carol.welcome, T0 + 4);
     bob.receive(&to_carol.add.to_bytes(), T0 + 4).unwrap();
     for rotation in carol.rotate(r, T0 + 5).unwrap() {
         bob.receive(&rotation.to_bytes(), T0 + 6).unwrap();
@@ -292,7 +292,7 @@ fn deliveries_survive_reopening_either_store() {
         let mut bob = Device::create(store, identity(1), pairwise(), r, T0).unwrap();
         let group = alice.create_group(r, T0).unwrap();
         let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
-        bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+        support::device::join(&mut bob, &invitation.welcome, T0 + 2);
         let sealed = alice.send(group, b"kept", r, T0 + 3).unwrap();
         bob.receive(&sealed.to_bytes(), T0 + 4).unwrap();
         let mut bob = Device::open(bob.into_store(), pairwise()).unwrap();

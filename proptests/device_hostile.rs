@@ -8,7 +8,8 @@ mod support;
 use splitsafe::crypto::OpenError;
 use splitsafe::crypto::{Envelope, SLOT_LEN};
 use splitsafe::device::{
-    Device, DeviceConfig, Event, MemoryStore, Message, MessageMode, Refusal, Store, SyncMessage,
+    Device, DeviceConfig, DeviceError, Event, MemoryStore, Message, MessageMode, Refusal, Store,
+    SyncMessage,
 };
 use splitsafe::keys::SignatureBytes;
 use support::crypto::rng;
@@ -381,4 +382,72 @@ fn refused_changing_nothing(
         stored(device) == before,
         "a refused sync message changed the store"
     );
+}
+
+/// A welcome from someone who founded a group of their own and added `victim` to it.
+fn unsolicited_welcome(victim: &Device<MemoryStore>, n: u8, now: u64) -> Message {
+    let owner = support::group::identity(100 + n);
+    let bundle = support::group::bundle(&owner, n, now);
+    let config = splitsafe::group::ReplicaConfig::default();
+    let (mut replica, _) =
+        splitsafe::group::Replica::create(&owner, bundle, [n; 16], config, now).unwrap();
+    replica.add(&owner, victim.bundle(), now + 1).unwrap();
+    Message::Welcome(splitsafe::device::Welcome {
+        group: replica.group(),
+        ops: replica.ops().cloned().collect(),
+    })
+}
+
+/// Anyone holding a device's bundle can found groups and welcome it: each welcome is an
+/// invitation, joined only if the application accepts it, and at most `max_invitations` are
+/// kept (the oldest dropped). Nothing is joined, and the device's groups (what `tick` walks)
+/// stay as they were.
+#[test]
+fn unsolicited_welcomes_are_bounded_invitations_joined_only_on_acceptance() {
+    let mut r = rng(46);
+    let cfg = DeviceConfig {
+        max_invitations: 8,
+        ..config(MessageMode::Pairwise)
+    };
+    let (mut d, group) = group_of(2, cfg, &mut r);
+    let now = T0 + 100;
+    let welcomes: Vec<Message> = (0..30)
+        .map(|n| unsolicited_welcome(&d[1], n, now))
+        .collect();
+    let (mut invited, mut dropped) = (0, 0);
+    for (n, welcome) in welcomes.iter().enumerate() {
+        let at = now + 2 + n as u64;
+        for event in d[1].receive(&welcome.to_bytes(), at).unwrap() {
+            match event {
+                Event::Invited(_) => invited += 1,
+                Event::Refused(Refusal::InvitationDropped(_)) => dropped += 1,
+                other => panic!("only invitations and drops, not {other:?}"),
+            }
+        }
+    }
+    assert_eq!((invited, dropped), (30, 22));
+    assert_eq!(d[1].groups().collect::<Vec<_>>(), vec![group]);
+    let group_of_welcome = |m: &Message| match m {
+        Message::Welcome(w) => w.group,
+        _ => unreachable!(),
+    };
+    let newest: Vec<_> = welcomes[22..].iter().map(group_of_welcome).collect();
+    let kept: Vec<_> = d[1].invitations().map(|i| i.group).collect();
+    assert_eq!(kept, newest, "the newest are kept, oldest first");
+    let stored = d[1].store().clone().load().unwrap().unwrap();
+    assert_eq!((stored.groups.len(), stored.invitations.len()), (1, 8));
+    // Declining forgets; accepting joins; neither works twice.
+    d[1].decline(newest[0]).unwrap();
+    assert!(matches!(
+        d[1].decline(newest[0]),
+        Err(DeviceError::NoSuchInvitation(_))
+    ));
+    let joined = d[1].accept(newest[1], now + 40).unwrap();
+    assert_eq!(joined.first(), Some(&Event::Joined(newest[1])));
+    assert!(matches!(
+        d[1].accept(newest[1], now + 41),
+        Err(DeviceError::NoSuchInvitation(_))
+    ));
+    assert_eq!(d[1].groups().count(), 2);
+    assert_eq!(d[1].invitations().count(), 6);
 }

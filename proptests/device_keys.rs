@@ -28,7 +28,7 @@ fn pair(cfg: DeviceConfig, r: &mut Rng) -> (Device<MemoryStore>, Device<MemorySt
     let mut bob = Device::create(MemoryStore::default(), identity(1), cfg, r, T0).unwrap();
     let group = alice.create_group(r, T0).unwrap();
     let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
-    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    support::device::join(&mut bob, &invitation.welcome, T0 + 2);
     (alice, bob, group)
 }
 
@@ -133,7 +133,7 @@ fn hundred<S: Store>(store: S, r: &mut Rng) -> (Device<S>, Device<MemoryStore>, 
     let mut bob = Device::create(MemoryStore::default(), identity(1), cfg, r, T0).unwrap();
     let group = alice.create_group(r, T0).unwrap();
     let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
-    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    support::device::join(&mut bob, &invitation.welcome, T0 + 2);
     for i in 2..100u8 {
         let add = alice
             .invite(group, bundle(&identity(i), i, T0), T0 + 2)

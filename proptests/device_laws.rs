@@ -127,9 +127,7 @@ impl<S: Store> World<S> {
         for i in 1..DEVICES {
             let bundle = devices[i].bundle();
             let invitation = devices[0].invite(group, bundle, world.now).unwrap();
-            let events = devices[i]
-                .receive(&invitation.welcome.to_bytes(), world.now)
-                .unwrap();
+            let events = support::device::join(&mut devices[i], &invitation.welcome, world.now);
             world.note(i, &events);
             world.broadcast(0, &invitation.add);
         }
@@ -178,7 +176,10 @@ impl<S: Store> World<S> {
 
     fn receive(&mut self, to: usize, bytes: &[u8]) {
         let now = self.now;
-        let events = self.device(to).receive(bytes, now).unwrap();
+        let device = self.device(to);
+        let mut events = device.receive(bytes, now).unwrap();
+        // Every invitation (a re-add's welcome) is accepted, as its user would.
+        support::device::accept_invitations(device, &mut events, now);
         self.note(to, &events);
     }
 

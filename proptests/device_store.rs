@@ -120,7 +120,7 @@ fn erase_keys(db: &Path) -> ([u8; 32], Vec<[u8; 32]>, Device<SqliteStore>) {
     .unwrap();
     let group = alice.create_group(&mut r, T0).unwrap();
     let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
-    bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+    support::device::join(&mut bob, &invitation.welcome, T0 + 2);
     let sealed = alice.send(group, b"before", &mut r, T0 + 3).unwrap();
     assert_eq!(bob.receive(&sealed.to_bytes(), T0 + 4).unwrap().len(), 1);
     for published in bob.rotate(&mut r, T0 + 5).unwrap() {
@@ -141,9 +141,7 @@ fn erase_keys(db: &Path) -> ([u8; 32], Vec<[u8; 32]>, Device<SqliteStore>) {
         Device::create(MemoryStore::default(), identity(2), pairwise, &mut r, T0).unwrap();
     let now = T0 + 2 * DAY;
     let invitation = alice.invite(group, carol.bundle(), now).unwrap();
-    carol
-        .receive(&invitation.welcome.to_bytes(), now + 1)
-        .unwrap();
+    support::device::join(&mut carol, &invitation.welcome, now + 1);
     bob.receive(&invitation.add.to_bytes(), now + 1).unwrap();
     carol.set_mode(group, MessageMode::SenderKeys).unwrap();
     let drawn: [u8; 48] = peek(&r);

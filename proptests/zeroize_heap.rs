@@ -165,8 +165,7 @@ fn sender_keys(rng: &mut rand_chacha::ChaCha20Rng) {
     let mut dave = Member::create(MemoryStore::default(), identity(6), config, rng, T0).unwrap();
     let group = carol.create_group(rng, T0).unwrap();
     let invitation = carol.invite(group, dave.bundle(), T0 + 1).unwrap();
-    dave.receive(&invitation.welcome.to_bytes(), T0 + 2)
-        .unwrap();
+    support::device::join(&mut dave, &invitation.welcome, T0 + 2);
     carol.set_mode(group, MessageMode::SenderKeys).unwrap();
     // A new chain draws its id (16 bytes), its key (32), then its signing secret (32).
     let drawn: [u8; 80] = peek(rng);

@@ -45,6 +45,7 @@ fn fixture() -> &'static Fixture {
         let group = alice.create_group(&mut rng, T0).unwrap();
         let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
         bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+        bob.accept(group, T0 + 2).unwrap();
         let add = alice.invite(group, carol.bundle(), T0 + 3).unwrap().add;
         bob.receive(&add.to_bytes(), T0 + 4).unwrap();
         let mut genuine = Vec::new();

@@ -42,6 +42,7 @@ fn fixture() -> &'static Fixture {
         let group = alice.create_group(&mut rng, T0).unwrap();
         let invitation = alice.invite(group, bob.bundle(), T0 + 1).unwrap();
         bob.receive(&invitation.welcome.to_bytes(), T0 + 2).unwrap();
+        bob.accept(group, T0 + 2).unwrap();
         let genuine = alice.send(group, b"genuine", &mut rng, T0 + 3).unwrap();
         let other = alice.send(group, b"other", &mut rng, T0 + 4).unwrap();
         let hello = bob.sync_message(group, alice.id()).unwrap().unwrap();

@@ -10,6 +10,24 @@ use crate::wire::ArmorError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// A welcome to a group this device is not in, as reported by [`Event::Invited`] and listed
+/// by [`Device::invitations`](super::Device::invitations): who invited it, to which group, and who else is in it (as the
+/// welcome's operations show, checked: every one is signed by its author). Nothing is joined
+/// until [`Device::accept`](super::Device::accept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invited {
+    /// The group.
+    pub group: GroupId,
+    /// The author of the add of this device that the welcome carries (the latest, by
+    /// stamp, if several).
+    pub from: MemberId,
+    /// The group's founder (its owner, unless ranks changed since).
+    pub founder: MemberId,
+    /// The members of the group's view once the welcome's operations are applied, this
+    /// device among them, in id order.
+    pub members: Vec<MemberId>,
+}
+
 /// A message this device opened.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Received {
@@ -118,6 +136,11 @@ pub enum Refusal {
     BadWelcome(GroupId),
     /// A welcome to a group that, once its operations are applied, does not hold this device.
     NotInvited(GroupId),
+    /// An invitation was dropped: the oldest goes when a new one arrives over
+    /// [`DeviceConfig::max_invitations`](super::DeviceConfig::max_invitations) or
+    /// [`DeviceConfig::max_invitation_bytes`](super::DeviceConfig::max_invitation_bytes)
+    /// (or the new one, alone larger than the byte bound).
+    InvitationDropped(GroupId),
     /// A sync message whose signature is not its sender's, that names this device as its
     /// sender, or from a sender this device has not seen added while it already keeps the
     /// most such peers it allows.
@@ -153,7 +176,11 @@ pub enum Refusal {
 /// What receiving or time passing produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// This device joined a group from a welcome.
+    /// A welcome to a group this device is not in was checked and is kept as an invitation
+    /// until the application accepts ([`Device::accept`](super::Device::accept)) or declines
+    /// it: nothing is joined until then.
+    Invited(Invited),
+    /// This device joined a group (an invitation accepted).
     Joined(GroupId),
     /// A group's view changed.
     Changed {
@@ -229,6 +256,9 @@ pub enum DeviceError {
     StoreState(&'static str),
     /// This device is not in that group.
     NoSuchGroup(GroupId),
+    /// No invitation to that group waits (never received, or already accepted, declined or
+    /// dropped).
+    NoSuchInvitation(GroupId),
     /// The group refused the action.
     Action(ActionError),
     /// Sealing failed.
@@ -258,6 +288,7 @@ impl fmt::Display for DeviceError {
             Self::Poisoned => f.write_str("an earlier store failure: reopen the device"),
             Self::StoreState(what) => write!(f, "store: {what}"),
             Self::NoSuchGroup(g) => write!(f, "this device is not in group {g:?}"),
+            Self::NoSuchInvitation(g) => write!(f, "no invitation to group {g:?} waits"),
             Self::Action(e) => write!(f, "{e}"),
             Self::Seal(e) => write!(f, "{e}"),
             Self::Unreadable(e) => write!(f, "unreadable input: {e}"),

@@ -1,8 +1,9 @@
 //! Making a device and reopening it from its store.
 
+use super::invitations::{self, Offer};
 use super::{
-    outside, Device, DeviceConfig, DeviceError, Durability, Group, Inbox, MessageMode, Place,
-    Queued, Store, StoreError, Waiting, Write,
+    outside, Device, DeviceConfig, DeviceError, Durability, Group, Inbox, Message, MessageMode,
+    Place, Queued, Store, StoreError, Waiting, Write,
 };
 use crate::codec;
 use crate::crypto::{Keyring, SenderKeys};
@@ -36,6 +37,7 @@ impl<S: Store> Device<S> {
             groups: BTreeMap::new(),
             pending: BTreeMap::new(),
             seen: BTreeSet::new(),
+            invitations: BTreeMap::new(),
             inbox: Inbox::default(),
             poisoned: false,
         })
@@ -119,6 +121,26 @@ impl<S: Store> Device<S> {
             };
             pending.insert(*copy, queued);
         }
+        let me = keyring.identity().id();
+        let mut invitations = BTreeMap::new();
+        for (group, (arrived_ms, bytes)) in &stored.invitations {
+            let welcome =
+                match Message::from_bytes(bytes, config.max_message_len, config.keyring.limits) {
+                    Ok(Message::Welcome(welcome)) => welcome,
+                    _ => return Err(corrupt(format!("invitation to {group}"))),
+                };
+            // Checked on arrival: checked again only to say what it offers (and as of its
+            // arrival, so that it reads the same).
+            let (_, _, invited) = invitations::check(&welcome, &me, &config, *arrived_ms)
+                .map_err(|e| corrupt(format!("invitation to {group}: {e:?}")))?;
+            let offer = Offer {
+                welcome,
+                arrived_ms: *arrived_ms,
+                len: bytes.len(),
+                invited,
+            };
+            invitations.insert(*group, offer);
+        }
         Ok(Self {
             store,
             config,
@@ -126,6 +148,7 @@ impl<S: Store> Device<S> {
             groups,
             pending,
             seen: stored.seen,
+            invitations,
             inbox: Inbox::restore(&stored.deliveries, &stored.judged, config.max_message_len)?,
             poisoned: false,
         })

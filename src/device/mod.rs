@@ -28,8 +28,9 @@
 //!
 //! let group = alice.create_group(&mut rng, now)?;
 //! let invitation = alice.invite(group, bob.bundle(), now + 1)?;
-//! let joined = bob.receive(invitation.welcome.armored().as_bytes(), now + 2)?;
-//! assert!(joined.contains(&Event::Joined(group)));
+//! let invited = bob.receive(invitation.welcome.armored().as_bytes(), now + 2)?;
+//! assert!(matches!(&invited[..], [Event::Invited(i)] if i.from == alice.id()));
+//! assert!(bob.accept(group, now + 2)?.contains(&Event::Joined(group)));
 //!
 //! let sealed = alice.send(group, b"hi bob", &mut rng, now + 3)?;
 //! let events = bob.receive(&sealed.to_bytes(), now + 4)?;
@@ -40,6 +41,7 @@
 mod actions;
 mod event;
 mod inbox;
+mod invitations;
 mod lifecycle;
 mod message;
 mod mode;
@@ -52,7 +54,7 @@ mod store;
 mod time;
 mod waiting;
 
-pub use event::{Delivery, DeviceError, Event, Received, Refusal, Rejudged};
+pub use event::{Delivery, DeviceError, Event, Invited, Received, Refusal, Rejudged};
 pub use message::{ChainPost, Message, SyncMessage, Welcome};
 pub use mode::MessageMode;
 #[cfg(feature = "sqlite")]
@@ -66,6 +68,7 @@ use crate::crypto::{ChainConfig, EnvelopeId, Keyring, KeyringConfig, SenderKeys}
 use crate::group::{GroupId, Replica, ReplicaConfig, SignedOp, Status, View};
 use crate::keys::{KeyBundle, MemberId};
 use inbox::Inbox;
+use invitations::Offer;
 use peer::Peer;
 use std::collections::{BTreeMap, BTreeSet};
 use waiting::{Queued, Rooms, Waiting};
@@ -109,6 +112,12 @@ pub struct DeviceConfig {
     /// How many of the messages delivered last are judged again when operations arrive
     /// ([`Event::Rejudged`]); an older message keeps the standing it was delivered with.
     pub rejudge_window: usize,
+    /// Most invitations kept waiting for the application's decision ([`Event::Invited`]):
+    /// anyone can welcome this device to a group of its own making, so they are bounded, and
+    /// the oldest is dropped for a new one ([`Refusal::InvitationDropped`]).
+    pub max_invitations: usize,
+    /// Most bytes the invitations kept take (each its welcome's encoding).
+    pub max_invitation_bytes: usize,
     /// How long (ms) a member's summary showing operations of this device's own chain that
     /// its store lacks stops it acting in that group ([`DeviceError::Behind`]): long enough
     /// for an older copy of the store to catch up by sync; a member who lies about it can
@@ -121,7 +130,7 @@ impl Default for DeviceConfig {
     /// members (256 MiB) and 1,000 from outside (16 MiB), at most 100 from one claimed sender,
     /// each waiting at most 7 days, 64 unknown sync peers per group; the
     /// default [`MessageMode`] and [`ChainConfig`]; the last 1,000 messages delivered are
-    /// judged again; a day to catch up.
+    /// judged again; a day to catch up; 64 invitations in 64 MiB (two welcomes of the largest message).
     fn default() -> Self {
         Self {
             replica: ReplicaConfig::default(),
@@ -137,6 +146,8 @@ impl Default for DeviceConfig {
             chains: ChainConfig::default(),
             rejudge_window: 1_000,
             catch_up_ms: 24 * 60 * 60 * 1000,
+            max_invitations: 64,
+            max_invitation_bytes: 64 << 20,
         }
     }
 }
@@ -195,6 +206,8 @@ pub struct Device<S: Store> {
     pending: BTreeMap<EnvelopeId, Queued>,
     /// Envelopes opened here.
     seen: BTreeSet<EnvelopeId>,
+    /// Welcomes to groups not joined, until the application decides.
+    invitations: BTreeMap<GroupId, Offer>,
     /// Deliveries not acknowledged, and messages kept to be judged again.
     inbox: Inbox,
     poisoned: bool,

@@ -3,12 +3,11 @@
 //! keeping them waiting.
 
 use super::{
-    admitted, chains_write, op_write, outside, peer_write, Batch, Device, DeviceError, Event,
-    Group, Message, Place, Queued, Received, Refusal, Rooms, Store, SyncMessage, Waiting, Welcome,
-    Write,
+    admitted, chains_write, outside, peer_write, Batch, Device, DeviceError, Event, Message,
+    Queued, Received, Refusal, Rooms, Store, SyncMessage, Waiting, Write,
 };
 use crate::crypto::{ChainError, EnvelopeId, OpenError, Payload};
-use crate::group::{Body, GroupId, PositionError, Replica, SignedOp};
+use crate::group::{Body, GroupId, PositionError, SignedOp};
 use crate::{codec, wire};
 use std::collections::BTreeMap;
 use zeroize::Zeroize;
@@ -84,14 +83,20 @@ impl<S: Store> Device<S> {
                 self.receive_waiting(Waiting::Chain(post.message), now_ms, batch);
             }
             Message::Bundle(bundle) => batch.events.push(Event::Bundle(bundle)),
-            Message::Welcome(welcome) => self.join(welcome, now_ms, batch),
+            Message::Welcome(welcome) => self.welcomed(welcome, now_ms, batch),
             Message::Sync(sync) => self.receive_sync(sync, now_ms, batch),
         }
     }
 
     /// Ingests operations of one known group, stores what its replica now holds, and
     /// retries the envelopes waiting in it.
-    fn ingest(&mut self, group: GroupId, ops: Vec<SignedOp>, now_ms: u64, batch: &mut Batch) {
+    pub(super) fn ingest(
+        &mut self,
+        group: GroupId,
+        ops: Vec<SignedOp>,
+        now_ms: u64,
+        batch: &mut Batch,
+    ) {
         let g = self.groups.get_mut(&group).expect("known group");
         let report = g.replica.ingest_batch(ops, now_ms);
         for result in report.results {
@@ -105,45 +110,6 @@ impl<S: Store> Device<S> {
         batch.changes(group, report.changes);
         self.republish(group, now_ms, batch);
         self.rejudge(group, batch);
-        self.retry_pending(group, now_ms, batch);
-    }
-
-    fn join(&mut self, welcome: Welcome, now_ms: u64, batch: &mut Batch) {
-        let group = welcome.group;
-        if self.groups.contains_key(&group) {
-            self.ingest(group, welcome.ops, now_ms, batch);
-            return;
-        }
-        let Some(genesis) = welcome
-            .ops
-            .iter()
-            .find(|op| op.id().0 == group.0 && matches!(op.op().body, Body::Create { .. }))
-            .cloned()
-        else {
-            batch
-                .events
-                .push(Event::Refused(Refusal::BadWelcome(group)));
-            return;
-        };
-        let Ok(mut replica) = Replica::join(&genesis, self.config.replica, now_ms) else {
-            batch
-                .events
-                .push(Event::Refused(Refusal::BadWelcome(group)));
-            return;
-        };
-        replica.record_placements();
-        replica.ingest_batch(welcome.ops, now_ms);
-        if !replica.is_member(&self.id()) {
-            batch
-                .events
-                .push(Event::Refused(Refusal::NotInvited(group)));
-            return;
-        }
-        batch.writes.push(op_write(group, &genesis, Place::Logged));
-        self.groups.insert(group, Group::new(replica));
-        batch.events.push(Event::Joined(group));
-        self.note_group(group, batch);
-        self.republish(group, now_ms, batch);
         self.retry_pending(group, now_ms, batch);
     }
 

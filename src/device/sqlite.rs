@@ -68,6 +68,8 @@ const MIGRATIONS: &[&str] = &[
 ",
     "
     ALTER TABLE pending ADD COLUMN authentic BLOB NOT NULL DEFAULT x'00';
+    CREATE TABLE invitations (grp BLOB PRIMARY KEY, arrived BLOB NOT NULL, bytes BLOB NOT NULL)
+        WITHOUT ROWID;
 ",
 ];
 
@@ -280,6 +282,13 @@ impl Store for SqliteStore {
                 .own_chains
                 .insert(GroupId(array(group, "a group id")?), Zeroizing::new(state));
         }
+        for row in rows("SELECT grp, arrived, bytes FROM invitations")? {
+            let [group, arrived, bytes] = <[Vec<u8>; 3]>::try_from(row).expect("three columns");
+            let arrived = u64::from_be_bytes(array(arrived, "an arrival time")?);
+            stored
+                .invitations
+                .insert(GroupId(array(group, "a group id")?), (arrived, bytes));
+        }
         for (table, map) in [
             ("deliveries", &mut stored.deliveries),
             ("judged", &mut stored.judged),
@@ -394,6 +403,20 @@ impl SqliteStore {
                 Write::OwnChain { group, state } => tx
                     .prepare_cached("INSERT OR REPLACE INTO own_chains (grp, state) VALUES (?1, ?2)")
                     .and_then(|mut s| s.execute(params![&group.0[..], state.as_slice()])),
+                Write::Invitation {
+                    group,
+                    arrived_ms,
+                    bytes,
+                } => tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO invitations (grp, arrived, bytes) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![&group.0[..], &arrived_ms.to_be_bytes()[..], bytes])
+                    }),
+                Write::DeleteInvitation(group) => tx
+                    .prepare_cached("DELETE FROM invitations WHERE grp = ?1")
+                    .and_then(|mut s| s.execute(params![&group.0[..]])),
                 Write::Delivery { id, bytes } => tx
                     .prepare_cached("INSERT OR REPLACE INTO deliveries (id, bytes) VALUES (?1, ?2)")
                     .and_then(|mut s| s.execute(params![&id.0[..], bytes])),

@@ -135,6 +135,18 @@ pub enum Write {
         /// The sender.
         sender: MemberId,
     },
+    /// A welcome kept as an invitation until the application decides
+    /// ([`Device::accept`](super::Device::accept)).
+    Invitation {
+        /// The group it welcomes to.
+        group: GroupId,
+        /// Local ms when it arrived (the oldest is dropped first).
+        arrived_ms: u64,
+        /// The welcome's encoding ([`Message::to_bytes`](super::Message::to_bytes)).
+        bytes: Vec<u8>,
+    },
+    /// The invitation to this group was accepted, declined or dropped.
+    DeleteInvitation(GroupId),
     /// A delivery the application has not acknowledged yet (CBOR of a
     /// [`Delivery`](super::Delivery): its plaintext, for a message).
     Delivery {
@@ -196,6 +208,8 @@ impl fmt::Debug for Write {
                 write!(f, "DeleteChains({group:?}, {sender:?})")
             }
             Self::Mode { group, mode } => write!(f, "Mode({group:?}, {mode:?})"),
+            Self::Invitation { group, .. } => write!(f, "Invitation({group:?})"),
+            Self::DeleteInvitation(group) => write!(f, "DeleteInvitation({group:?})"),
             Self::Delivery { id, .. } => write!(f, "Delivery({id:?})"),
             Self::DeleteDelivery(id) => write!(f, "DeleteDelivery({id:?})"),
             Self::Judged { id, .. } => write!(f, "Judged({id:?})"),
@@ -248,6 +262,8 @@ pub struct Stored {
     pub chains: BTreeMap<(GroupId, MemberId), Zeroizing<Vec<u8>>>,
     /// This device's own sending chain per group.
     pub own_chains: BTreeMap<GroupId, Zeroizing<Vec<u8>>>,
+    /// Invitations kept: group -> (local ms of arrival, the welcome's encoding).
+    pub invitations: BTreeMap<GroupId, (u64, Vec<u8>)>,
     /// Deliveries not acknowledged, by message id.
     pub deliveries: BTreeMap<EnvelopeId, Vec<u8>>,
     /// Delivered messages kept to be judged again, by id.
@@ -327,6 +343,17 @@ impl Stored {
                 }
                 Write::OwnChain { group, state } => {
                     self.own_chains.insert(*group, state.clone());
+                }
+                Write::Invitation {
+                    group,
+                    arrived_ms,
+                    bytes,
+                } => {
+                    self.invitations
+                        .insert(*group, (*arrived_ms, bytes.clone()));
+                }
+                Write::DeleteInvitation(group) => {
+                    self.invitations.remove(group);
                 }
                 Write::Mode { group, mode } => {
                     self.groups.entry(*group).or_default().mode = Some(*mode);
