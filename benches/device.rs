@@ -6,6 +6,11 @@
 //! * `receive` of a sync message carrying 10,000 operations into a fresh device on SQLite,
 //!   vs `Replica::ingest_batch` of the same operations in memory (target: at most 2x).
 //!
+//! * `receive` of one operation (an add or a removal) by a device in memory with nothing waiting, vs with
+//!   64 junk envelopes of 1 MiB waiting in the same group (claiming a member, under a key
+//!   nobody published): what the pending queue costs every receive in its group (target:
+//!   within 1.1x).
+//!
 //! Run: `cargo bench --bench device`. Stores live in the system's temporary directory.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -184,7 +189,70 @@ fn receive(c: &mut Criterion, files: &mut Files) {
     g.finish();
 }
 
+/// One operation received, with `waiting` junk envelopes of 1 MiB waiting in its group.
+fn retry(c: &mut Criterion) {
+    let mut g = c.benchmark_group("device");
+    for waiting in [0u64, 64] {
+        let mut rng = Rng::seed_from_u64(4);
+        let config = DeviceConfig {
+            messages: splitsafe::device::MessageMode::Pairwise,
+            ..DeviceConfig::default()
+        };
+        let store = splitsafe::device::MemoryStore::default;
+        let mut owner = Device::create(store(), identity(0), config, &mut rng, T0).unwrap();
+        let mut reader = Device::create(store(), identity(1), config, &mut rng, T0).unwrap();
+        let group = owner.create_group(&mut rng, T0).unwrap();
+        let welcome = owner
+            .invite(group, reader.bundle(), T0 + 1)
+            .unwrap()
+            .welcome;
+        reader.receive(&welcome.to_bytes(), T0 + 2).unwrap();
+        reader.accept(group, T0 + 2).unwrap();
+        let big = vec![7u8; 1 << 20];
+        let Message::Envelope(template) = owner.send(group, &big, &mut rng, T0 + 3).unwrap() else {
+            panic!("pairwise")
+        };
+        for n in 0..waiting {
+            let mut junk = template.clone();
+            junk.header.sender_key = splitsafe::crypto::KeyId([0xEE; 16]);
+            junk.header.nonce[..8].copy_from_slice(&n.to_be_bytes());
+            reader
+                .receive(&Message::Envelope(junk).to_bytes(), T0 + 4)
+                .unwrap();
+        }
+        assert_eq!(reader.pending().count() as u64, waiting);
+        let mut next = 2;
+        let mut now = T0 + 10;
+        g.bench_function(format!("receive_one_op_{waiting}_waiting_1mib"), |b| {
+            b.iter_custom(|iters| {
+                let adds: Vec<Vec<u8>> = (0..iters)
+                    .map(|_| {
+                        next += 1;
+                        now += 1;
+                        // Member 2 added and removed in turn: the group keeps its size.
+                        if next % 2 == 0 {
+                            owner.invite(group, bundle(2), now).unwrap().add.to_bytes()
+                        } else {
+                            owner
+                                .remove(group, identity(2).id(), now)
+                                .unwrap()
+                                .to_bytes()
+                        }
+                    })
+                    .collect();
+                let started = std::time::Instant::now();
+                for add in &adds {
+                    reader.receive(add, now).unwrap();
+                }
+                started.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench(c: &mut Criterion) {
+    retry(c);
     let mut files = Files::new("device");
     send(c, &mut files);
     receive(c, &mut files);

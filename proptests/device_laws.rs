@@ -61,12 +61,12 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// A message as sealed: its sender, the view it was sealed to, and its chain in sender-key
-/// mode.
+/// A message as sealed: its sender, the view it was sealed to, and its chain and index in
+/// sender-key mode.
 struct Sealed {
     sender: usize,
     view: BTreeSet<MemberId>,
-    chain: Option<ChainId>,
+    chain: Option<(ChainId, u32)>,
 }
 
 struct World<S: Store> {
@@ -85,10 +85,10 @@ struct World<S: Store> {
     refused: Vec<BTreeSet<Vec<u8>>>,
     given_up: Vec<BTreeSet<Vec<u8>>>,
     delivered: Vec<BTreeSet<Vec<u8>>>,
-    /// The chain each handoff envelope hands out, and per device the chains whose handoff
-    /// reached it.
-    handoffs: BTreeMap<EnvelopeId, ChainId>,
-    handed: Vec<BTreeSet<ChainId>>,
+    /// The chain each handoff envelope hands out and the index it hands it from, and per
+    /// device the (chain, index) of each handoff that reached it.
+    handoffs: BTreeMap<EnvelopeId, (ChainId, u32)>,
+    handed: Vec<BTreeSet<(ChainId, u32)>>,
     config: DeviceConfig,
     now: u64,
     rng: Rng,
@@ -204,7 +204,10 @@ impl<S: Store> World<S> {
                     let (id, chain) = match &message {
                         Message::Envelope(envelope) => (envelope.id(), None),
                         Message::Chain(post) => {
-                            let chain = post.message.header.chain;
+                            let header = &post.message.header;
+                            let chain = (header.chain, header.index);
+                            // A handoff hands the chain from the index of the message it
+                            // comes with (a chain handed again to a changed key, from then).
                             if let Some(handoff) = &post.handoff {
                                 self.handoffs.insert(handoff.id(), chain);
                             }
@@ -425,7 +428,11 @@ proptest! {
             for text in &memory.delivered[i] {
                 let sealed = &memory.sealed[text];
                 if sealed.sender != i && sealed.view.contains(&me) {
-                    let lost = sealed.chain.is_some_and(|chain| !memory.handed[i].contains(&chain));
+                    // Lost: no handoff reaching back to its index arrived (one handed to a
+                    // changed key starts later; see spec/encryption.md).
+                    let lost = sealed.chain.is_some_and(|(chain, index)| {
+                        !memory.handed[i].iter().any(|&(c, first)| c == chain && first <= index)
+                    });
                     prop_assert!(
                         memory.opened[i].contains(text)
                             || memory.refused[i].contains(text)
@@ -439,3 +446,4 @@ proptest! {
         }
     }
 }
+

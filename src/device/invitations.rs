@@ -2,7 +2,9 @@
 //! (bounded) until the application accepts or declines them. Joining is the user's decision:
 //! anyone can found a group and welcome anyone to it.
 
-use super::{op_write, Batch, Device, DeviceConfig, DeviceError, Event, Group, Invited, Place};
+use super::{
+    op_write, Batch, Device, DeviceConfig, DeviceError, Event, Group, Invited, Place, Wake,
+};
 use super::{Refusal, Store, Welcome, Write};
 use crate::group::{Body, GroupId, Replica, SignedOp};
 use crate::keys::MemberId;
@@ -165,6 +167,6 @@ impl<S: Store> Device<S> {
         batch.events.push(Event::Joined(group));
         self.note_group(group, batch);
         self.republish(group, now_ms, batch);
-        self.retry_pending(group, now_ms, batch);
+        self.retry_pending(group, Wake::All, now_ms, batch);
     }
 }

@@ -3,7 +3,7 @@
 use super::invitations::{self, Offer};
 use super::{
     outside, Device, DeviceConfig, DeviceError, Durability, Group, Inbox, Message, MessageMode,
-    Place, Queued, Store, StoreError, Waiting, Write,
+    Place, Queue, Queued, Store, StoreError, Waiting, Write,
 };
 use crate::codec;
 use crate::crypto::{Keyring, SenderKeys};
@@ -35,7 +35,7 @@ impl<S: Store> Device<S> {
             config,
             keyring,
             groups: BTreeMap::new(),
-            pending: BTreeMap::new(),
+            pending: Queue::default(),
             seen: BTreeSet::new(),
             invitations: BTreeMap::new(),
             inbox: Inbox::default(),
@@ -107,7 +107,7 @@ impl<S: Store> Device<S> {
                 },
             );
         }
-        let mut pending = BTreeMap::new();
+        let mut pending = Queue::default();
         for (copy, row) in &stored.pending {
             let waiting = Waiting::from_bytes(&row.bytes, config.keyring.limits)
                 .map_err(|e| corrupt(format!("pending message: {e}")))?;

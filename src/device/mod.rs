@@ -71,7 +71,7 @@ use inbox::Inbox;
 use invitations::Offer;
 use peer::Peer;
 use std::collections::{BTreeMap, BTreeSet};
-use waiting::{Queued, Rooms, Waiting};
+use waiting::{Queue, Queued, Rooms, Waiting, Wake};
 
 /// A device's settings (not stored: the application's, at every open).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,7 +203,7 @@ pub struct Device<S: Store> {
     groups: BTreeMap<GroupId, Group>,
     /// Envelopes and chain messages waiting for operations, chains, time or a welcome, by
     /// copy id ([`Waiting::copy_id`]).
-    pending: BTreeMap<EnvelopeId, Queued>,
+    pending: Queue,
     /// Envelopes opened here.
     seen: BTreeSet<EnvelopeId>,
     /// Welcomes to groups not joined, until the application decides.

@@ -4,12 +4,13 @@
 
 use super::{
     admitted, chains_write, outside, peer_write, Batch, Device, DeviceError, Event, Message,
-    Queued, Received, Refusal, Rooms, Store, SyncMessage, Waiting, Write,
+    Queued, Received, Refusal, Rooms, Store, SyncMessage, Waiting, Wake, Write,
 };
 use crate::crypto::{ChainError, EnvelopeId, OpenError, Payload};
-use crate::group::{Body, GroupId, PositionError, SignedOp};
+use crate::group::{Body, Change, GroupId, PositionError, SignedOp};
+use crate::keys::MemberId;
 use crate::{codec, wire};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use zeroize::Zeroize;
 
 impl<S: Store> Device<S> {
@@ -97,8 +98,16 @@ impl<S: Store> Device<S> {
         now_ms: u64,
         batch: &mut Batch,
     ) {
+        // Whoever these operations are by or about: the messages waiting for them (their
+        // keys, admissions, operations) are theirs; and whoever the view changed for.
+        let mut touched: BTreeSet<MemberId> = ops
+            .iter()
+            .flat_map(|op| [Some(op.op().author), op.op().body.subject().map(|(m, _)| m)])
+            .flatten()
+            .collect();
         let g = self.groups.get_mut(&group).expect("known group");
         let report = g.replica.ingest_batch(ops, now_ms);
+        touched.extend(report.changes.iter().map(Change::member));
         for result in report.results {
             if let Err(error) = result {
                 batch
@@ -110,7 +119,7 @@ impl<S: Store> Device<S> {
         batch.changes(group, report.changes);
         self.republish(group, now_ms, batch);
         self.rejudge(group, batch);
-        self.retry_pending(group, now_ms, batch);
+        self.retry_pending(group, Wake::All, now_ms, batch);
     }
 
     fn receive_sync(&mut self, sync: SyncMessage, now_ms: u64, batch: &mut Batch) {
@@ -183,7 +192,10 @@ impl<S: Store> Device<S> {
             return;
         }
         match self.try_open(&waiting, id, now_ms, batch) {
-            Ok(true) => self.retry_pending(group, now_ms, batch),
+            Ok(true) => {
+                let sender = BTreeSet::from([waiting.sender()]);
+                self.retry_pending(group, Wake::Senders(sender), now_ms, batch);
+            }
             Ok(false) => {}
             Err(reason) if waits(&reason) || !self.groups.contains_key(&group) => {
                 let authentic = match authenticated(&waiting, &reason) {
@@ -348,17 +360,19 @@ impl<S: Store> Device<S> {
         }
     }
 
-    /// Tries every message waiting in `group`, again while some hands over a new chain (the
-    /// queue is keyed by copy id: see [`Waiting::copy_id`]).
-    pub(super) fn retry_pending(&mut self, group: GroupId, now_ms: u64, batch: &mut Batch) {
+    /// Tries the messages waiting in `group` that `wake` names, then, while some hand over a
+    /// new chain, those of the chains' senders (the queue is keyed by copy id: see
+    /// [`Waiting::copy_id`]).
+    pub(super) fn retry_pending(
+        &mut self,
+        group: GroupId,
+        mut wake: Wake,
+        now_ms: u64,
+        batch: &mut Batch,
+    ) {
         loop {
-            let waiting: Vec<EnvelopeId> = self
-                .pending
-                .iter()
-                .filter(|(_, q)| q.waiting.group() == group)
-                .map(|(id, _)| *id)
-                .collect();
-            let mut new_chain = false;
+            let waiting = self.pending.waking(group, &wake);
+            let mut new_chains = BTreeSet::new();
             for copy in waiting {
                 let queued = self.pending.remove(&copy).expect("listed");
                 let (message, id) = (&queued.waiting, queued.id);
@@ -375,7 +389,9 @@ impl<S: Store> Device<S> {
                 }
                 match self.try_open(message, id, now_ms, batch) {
                     Ok(new) => {
-                        new_chain |= new;
+                        if new {
+                            new_chains.insert(message.sender());
+                        }
                         batch.writes.push(Write::DeletePending(copy));
                     }
                     Err(reason) if waits(&reason) => {
@@ -403,9 +419,10 @@ impl<S: Store> Device<S> {
                     }
                 }
             }
-            if !new_chain {
+            if new_chains.is_empty() {
                 return;
             }
+            wake = Wake::Senders(new_chains);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What time passing does on a device: held operations fall due, keys past their grace are
 //! erased, waiting messages are retried.
 
-use super::{chains_write, Batch, Device, DeviceError, Refusal, Store, Tick, Waiting, Write};
+use super::{chains_write, Batch, Device, DeviceError, Refusal, Store, Tick, Waiting, Wake, Write};
 use crate::crypto::EnvelopeId;
 use crate::group::GroupId;
 
@@ -26,7 +26,7 @@ impl<S: Store> Device<S> {
             batch.changes(group, changes);
             self.republish(group, now_ms, &mut batch);
             self.rejudge(group, &mut batch);
-            self.retry_pending(group, now_ms, &mut batch);
+            self.retry_pending(group, Wake::All, now_ms, &mut batch);
         }
         if self.keyring.erase_expired(now_ms) > 0 {
             batch.writes.push(Write::Keyring(self.keyring.export()));

@@ -6,6 +6,7 @@ use crate::codec::DecodeError;
 use crate::crypto::{ChainMessage, Envelope, EnvelopeId, Limits};
 use crate::group::GroupId;
 use crate::keys::MemberId;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A message in the pending queue, with when it arrived (it expires
 /// [`DeviceConfig::max_pending_age_ms`](super::DeviceConfig::max_pending_age_ms) later) and
@@ -23,6 +24,84 @@ pub(super) struct Queued {
     /// sender was never admitted in it (as judged when it was last tried).
     pub(super) outside: bool,
     pub(super) len: usize,
+}
+
+/// The pending queue: waiting messages by copy id, indexed by group and claimed sender
+/// (everything a message waits for is its sender's: its key, its admission, its operations,
+/// its chain), so that what arrives retries only the messages it may release.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Queue {
+    items: BTreeMap<EnvelopeId, Queued>,
+    by_sender: BTreeSet<(GroupId, MemberId, EnvelopeId)>,
+}
+
+impl Queue {
+    pub(super) fn insert(&mut self, copy: EnvelopeId, queued: Queued) {
+        let key = (queued.waiting.group(), queued.waiting.sender(), copy);
+        if let Some(old) = self.items.insert(copy, queued) {
+            self.by_sender
+                .remove(&(old.waiting.group(), old.waiting.sender(), copy));
+        }
+        self.by_sender.insert(key);
+    }
+
+    pub(super) fn remove(&mut self, copy: &EnvelopeId) -> Option<Queued> {
+        let queued = self.items.remove(copy)?;
+        self.by_sender
+            .remove(&(queued.waiting.group(), queued.waiting.sender(), *copy));
+        Some(queued)
+    }
+
+    pub(super) fn contains_key(&self, copy: &EnvelopeId) -> bool {
+        self.items.contains_key(copy)
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&EnvelopeId, &Queued)> + Clone + '_ {
+        self.items.iter()
+    }
+
+    pub(super) fn values(&self) -> impl Iterator<Item = &Queued> + '_ {
+        self.items.values()
+    }
+
+    /// The copy ids waiting in `group`, of the claimed senders `wake` names.
+    pub(super) fn waking(&self, group: GroupId, wake: &Wake) -> Vec<EnvelopeId> {
+        let lowest = MemberId([0; 32]);
+        let highest = MemberId([0xFF; 32]);
+        let (none, all) = (EnvelopeId([0; 32]), EnvelopeId([0xFF; 32]));
+        match wake {
+            Wake::All => self
+                .by_sender
+                .range((group, lowest, none)..=(group, highest, all))
+                .map(|(_, _, copy)| *copy)
+                .collect(),
+            Wake::Senders(senders) => senders
+                .iter()
+                .flat_map(|sender| {
+                    let range = (group, *sender, none)..=(group, *sender, all);
+                    self.by_sender.range(range).map(|(_, _, copy)| *copy)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Which waiting messages of a group to try again.
+#[derive(Clone, Debug)]
+pub(super) enum Wake {
+    /// Every one (the group was joined, or time passed).
+    All,
+    /// Those of these claimed senders (operations by or about them arrived, their view
+    /// standing changed, or they handed over a chain).
+    Senders(BTreeSet<MemberId>),
 }
 
 /// The pending queue's bounds, from [`DeviceConfig`](super::DeviceConfig).

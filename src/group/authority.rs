@@ -36,6 +36,15 @@ pub enum Change {
     RankChanged(MemberId),
 }
 
+impl Change {
+    /// The member the change is about.
+    pub fn member(&self) -> MemberId {
+        match self {
+            Self::Added(m) | Self::Removed(m) | Self::KeyRotated(m) | Self::RankChanged(m) => *m,
+        }
+    }
+}
+
 /// A logged operation and its verdict.
 #[derive(Clone, Debug)]
 struct Node {
