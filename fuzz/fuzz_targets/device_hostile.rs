@@ -1,11 +1,13 @@
 //! One device, Bob, fed an interleaving of genuine messages and what anyone on the transport
 //! can make of them: exact replays, replays with a junk slot or another reader's slot
 //! altered, chain messages with forged signatures, envelopes claiming a member under a key
-//! nobody published, envelopes for made-up groups, arbitrary bytes, and time passing (within
-//! the grace period). At the
-//! end every genuine message is delivered once more (the transport delivers eventually), and
-//! each must have been delivered to the application exactly once: no replay opens twice and
-//! no hostile copy suppresses a genuine message.
+//! nobody published (one at a time or in floods over the sender's share of the pending
+//! queue), envelopes for made-up groups, welcomes from strangers, arbitrary bytes, and time
+//! passing (within the grace period). At the end every genuine message is delivered once more
+//! (the transport delivers eventually), and each must have been delivered to the application
+//! exactly once: no replay opens twice and no hostile copy suppresses a genuine message. No
+//! welcome is ever joined (only invitations, within their bound), and the pending queue
+//! stays within its bounds.
 //!
 //! The input is a script of two-byte steps: an action, and an argument.
 #![no_main]
@@ -25,6 +27,8 @@ use std::sync::OnceLock;
 
 struct Fixture {
     bob: Device<MemoryStore>,
+    /// Welcomes to groups strangers founded and added Bob to.
+    strangers: Vec<Message>,
     /// Alice's messages to the group of three (pairwise envelopes, then a chain's first
     /// message with its handoff and two more), with their plaintexts.
     genuine: Vec<(Message, Vec<u8>)>,
@@ -58,7 +62,25 @@ fn fixture() -> &'static Fixture {
             let text = vec![b'c', i];
             genuine.push((alice.send(group, &text, &mut rng, T0 + 6).unwrap(), text));
         }
-        Fixture { bob, genuine }
+        let strangers = (0..3u8)
+            .map(|n| {
+                let owner = identity(10 + n);
+                let bundle = group::bundle(&owner, n, T0);
+                let config = splitsafe::group::ReplicaConfig::default();
+                let (mut replica, _) =
+                    splitsafe::group::Replica::create(&owner, bundle, [n; 16], config, T0).unwrap();
+                replica.add(&owner, bob.bundle(), T0 + 1).unwrap();
+                Message::Welcome(splitsafe::device::Welcome {
+                    group: replica.group(),
+                    ops: replica.ops().cloned().collect(),
+                })
+            })
+            .collect();
+        Fixture {
+            bob,
+            strangers,
+            genuine,
+        }
     })
 }
 
@@ -97,7 +119,14 @@ fn copy_of(message: &Message, how: u8, arg: u8) -> Option<Message> {
 
 fuzz_target!(|script: &[u8]| {
     let f = fixture();
-    let mut bob = Device::open(f.bob.store().clone(), DeviceConfig::default()).unwrap();
+    // Tight bounds, so that floods reach them.
+    let config = DeviceConfig {
+        max_pending_per_sender: 4,
+        max_pending: 16,
+        max_invitations: 2,
+        ..DeviceConfig::default()
+    };
+    let mut bob = Device::open(f.bob.store().clone(), config).unwrap();
     let mut now = T0 + 10;
     let mut delivered: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     let mut take = |bob: &mut Device<MemoryStore>, bytes: &[u8], now: u64| {
@@ -114,7 +143,7 @@ fuzz_target!(|script: &[u8]| {
         let (action, arg) = (step[0], step[1]);
         let k = usize::from(arg) % f.genuine.len();
         let genuine = &f.genuine[k].0;
-        match action % 8 {
+        match action % 10 {
             0 => take(&mut bob, &genuine.to_bytes(), now),
             how @ 1..=5 => {
                 if let Some(copy) = copy_of(genuine, how - 1, arg) {
@@ -126,6 +155,17 @@ fuzz_target!(|script: &[u8]| {
                 &script[..usize::from(arg) % (script.len() + 1)],
                 now,
             ),
+            7 => {
+                for n in 0..arg % 16 {
+                    if let Some(copy) = copy_of(genuine, 3, arg.wrapping_add(n)) {
+                        take(&mut bob, &copy.to_bytes(), now);
+                    }
+                }
+            }
+            8 => {
+                let welcome = &f.strangers[usize::from(arg) % f.strangers.len()];
+                take(&mut bob, &welcome.to_bytes(), now);
+            }
             _ => {
                 // Up to half a day in all: past the grace period, skipped chain keys are
                 // erased, and a message skipped over for that long is lost by design.
@@ -134,6 +174,9 @@ fuzz_target!(|script: &[u8]| {
             }
         }
     }
+    assert_eq!(bob.groups().count(), 1, "a welcome was joined");
+    assert!(bob.invitations().count() <= config.max_invitations);
+    assert!(bob.pending().count() <= config.max_pending + config.max_pending_outside);
     for (message, _) in &f.genuine {
         take(&mut bob, &message.to_bytes(), now);
     }
