@@ -144,6 +144,42 @@ fn pending_envelopes_open_when_their_operations_arrive() {
     assert_eq!(bob.pending().count(), 0);
 }
 
+/// Text without an armored block is reported as such (not decoded as CBOR), and every kind
+/// of message a device sends is bytes no UTF-8 text is, so the two never meet.
+#[test]
+fn text_without_a_block_says_so() {
+    let mut r = rng(6);
+    let (mut alice, mut bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    let error = bob
+        .receive(b"hello world, no armor here", T0 + 5)
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "unreadable input: invalid value: text without any -----BEGIN SPLITSAFE <KIND>----- \
+         block (a mail body must be MIME-decoded before it is received)"
+    );
+    let sealed = alice.send(group, b"x", &mut r, T0 + 6).unwrap();
+    let sync = alice.sync_message(group, bob.id()).unwrap().unwrap();
+    let invitation = alice.invite(
+        group,
+        device(MemoryStore::default(), 2, &mut r).bundle(),
+        T0 + 7,
+    );
+    let invitation = invitation.unwrap();
+    for message in [
+        sealed,
+        sync,
+        invitation.add,
+        invitation.welcome,
+        Message::Bundle(bob.bundle()),
+    ] {
+        assert!(
+            std::str::from_utf8(&message.to_bytes()).is_err(),
+            "{message:?}"
+        );
+    }
+}
+
 #[test]
 fn bad_input_changes_nothing() {
     let mut r = rng(4);

@@ -10,7 +10,13 @@
 //! The kinds are `ENVELOPE`, `OPERATIONS` (a CBOR array of signed operations), `BUNDLE` (a
 //! key bundle), `WELCOME` and `SYNC` (the device layer's messages). Text before the first
 //! line and after the last is ignored, so an armored block survives being pasted into a
-//! message body; lines may carry trailing whitespace or carriage returns. [`blocks`] reads
+//! message body. Reading accepts what mail clients do to text: each line may carry a quote
+//! prefix (`>`, `> `, `> > `, ...) and indentation, which are removed, and trailing
+//! whitespace or carriage returns (format=flowed); blank lines anywhere in a block are
+//! skipped; text may precede the BEGIN marker on its line. None of this weakens the
+//! checksum, which covers the decoded bytes. A mail body must be MIME-decoded (base64 or
+//! quoted-printable transfer encoding undone) before it is read: a block still
+//! quoted-printable is reported as such ([`ArmorError::QuotedPrintable`]). [`blocks`] reads
 //! every block of a text.
 
 use crate::codec::{self, DecodeError};
@@ -62,8 +68,11 @@ impl ArmorKind {
         }
     }
 
+    /// The kind of the block a (cleaned) line begins: its BEGIN marker may follow other
+    /// text on the line (a mail client's "wrote:", say), never precede it.
     fn from_begin_line(line: &str) -> Option<Self> {
-        let label = line
+        let at = line.find("-----BEGIN SPLITSAFE ")?;
+        let label = line[at..]
             .strip_prefix("-----BEGIN SPLITSAFE ")?
             .strip_suffix("-----")?;
         Self::ALL.into_iter().find(|kind| kind.label() == label)
@@ -79,9 +88,16 @@ pub enum ArmorError {
     MissingFooter(ArmorKind),
     /// The block has no `=` checksum line before its footer.
     MissingChecksum,
-    /// A body line is not base64; lines count from 1 after the header.
+    /// A body line is not base64, or the body's length or padding is not (the last line
+    /// is named then): lines count from 1 after the BEGIN line, blank lines included.
     BadBase64 {
         /// The offending line.
+        line: usize,
+    },
+    /// The block is still quoted-printable (`=3D` where `=` belongs): its mail body was
+    /// not MIME-decoded before it was read.
+    QuotedPrintable {
+        /// The first line showing it, counted as for [`BadBase64`](Self::BadBase64).
         line: usize,
     },
     /// The checksum does not match the body: the text was damaged in transit.
@@ -107,7 +123,16 @@ impl fmt::Display for ArmorError {
             Self::MissingHeader(k) => write!(f, "no BEGIN SPLITSAFE {} line", k.label()),
             Self::MissingFooter(k) => write!(f, "no END SPLITSAFE {} line", k.label()),
             Self::MissingChecksum => f.write_str("no checksum line before the footer"),
-            Self::BadBase64 { line } => write!(f, "line {line} of the armored body is not base64"),
+            Self::BadBase64 { line } => write!(
+                f,
+                "line {line} after the BEGIN line of the armored block is not base64 (or the body's \
+                 length or padding is wrong there): the text was damaged"
+            ),
+            Self::QuotedPrintable { line } => write!(
+                f,
+                "line {line} after the BEGIN line shows quoted-printable encoding (=3D): MIME-decode \
+                 the mail body before reading it"
+            ),
             Self::BadChecksum => f.write_str("armor checksum mismatch: the text was damaged"),
             Self::TooLarge { len, max } => {
                 write!(f, "armored body of {len} characters exceeds {max}")
@@ -122,6 +147,8 @@ impl fmt::Display for ArmorError {
 impl std::error::Error for ArmorError {}
 
 const LINE: usize = 64;
+/// Base64 of the checksum's 6 bytes.
+const CHECKSUM_CHARS: usize = 8;
 
 fn checksum(body: &[u8]) -> String {
     STANDARD.encode(&blake3::hash(body).as_bytes()[..6])
@@ -148,7 +175,7 @@ pub fn armor(kind: ArmorKind, bytes: &[u8]) -> String {
 ///
 /// [`ArmorError`] saying what is missing or damaged.
 pub fn dearmor(kind: ArmorKind, text: &str, max_len: usize) -> Result<Vec<u8>, ArmorError> {
-    let mut lines = text.lines().map(str::trim_end);
+    let mut lines = text.lines().map(clean);
     lines
         .by_ref()
         .find(|l| ArmorKind::from_begin_line(l) == Some(kind))
@@ -160,12 +187,20 @@ pub fn dearmor(kind: ArmorKind, text: &str, max_len: usize) -> Result<Vec<u8>, A
 /// `max_len` bytes) or what is wrong with it. Text between blocks is ignored; a damaged block
 /// does not hide the blocks after it, unless it lacks its END line (then it runs to the end).
 pub fn blocks(text: &str, max_len: usize) -> Vec<(ArmorKind, Result<Vec<u8>, ArmorError>)> {
-    let mut lines = text.lines().map(str::trim_end);
+    let mut lines = text.lines().map(clean);
     let mut out = Vec::new();
     while let Some(kind) = lines.by_ref().find_map(ArmorKind::from_begin_line) {
         out.push((kind, read_body(kind, &mut lines, max_len)));
     }
     out
+}
+
+/// A line as mail clients may have left it, cleaned: without its quote prefix (any run of
+/// `>` and whitespace: no armor line starts with either), indentation, or trailing
+/// whitespace.
+fn clean(line: &str) -> &str {
+    line.trim_start_matches(|c: char| c == '>' || c.is_whitespace())
+        .trim_end()
 }
 
 /// Reads a block's body from the line after its BEGIN line through its END line.
@@ -180,13 +215,24 @@ fn read_body<'a>(
     let mut sum = None;
     let mut closed = false;
     let mut damage = None;
+    let mut last = 0;
     for (index, line) in lines.enumerate() {
         if line == end {
             closed = true;
             break;
         }
-        if damage.is_some() {
+        if damage.is_some() || line.is_empty() {
             continue; // read on to the END line, so the next block can be found
+        }
+        // `=3D` is how quoted-printable writes `=`; a checksum line (`=` and 8 characters)
+        // may start with it legitimately, nothing else may hold it.
+        let checksum_line = line.len() == 1 + CHECKSUM_CHARS;
+        if line
+            .match_indices("=3D")
+            .any(|(at, _)| at > 0 || !checksum_line)
+        {
+            damage = Some(ArmorError::QuotedPrintable { line: index + 1 });
+            continue;
         }
         if let Some(rest) = line.strip_prefix('=') {
             sum = Some(rest.to_string());
@@ -201,6 +247,7 @@ fn read_body<'a>(
             continue;
         }
         body.push_str(line);
+        last = index + 1;
         if body.len() > max_chars {
             damage = Some(ArmorError::TooLarge {
                 len: body.len(),
@@ -217,7 +264,7 @@ fn read_body<'a>(
     let sum = sum.ok_or(ArmorError::MissingChecksum)?;
     let bytes = STANDARD
         .decode(body.as_bytes())
-        .map_err(|_| ArmorError::BadBase64 { line: 0 })?;
+        .map_err(|_| ArmorError::BadBase64 { line: last })?;
     if checksum(&bytes) != sum {
         return Err(ArmorError::BadChecksum);
     }
@@ -293,6 +340,111 @@ mod tests {
             armor(ArmorKind::Operations, &body).replace('\n', "\r\n")
         );
         assert_eq!(dearmor(ArmorKind::Operations, &text, 1024), Ok(body));
+    }
+
+    /// What mail clients do to a text body, each applied to an armored block: every one
+    /// reads back the same bytes.
+    #[test]
+    fn blocks_survive_what_mail_clients_do_to_text() {
+        let body: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+        let block = armor(ArmorKind::Envelope, &body);
+        let each_line =
+            |f: &dyn Fn(&str) -> String| -> String { block.lines().map(|l| f(l) + "\n").collect() };
+        let transformations: Vec<(&str, String)> = vec![
+            ("quoted reply '> '", each_line(&|l| format!("> {l}"))),
+            ("quoted reply '>'", each_line(&|l| format!(">{l}"))),
+            ("quoted twice '> > '", each_line(&|l| format!("> > {l}"))),
+            ("quoted twice '>>'", each_line(&|l| format!(">>{l}"))),
+            ("indented by spaces", each_line(&|l| format!("    {l}"))),
+            ("indented by a tab", each_line(&|l| format!("\t{l}"))),
+            ("CRLF line ends", each_line(&|l| format!("{l}\r"))),
+            (
+                "format=flowed trailing spaces",
+                each_line(&|l| format!("{l} ")),
+            ),
+            (
+                "format=flowed space-stuffed",
+                each_line(&|l| format!(" {l}")),
+            ),
+            (
+                "HTML to text: a blank line after every line",
+                each_line(&|l| format!("{l}\n")),
+            ),
+            (
+                "a blank line between the checksum and END lines",
+                block.replacen("\n-----END", "\n\n-----END", 1),
+            ),
+            (
+                "text before BEGIN on its line",
+                format!("On Monday Alice wrote: {block}"),
+            ),
+            (
+                "quoted, with the quoting client's attribution line",
+                format!("Alice wrote:\n{}", each_line(&|l| format!("> {l}"))),
+            ),
+        ];
+        for (what, text) in transformations {
+            assert_eq!(
+                dearmor(ArmorKind::Envelope, &text, 1024),
+                Ok(body.clone()),
+                "{what}"
+            );
+            assert_eq!(
+                blocks(&text, 1024),
+                vec![(ArmorKind::Envelope, Ok(body.clone()))]
+            );
+        }
+    }
+
+    /// A body still quoted-printable (the mail's transfer encoding not undone) is named as
+    /// such; decoded, it reads.
+    #[test]
+    fn a_quoted_printable_body_is_named() {
+        let block = armor(ArmorKind::Bundle, b"a bundle, say: sixteen bytes+");
+        let qp = block.replace('=', "=3D");
+        assert!(matches!(
+            dearmor(ArmorKind::Bundle, &qp, 1024),
+            Err(ArmorError::QuotedPrintable { .. })
+        ));
+        let text = dearmor(ArmorKind::Bundle, &qp, 1024)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("MIME-decode"), "{text}");
+        assert_eq!(
+            dearmor(ArmorKind::Bundle, &qp.replace("=3D", "="), 1024),
+            Ok(b"a bundle, say: sixteen bytes+".to_vec())
+        );
+    }
+
+    /// A checksum that happens to start with `3D` is a checksum, not quoted-printable.
+    #[test]
+    fn a_checksum_starting_with_3d_is_read() {
+        let body = (0u32..)
+            .map(|n| n.to_be_bytes().to_vec())
+            .find(|b| checksum(b).starts_with("3D"))
+            .unwrap();
+        let block = armor(ArmorKind::Sync, &body);
+        assert_eq!(dearmor(ArmorKind::Sync, &block, 1024), Ok(body));
+    }
+
+    /// Errors name the line, counted from 1 after the BEGIN line, and say what happened.
+    #[test]
+    fn errors_name_the_line_and_say_what_to_do() {
+        let block = armor(ArmorKind::Envelope, &[7u8; 100]);
+        // The padding of the last body line cut off: the body's length is wrong there.
+        let cut = block.replacen("==\n", "\n", 1);
+        assert_eq!(
+            dearmor(ArmorKind::Envelope, &cut, 1024),
+            Err(ArmorError::BadBase64 { line: 3 })
+        );
+        let damaged = block.replacen("BwcH", "B*cH", 1);
+        let error = dearmor(ArmorKind::Envelope, &damaged, 1024).unwrap_err();
+        assert_eq!(error, ArmorError::BadBase64 { line: 1 });
+        assert_eq!(
+            error.to_string(),
+            "line 1 after the BEGIN line of the armored block is not base64 (or the body's \
+             length or padding is wrong there): the text was damaged"
+        );
     }
 
     #[test]

@@ -6,12 +6,17 @@ use super::{
     admitted, chains_write, outside, peer_write, Batch, Device, DeviceError, Event, Message,
     Queued, Received, Refusal, Rooms, Store, SyncMessage, Waiting, Wake, Write,
 };
+use crate::codec::DecodeError;
 use crate::crypto::{ChainError, EnvelopeId, OpenError, Payload};
 use crate::group::{Body, Change, GroupId, PositionError, SignedOp};
 use crate::keys::MemberId;
-use crate::{codec, wire};
+use crate::wire;
 use std::collections::{BTreeMap, BTreeSet};
 use zeroize::Zeroize;
+
+/// What [`Device::receive`] says of text that holds no armored block.
+const NO_BLOCK: &str = "text without any -----BEGIN SPLITSAFE <KIND>----- block \
+                        (a mail body must be MIME-decoded before it is received)";
 
 impl<S: Store> Device<S> {
     /// Receives bytes or text from any transport: one message's bytes, or text holding any
@@ -27,10 +32,16 @@ impl<S: Store> Device<S> {
         self.usable()?;
         let (max, limits) = (self.config.max_message_len, self.config.keyring.limits);
         let mut batch = Batch::default();
-        let blocks = std::str::from_utf8(input)
-            .map(|text| wire::blocks(text, max))
-            .unwrap_or_default();
+        let text = std::str::from_utf8(input);
+        let blocks = text.map(|text| wire::blocks(text, max)).unwrap_or_default();
         if blocks.is_empty() {
+            // A message's bytes are never UTF-8 (its CBOR starts with a map's byte, 0xA1,
+            // which no UTF-8 text does): text without a block is text, not a message.
+            if text.is_ok() {
+                return Err(DeviceError::Unreadable(DecodeError::Invalid {
+                    reason: NO_BLOCK.into(),
+                }));
+            }
             let message =
                 Message::from_bytes(input, max, limits).map_err(DeviceError::Unreadable)?;
             self.route(message, now_ms, &mut batch);
@@ -469,7 +480,7 @@ fn take_payload(plaintext: &mut Vec<u8>) -> Result<Payload, OpenError> {
         return Ok(Payload::Message(std::mem::take(plaintext)));
     }
     let payload = Payload::from_bytes(plaintext).map_err(|e| {
-        OpenError::Malformed(codec::DecodeError::Invalid {
+        OpenError::Malformed(DecodeError::Invalid {
             reason: format!("envelope payload: {e}"),
         })
     });
