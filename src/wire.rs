@@ -325,6 +325,23 @@ pub fn dearmor_bundle(text: &str) -> Result<KeyBundle, ArmorError> {
     codec::decode(&bytes, MAX_BUNDLE_LEN).map_err(ArmorError::Bundle)
 }
 
+impl KeyBundle {
+    /// The bundle as armored text (a `BUNDLE` block): what a newcomer mails the member who
+    /// will add it. Same as [`armor_bundle`].
+    pub fn armored(&self) -> String {
+        armor_bundle(self)
+    }
+
+    /// Reads the first armored bundle in `text`. Same as [`dearmor_bundle`].
+    ///
+    /// # Errors
+    ///
+    /// [`ArmorError`] saying what is missing or damaged.
+    pub fn from_armored(text: &str) -> Result<Self, ArmorError> {
+        dearmor_bundle(text)
+    }
+}
+
 /// A bundle's encoding is well under this.
 const MAX_BUNDLE_LEN: usize = 512;
 
@@ -445,6 +462,15 @@ mod tests {
             "line 1 after the BEGIN line of the armored block is not base64 (or the body's \
              length or padding is wrong there): the text was damaged"
         );
+    }
+
+    #[test]
+    fn a_bundle_reads_back_from_its_armor() {
+        let id = crate::keys::Identity::from_secret_bytes([3; 32]);
+        let key = crate::keys::EncryptionKey([9; 32]);
+        let bundle = id.bundle(key, crate::clock::Timestamp::from_raw(7));
+        let mail = format!("Here is my key:\n\n{}\nBob\n", bundle.armored());
+        assert_eq!(KeyBundle::from_armored(&mail), Ok(bundle));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::invitations::{self, Offer};
 use super::{
     outside, Device, DeviceConfig, DeviceError, Durability, Group, Inbox, Message, MessageMode,
-    Place, Queue, Queued, Store, StoreError, Waiting, Write,
+    Place, Queue, Queued, Store, StoreError, Stored, Waiting, Write,
 };
 use crate::codec;
 use crate::crypto::{Keyring, SenderKeys};
@@ -43,6 +43,39 @@ impl<S: Store> Device<S> {
         })
     }
 
+    /// Reopens the device `store` holds, or, if it holds none, creates one there with a new
+    /// identity drawn from `rng`: what an application does at every start.
+    ///
+    /// ```
+    /// use splitsafe::device::{Device, DeviceConfig, MemoryStore};
+    ///
+    /// let mut rng = splitsafe::rng::os_rng();
+    /// let config = DeviceConfig::default();
+    /// let first = Device::open_or_create(MemoryStore::default(), config, &mut rng, 1)?;
+    /// let id = first.id();
+    /// let again = Device::open_or_create(first.into_store(), config, &mut rng, 2)?;
+    /// assert_eq!(again.id(), id);
+    /// # Ok::<(), splitsafe::device::DeviceError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`open`](Self::open) and [`create`](Self::create).
+    pub fn open_or_create<R: CryptoRng + ?Sized>(
+        mut store: S,
+        config: DeviceConfig,
+        rng: &mut R,
+        now_ms: u64,
+    ) -> Result<Self, DeviceError> {
+        match store.load()? {
+            Some(stored) => Self::restore(store, stored, config),
+            None => {
+                let identity = Identity::generate(rng);
+                Self::create(store, identity, config, rng, now_ms)
+            }
+        }
+    }
+
     /// Reopens the device `store` holds, exactly as it was after its last committed call
     /// (operations are not verified again: see [`Store`]'s trust note). Call
     /// [`tick`](Self::tick) next: what fell due while it was closed is released there.
@@ -55,6 +88,11 @@ impl<S: Store> Device<S> {
         let stored = store
             .load()?
             .ok_or(DeviceError::StoreState("it holds no device"))?;
+        Self::restore(store, stored, config)
+    }
+
+    /// The device `stored` describes, kept in `store`.
+    fn restore(store: S, stored: Stored, config: DeviceConfig) -> Result<Self, DeviceError> {
         let corrupt = |what: String| DeviceError::Store(StoreError::Corrupt(what));
         let keyring = Keyring::import(&stored.keyring, config.keyring)
             .map_err(|e| corrupt(format!("keyring: {e}")))?;

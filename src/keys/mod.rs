@@ -8,6 +8,7 @@
 //! Secret keys live only in [`Identity`], which zeroizes them on drop and never prints them.
 
 use crate::clock::Timestamp;
+use crate::codec::DecodeError;
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -54,7 +55,71 @@ macro_rules! byte_array {
                 self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
             }
         }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::keys::ParseHexError;
+
+            /// Reads what `Display` writes: all bytes in hex (either case), surrounding
+            /// whitespace ignored.
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                $crate::keys::parse_hex(text).map(Self)
+            }
+        }
     };
+}
+
+/// Why text is not a fixed-size id in hex (as [`MemberId`], `GroupId` and the other ids
+/// print with `Display`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseHexError {
+    /// The text has the wrong number of hex digits.
+    WrongLength {
+        /// Hex digits expected (two per byte).
+        expected: usize,
+        /// Characters found (surrounding whitespace not counted).
+        found: usize,
+    },
+    /// A character is not a hex digit.
+    NotHex {
+        /// Its position, counting from 1 (surrounding whitespace not counted).
+        at: usize,
+    },
+}
+
+impl fmt::Display for ParseHexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WrongLength { expected, found } => write!(
+                f,
+                "an id is {expected} hex digits, this is {found} characters: copy the whole id"
+            ),
+            Self::NotHex { at } => write!(f, "character {at} of the id is not a hex digit"),
+        }
+    }
+}
+
+impl std::error::Error for ParseHexError {}
+
+/// `N` bytes from `2 * N` hex digits.
+pub(crate) fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], ParseHexError> {
+    let text = text.trim();
+    if text.len() != 2 * N {
+        return Err(ParseHexError::WrongLength {
+            expected: 2 * N,
+            found: text.chars().count(),
+        });
+    }
+    let digit = |i: usize| {
+        char::from(text.as_bytes()[i])
+            .to_digit(16)
+            .map(|d| d as u8)
+            .ok_or(ParseHexError::NotHex { at: i + 1 })
+    };
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = digit(2 * i)? << 4 | digit(2 * i + 1)?;
+    }
+    Ok(out)
 }
 pub(crate) use byte_array;
 
@@ -323,6 +388,26 @@ impl KeyBundle {
         out
     }
 
+    /// Reads [`to_bytes`](Self::to_bytes)'s layout. The signature is not checked here:
+    /// adding the bundle to a group checks it ([`verify`](Self::verify) checks it at once).
+    /// For text, see [`armored`](Self::armored) and [`from_armored`](Self::from_armored).
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Invalid`] unless `bytes` is exactly [`LEN`](Self::LEN) bytes long.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let bytes: &[u8; Self::LEN] = bytes.try_into().map_err(|_| DecodeError::Invalid {
+            reason: format!("a key bundle is {} bytes, not {}", Self::LEN, bytes.len()),
+        })?;
+        let at = |from: usize| -> [u8; 32] { bytes[from..from + 32].try_into().expect("32") };
+        Ok(Self {
+            member: MemberId(at(0)),
+            encryption_key: EncryptionKey(at(32)),
+            created: Timestamp::from_raw(u64::from_be_bytes(bytes[64..72].try_into().expect("8"))),
+            signature: SignatureBytes(bytes[72..].try_into().expect("64")),
+        })
+    }
+
     /// Whether this bundle supersedes `other` as its member's key.
     pub fn is_newer_than(&self, other: &KeyBundle) -> bool {
         (self.created, self.encryption_key) > (other.created, other.encryption_key)
@@ -332,6 +417,47 @@ impl KeyBundle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every id reads back from what it prints, in either case, whitespace around it
+        /// ignored; anything shorter, longer or not hex is refused saying which.
+        #[test]
+        fn ids_read_back_from_their_hex(bytes in any::<[u8; 32]>(), cut in 0usize..64) {
+            let id = MemberId(bytes);
+            let text = id.to_string();
+            prop_assert_eq!(text.parse::<MemberId>(), Ok(id));
+            prop_assert_eq!(format!(" {}\n", text.to_uppercase()).parse::<MemberId>(), Ok(id));
+            prop_assert_eq!(
+                text[..cut].parse::<MemberId>(),
+                Err(ParseHexError::WrongLength { expected: 64, found: cut })
+            );
+            let mut bad = text.clone();
+            bad.replace_range(cut..cut + 1, "g");
+            prop_assert_eq!(bad.parse::<MemberId>(), Err(ParseHexError::NotHex { at: cut + 1 }));
+        }
+    }
+
+    #[test]
+    fn a_bundle_reads_back_from_its_bytes() {
+        let bundle = Identity::from_secret_bytes([1; 32])
+            .bundle(EncryptionKey([2; 32]), Timestamp::from_raw(5));
+        assert_eq!(KeyBundle::from_bytes(&bundle.to_bytes()), Ok(bundle));
+        let error = KeyBundle::from_bytes(&bundle.to_bytes()[1..]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid value: a key bundle is 136 bytes, not 135"
+        );
+    }
+
+    #[test]
+    fn a_short_id_says_to_copy_the_whole_id() {
+        let error = "8a88e3dd7409f195".parse::<MemberId>().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "an id is 64 hex digits, this is 16 characters: copy the whole id"
+        );
+    }
 
     #[test]
     fn bundle_signature_binds_every_field() {
