@@ -584,3 +584,26 @@ fn a_device_restored_from_an_old_copy_catches_up_before_it_acts() {
     );
     assert_eq!(bob.view(group), restored.view(group));
 }
+
+/// Removing someone already removed says so, and mails nothing.
+#[test]
+fn removing_someone_already_removed_says_so() {
+    let mut r = rng(7);
+    let (mut alice, bob, group) = pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+    alice.remove(group, bob.id(), T0 + 10).unwrap();
+    let before = state(&alice);
+    let error = alice.remove(group, bob.id(), T0 + 11).unwrap_err();
+    assert!(
+        matches!(error, DeviceError::Action(splitsafe::group::ActionError::NotInView(m)) if m == bob.id()),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{} is not in the group here (removed already, left, or never added): nothing to \
+             remove",
+            bob.id()
+        )
+    );
+    assert_eq!(state(&alice), before);
+}

@@ -52,36 +52,49 @@ fn equals_cannot_remove_each_other_and_members_cannot_remove_at_all() {
     assert_eq!(rank(&replica, 0), Some(Rank::Owner));
     assert_eq!(rank(&replica, 1), Some(Rank::Admin));
     assert_eq!(rank(&replica, 3), Some(Rank::Member));
-    let refused = |author: u8| ActionError::NotPermitted {
+    let refused = |author: u8, action: &'static str, subject: u8| ActionError::NotPermitted {
         author: identity(author).id(),
         rank: if author == 3 {
             Rank::Member
         } else {
             Rank::Admin
         },
+        action,
+        subject: Some(identity(subject).id()),
     };
     let before = replica.save();
     assert_eq!(
         replica.remove(&identity(1), identity(2).id(), T0 + 20),
-        Err(refused(1))
+        Err(refused(1, "remove", 2))
     );
     assert_eq!(
         replica.remove(&identity(1), identity(0).id(), T0 + 20),
-        Err(refused(1))
+        Err(refused(1, "remove", 0))
     );
     assert_eq!(
         replica.remove(&identity(3), identity(1).id(), T0 + 20),
-        Err(refused(3))
+        Err(refused(3, "remove", 1))
     );
     assert_eq!(
         replica.add(&identity(3), bundle(&identity(5), 5, T0), T0 + 20),
-        Err(refused(3))
+        Err(refused(3, "add", 5))
     );
     assert_eq!(
         replica.promote(&identity(1), identity(3).id(), T0 + 20),
-        Err(refused(1))
+        Err(refused(1, "change the rank of", 3))
     );
     assert_eq!(replica.save(), before);
+    // The error says who, what, to whom, and the rule.
+    assert_eq!(
+        refused(3, "remove", 1).to_string(),
+        format!(
+            "{}, of rank Member, may not remove {}: members may only rotate their keys and \
+             leave; admins may also add, and remove members who were never admins; only the \
+             owner changes ranks, and the owner cannot leave",
+            identity(3).id(),
+            identity(1).id()
+        )
+    );
     // The owner cannot leave; an admin can remove a plain member.
     assert!(matches!(
         replica.leave(&identity(0), T0 + 20),

@@ -32,7 +32,7 @@ pub enum SealError {
 impl fmt::Display for SealError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotAMember(id) => write!(f, "{id:?} is not a member of the view it seals to"),
+            Self::NotAMember(id) => write!(f, "{id} is not a member of the view it seals to"),
             Self::TooLarge { len, max } => write!(f, "payload of {len} bytes exceeds {max}"),
             Self::TooManyRecipients { count, max } => {
                 write!(f, "{count} recipients exceed the limit of {max}")
@@ -100,7 +100,7 @@ impl fmt::Display for OpenError {
             Self::Malformed(e) => write!(f, "malformed envelope: {e}"),
             Self::UnsupportedVersion(v) => write!(f, "envelope version {v} is not supported"),
             Self::WrongGroup { expected, found } => {
-                write!(f, "envelope for group {found:?}, reader is in {expected:?}")
+                write!(f, "envelope for group {found}, reader is in {expected}")
             }
             Self::UnknownSenderKey { sender, key } => write!(
                 f,

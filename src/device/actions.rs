@@ -5,7 +5,7 @@ use super::{
     admitted, group_mut, op_write, Batch, Device, DeviceError, Group, Invitation, Message,
     MessageMode, Place, Store, Welcome, Write,
 };
-use crate::group::{GroupId, Rank, Replica, SignedOp};
+use crate::group::{ActionError, GroupId, Rank, Replica, SignedOp};
 use crate::keys::{Identity, KeyBundle, MemberId};
 use rand_core::CryptoRng;
 
@@ -111,6 +111,10 @@ impl<S: Store> Device<S> {
         now_ms: u64,
     ) -> Result<Message, DeviceError> {
         self.act(group, now_ms, |replica, identity| {
+            // Another removal would be an operation that changes nothing here.
+            if member != identity.id() && !replica.is_member(&member) {
+                return Err(ActionError::NotInView(member));
+            }
             replica.remove(identity, member, now_ms)
         })
     }

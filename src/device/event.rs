@@ -287,8 +287,8 @@ impl fmt::Display for DeviceError {
             Self::Store(e) => write!(f, "store: {e}"),
             Self::Poisoned => f.write_str("an earlier store failure: reopen the device"),
             Self::StoreState(what) => write!(f, "store: {what}"),
-            Self::NoSuchGroup(g) => write!(f, "this device is not in group {g:?}"),
-            Self::NoSuchInvitation(g) => write!(f, "no invitation to group {g:?} waits"),
+            Self::NoSuchGroup(g) => write!(f, "this device is not in group {g}: create it, or accept an invitation to it"),
+            Self::NoSuchInvitation(g) => write!(f, "no invitation to group {g} waits (never received, or already accepted, declined or dropped)"),
             Self::Action(e) => write!(f, "{e}"),
             Self::Seal(e) => write!(f, "{e}"),
             Self::Unreadable(e) => write!(f, "unreadable input: {e}"),
@@ -299,8 +299,8 @@ impl fmt::Display for DeviceError {
                 claimed,
             } => write!(
                 f,
-                "this store is older than what {peer:?} has seen of this device in group \
-                 {group:?} ({claimed} of its operations there, {held} here): sync with it \
+                "this store is older than what {peer} has seen of this device in group \
+                 {group} ({claimed} of its operations there, {held} here): sync with it \
                  before acting"
             ),
         }

@@ -82,7 +82,14 @@ pub enum ActionError {
         author: MemberId,
         /// Its rank.
         rank: Rank,
+        /// What it tried: "add", "remove", "change the rank of", "leave", "rotate".
+        action: &'static str,
+        /// Whom it acted on, if anyone.
+        subject: Option<MemberId>,
     },
+    /// The member acted on is not in the view here (removed already, left, or never
+    /// added): there is nothing to remove.
+    NotInView(MemberId),
     /// The bundle does not verify, or (for a rotation) is not the author's own.
     BadBundle(IngestError),
 }
@@ -90,10 +97,32 @@ pub enum ActionError {
 impl fmt::Display for ActionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotAMember(id) => write!(f, "{id:?} is not a member of the group"),
-            Self::NotPermitted { author, rank } => {
-                write!(f, "{author:?}, of rank {rank:?}, may not do this")
+            Self::NotAMember(id) => write!(
+                f,
+                "{id} is not a member of the group here, so it cannot act in it (if it was \
+                 just added, receive the add first)"
+            ),
+            Self::NotPermitted {
+                author,
+                rank,
+                action,
+                subject,
+            } => {
+                write!(f, "{author}, of rank {rank:?}, may not {action}")?;
+                if let Some(subject) = subject {
+                    write!(f, " {subject}")?;
+                }
+                f.write_str(
+                    ": members may only rotate their keys and leave; admins may also add, and \
+                     remove members who were never admins; only the owner changes ranks, and \
+                     the owner cannot leave",
+                )
             }
+            Self::NotInView(id) => write!(
+                f,
+                "{id} is not in the group here (removed already, left, or never added): \
+                 nothing to remove"
+            ),
             Self::BadBundle(e) => write!(f, "bundle refused: {e}"),
         }
     }

@@ -146,6 +146,18 @@ impl Body {
         }
     }
 
+    /// What the operation does, as a verb phrase for messages ("add", "remove", ...).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Create { .. } => "found",
+            Self::Add { .. } => "add",
+            Self::Remove { .. } => "remove",
+            Self::Rank { .. } => "change the rank of",
+            Self::Leave => "leave",
+            Self::Rotate { .. } => "rotate",
+        }
+    }
+
     /// The other member this operation is about (added, removed or ranked), with the
     /// author's watermark of it.
     pub fn subject(&self) -> Option<(MemberId, Watermark)> {

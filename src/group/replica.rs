@@ -742,6 +742,8 @@ impl Replica {
             return Err(ActionError::NotPermitted {
                 author: id,
                 rank: self.rank(&id),
+                action: op.body.action(),
+                subject: op.body.subject().map(|(member, _)| member),
             });
         }
         op.timestamp = self.clock.send(physical_ms);
@@ -879,6 +881,8 @@ impl Replica {
             return Err(ActionError::NotPermitted {
                 author: member,
                 rank: self.rank(&member),
+                action: "change the rank of",
+                subject: Some(member),
             });
         }
         let watermark = self.watermark(&member);

@@ -68,7 +68,7 @@ pub enum PositionError {
 impl fmt::Display for PositionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NeverAMember(sender) => write!(f, "{sender:?} has never been a member"),
+            Self::NeverAMember(sender) => write!(f, "{sender} has never been a member"),
             Self::Unknown { sender, seq } => write!(
                 f,
                 "the position names operation {seq} of {sender:?}, which this replica has not \

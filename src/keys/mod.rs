@@ -155,10 +155,10 @@ pub enum KeyError {
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidPublicKey(id) => write!(f, "{id:?} is not a usable Ed25519 public key"),
-            Self::BadSignature(id) => write!(f, "signature does not verify under {id:?}"),
+            Self::InvalidPublicKey(id) => write!(f, "{id} is not a usable Ed25519 public key"),
+            Self::BadSignature(id) => write!(f, "signature does not verify under {id}"),
             Self::WeakEncryptionKey(id) => {
-                write!(f, "the encryption key of {id:?} has small order")
+                write!(f, "the encryption key of {id} has small order")
             }
         }
     }
