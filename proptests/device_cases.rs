@@ -607,3 +607,43 @@ fn removing_someone_already_removed_says_so() {
     );
     assert_eq!(state(&alice), before);
 }
+
+/// A store that counts the commits it is given.
+#[derive(Clone, Default)]
+struct Counting(MemoryStore, std::rc::Rc<std::cell::Cell<usize>>);
+
+impl Store for Counting {
+    fn load(&mut self) -> Result<Option<splitsafe::device::Stored>, splitsafe::device::StoreError> {
+        self.0.load()
+    }
+
+    fn commit(
+        &mut self,
+        writes: &[splitsafe::device::Write],
+        durability: splitsafe::device::Durability,
+    ) -> Result<(), splitsafe::device::StoreError> {
+        self.1.set(self.1.get() + 1);
+        self.0.commit(writes, durability)
+    }
+}
+
+/// Reading does not write: a reopened device that ticks with nothing due, lists its groups,
+/// members and invitations, and makes a sync message it has already said commits nothing.
+#[test]
+fn read_only_calls_do_not_write() {
+    let mut r = rng(8);
+    let (alice, _bob, group) = pair(Counting::default(), Counting::default(), &mut r);
+    let mut alice = Device::open(alice.into_store(), DeviceConfig::default()).unwrap();
+    let now = T0 + 10;
+    alice.tick(now).unwrap();
+    let commits = alice.store().1.clone();
+    let before = commits.get();
+    alice.tick(now + 1).unwrap();
+    let _ = (
+        alice.groups().count(),
+        alice.view(group).unwrap().members().count(),
+    );
+    let _ = alice.invitations().count();
+    let _ = alice.unacknowledged().count();
+    assert_eq!(commits.get(), before, "a tick with nothing due wrote");
+}

@@ -174,13 +174,30 @@ impl<S: Store> World<S> {
         }
     }
 
-    fn receive(&mut self, to: usize, bytes: &[u8]) {
+    fn receive(&mut self, to: usize, bytes: &[u8]) -> Vec<Event> {
         let now = self.now;
         let device = self.device(to);
         let mut events = device.receive(bytes, now).unwrap();
         // Every invitation (a re-add's welcome) is accepted, as its user would.
         support::device::accept_invitations(device, &mut events, now);
         self.note(to, &events);
+        events
+    }
+
+    /// Notes `handoff` as handed to `to` if `events` (of receiving it) show it was for `to`:
+    /// a chain handed on to members whose keys changed is addressed to them alone, and the
+    /// others report nothing of it.
+    fn note_handoff(&mut self, to: usize, handoff: EnvelopeId, events: &[Event]) {
+        let addressed = events.iter().any(|event| match event {
+            Event::Chain { .. } => true,
+            Event::Pending { id, .. } | Event::Refused(Refusal::Envelope { id, .. }) => {
+                *id == handoff
+            }
+            _ => false,
+        });
+        if addressed {
+            self.handed[to].insert(self.handoffs[&handoff]);
+        }
     }
 
     fn run(&mut self, step: Step) {
@@ -286,9 +303,11 @@ impl<S: Store> World<S> {
             Ok(Message::Chain(post)) => {
                 let text = self.texts[&post.message.id()].clone();
                 self.delivered[to].insert(text);
+                let events = self.receive(to, bytes);
                 if let Some(handoff) = post.handoff {
-                    self.handed[to].insert(self.handoffs[&handoff.id()]);
+                    self.note_handoff(to, handoff.id(), &events);
                 }
+                return;
             }
             _ => {}
         }
@@ -314,12 +333,12 @@ impl<S: Store> World<S> {
             }
             for (to, message) in [(b, from_a), (a, from_b)] {
                 if let Some(message) = message {
+                    let events = self.receive(to, &message.to_bytes());
                     if let Message::Sync(sync) = &message {
                         if let Some(handoff) = &sync.handoff {
-                            self.handed[to].insert(self.handoffs[&handoff.id()]);
+                            self.note_handoff(to, handoff.id(), &events);
                         }
                     }
-                    self.receive(to, &message.to_bytes());
                 }
             }
         }

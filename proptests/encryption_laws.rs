@@ -107,12 +107,10 @@ proptest! {
             1 => { flip(&mut h.group.0); OpenError::WrongGroup { expected: envelope.header.group, found: h.group } }
             2 => { flip(&mut h.sender.0); OpenError::Position(PositionError::NeverAMember(h.sender)) }
             3 => {
+                // The stamp is checked only once the envelope authenticates: an altered
+                // stamp, far ahead or not, is caught by the signature first.
                 h.stamp = splitsafe::clock::Timestamp::from_raw(h.stamp.as_raw() ^ (1 << (bit % 64)));
-                let clock = splitsafe::clock::Clock::new(splitsafe::clock::ClockConfig::default());
-                match clock.check(h.stamp, READ_AT) {
-                    Err(e) => OpenError::StampTooFarAhead(e),
-                    Ok(()) => OpenError::BadSignature,
-                }
+                OpenError::BadSignature
             }
             4 => { flip(&mut h.sender_key.0); OpenError::UnknownSenderKey { sender: h.sender, key: h.sender_key } }
             5 => { flip(&mut h.view.0); OpenError::BadSignature }

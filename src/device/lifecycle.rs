@@ -142,6 +142,7 @@ impl<S: Store> Device<S> {
                     peers,
                     keys,
                     mode,
+                    stored_clock: Some(group.clock),
                 },
             );
         }

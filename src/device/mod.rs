@@ -63,6 +63,7 @@ pub use store::{
     Durability, MemoryStore, Place, Store, StoreError, Stored, StoredGroup, StoredPending, Write,
 };
 
+use crate::clock::Timestamp;
 use crate::codec;
 use crate::crypto::{ChainConfig, EnvelopeId, Keyring, KeyringConfig, SenderKeys};
 use crate::group::{GroupId, Replica, ReplicaConfig, SignedOp, Status, View};
@@ -181,6 +182,9 @@ struct Group {
     keys: SenderKeys,
     /// The group's own message mode setting.
     mode: Option<MessageMode>,
+    /// The replica's clock as last stored (`None`: never stored): a call that moved nothing
+    /// writes nothing.
+    stored_clock: Option<Timestamp>,
 }
 
 impl Group {
@@ -191,6 +195,7 @@ impl Group {
             peers: BTreeMap::new(),
             keys,
             mode: None,
+            stored_clock: None,
         }
     }
 }
@@ -404,10 +409,11 @@ impl<S: Store> Device<S> {
             };
             batch.writes.push(op_write(group, &op, place));
         }
-        batch.writes.push(Write::Clock {
-            group,
-            clock: g.replica.clock().last(),
-        });
+        let clock = g.replica.clock().last();
+        if g.stored_clock != Some(clock) {
+            g.stored_clock = Some(clock);
+            batch.writes.push(Write::Clock { group, clock });
+        }
     }
 }
 
