@@ -241,13 +241,11 @@ impl World {
         for _ in 0..10 {
             let mut said = false;
             for a in 0..3 {
-                for b in (0..3).filter(|&b| b != a) {
-                    let (group, peer) = (self.group, self.ids[b]);
-                    let said_now = self.device(a).sync_message(group, peer).expect("store");
-                    if let Some(message) = said_now {
-                        self.post.send(a, b, &message);
-                        said = true;
-                    }
+                // Every group, every member and past member: the device knows who is due.
+                for (peer, message) in self.device(a).syncs_due().expect("store") {
+                    let b = self.ids.iter().position(|id| *id == peer).expect("known");
+                    self.post.send(a, b, &message);
+                    said = true;
                 }
             }
             self.read_mail();

@@ -647,3 +647,38 @@ fn read_only_calls_do_not_write() {
     let _ = alice.unacknowledged().count();
     assert_eq!(commits.get(), before, "a tick with nothing due wrote");
 }
+
+/// `syncs_due` addresses every member and past member: a removal whose mail was lost still
+/// reaches the removed member, every view converges, and then nothing more is due.
+#[test]
+fn syncs_due_reach_past_members_and_fall_silent() {
+    let mut r = rng(9);
+    let (mut d, group) = support::device::group_of(3, DeviceConfig::default(), &mut r);
+    let carol = d[2].id();
+    // Alice removes Carol; the removal reaches nobody (its mail is lost).
+    d[0].remove(group, carol, T0 + 10).unwrap();
+    let mut rounds = 0;
+    loop {
+        let mut said = false;
+        for from in 0..3 {
+            for (to, message) in d[from].syncs_due().unwrap() {
+                said = true;
+                let to = (0..3)
+                    .find(|&i| d[i].id() == to)
+                    .expect("a device of the group");
+                d[to].receive(&message.to_bytes(), T0 + 20).unwrap();
+            }
+        }
+        if !said {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 10, "sync did not fall silent");
+    }
+    assert!(
+        !d[2].view(group).unwrap().contains(&carol),
+        "Carol learned of her removal"
+    );
+    let digest = d[0].view(group).unwrap().digest();
+    assert!((0..3).all(|i| d[i].view(group).unwrap().digest() == digest));
+}

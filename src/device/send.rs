@@ -8,6 +8,7 @@ use crate::crypto::{Payload, SealOptions};
 use crate::group::GroupId;
 use crate::keys::MemberId;
 use rand_core::CryptoRng;
+use std::collections::BTreeSet;
 
 impl<S: Store> Device<S> {
     /// Seals `plaintext` to `group`'s current view, in the group's [`MessageMode`]: an
@@ -67,6 +68,34 @@ impl<S: Store> Device<S> {
         self.note_group(group, &mut batch);
         self.commit(batch)?;
         Ok(message)
+    }
+
+    /// Every sync message due, for every group and every peer it should reach, each with
+    /// its addressee: the group's members and its past members (a removed member learns of
+    /// its removal only this way, and until it does its view and the others' differ), this
+    /// device excepted. Peers with nothing to hear are skipped, so calling this whenever
+    /// there is a chance to send is what keeps every group converging, and costs nothing
+    /// once all are in sync.
+    ///
+    /// # Errors
+    ///
+    /// Store failures (what was said up to then is recorded).
+    pub fn syncs_due(&mut self) -> Result<Vec<(MemberId, Message)>, DeviceError> {
+        let me = self.id();
+        let mut due = Vec::new();
+        let groups: Vec<GroupId> = self.groups.keys().copied().collect();
+        for group in groups {
+            let replica = &self.groups[&group].replica;
+            let members = replica.view().members().map(|(member, _)| *member);
+            let past = replica.past_members().map(|(member, _)| *member);
+            let peers: BTreeSet<MemberId> = members.chain(past).filter(|p| *p != me).collect();
+            for peer in peers {
+                if let Some(message) = self.sync_message(group, peer)? {
+                    due.push((peer, message));
+                }
+            }
+        }
+        Ok(due)
     }
 
     /// A sync message for `peer` about `group`, or `None` if there is nothing to say (see
