@@ -130,7 +130,7 @@ impl<S: Store> Device<S> {
         batch.changes(group, report.changes);
         self.republish(group, now_ms, batch);
         self.rejudge(group, batch);
-        self.retry_pending(group, Wake::All, now_ms, batch);
+        self.retry_pending(group, Wake::Senders(touched), now_ms, batch);
     }
 
     fn receive_sync(&mut self, sync: SyncMessage, now_ms: u64, batch: &mut Batch) {
