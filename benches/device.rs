@@ -214,7 +214,9 @@ fn retry(c: &mut Criterion) {
         let add = owner.invite(group, bundle(3), T0 + 2).unwrap().add;
         reader.receive(&add.to_bytes(), T0 + 2).unwrap();
         let big = vec![7u8; 1 << 20];
-        let Message::Envelope(template) = owner.send(group, &big, &mut rng, T0 + 3).unwrap() else {
+        let Message::Envelope(template) =
+            owner.send(group, &big, &mut rng, T0 + 3).unwrap().message
+        else {
             panic!("pairwise")
         };
         for n in 0..waiting {

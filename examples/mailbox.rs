@@ -14,7 +14,7 @@
 //! ```
 
 use splitsafe::device::{
-    Delivery, Device, DeviceConfig, DeviceError, Event, Message, Received, SqliteStore,
+    Delivery, Device, DeviceConfig, DeviceError, Event, Message, Outgoing, Received, SqliteStore,
 };
 use splitsafe::group::{GroupId, Standing};
 use splitsafe::keys::{Identity, MemberId};
@@ -144,9 +144,11 @@ impl World {
         self.now
     }
 
-    fn broadcast(&mut self, from: usize, message: &Message) {
-        for to in (0..3).filter(|&to| to != from) {
-            self.post.send(from, to, message);
+    /// Mails what device `from` made to everyone it is addressed to.
+    fn post_to(&mut self, from: usize, outgoing: &Outgoing) {
+        for member in &outgoing.to {
+            let to = self.ids.iter().position(|id| id == member).expect("known");
+            self.post.send(from, to, outgoing);
         }
     }
 
@@ -157,7 +159,7 @@ impl World {
             .device(from)
             .send(group, text.as_bytes(), &mut rng, now)
         {
-            Ok(sealed) => self.broadcast(from, &sealed),
+            Ok(sealed) => self.post_to(from, &sealed),
             Err(e) => println!("    {} cannot send {text:?}: {e}", NAMES[from]),
         }
     }
@@ -220,7 +222,7 @@ impl World {
                     );
                     device.ack(r.id).expect("store");
                 }
-                Event::Publish { message, .. } => self.broadcast(i, &message),
+                Event::Publish { message, .. } => self.post_to(i, &message),
                 Event::Invited(invited) if invited.from == self.ids[0] => {
                     // Each user joins Alice's group, and no other.
                     let now = self.tick();
@@ -242,9 +244,8 @@ impl World {
             let mut said = false;
             for a in 0..3 {
                 // Every group, every member and past member: the device knows who is due.
-                for (peer, message) in self.device(a).syncs_due().expect("store") {
-                    let b = self.ids.iter().position(|id| *id == peer).expect("known");
-                    self.post.send(a, b, &message);
+                for sync in self.device(a).syncs_due().expect("store") {
+                    self.post_to(a, &sync);
                     said = true;
                 }
             }
@@ -311,13 +312,8 @@ fn run(root: &Path) -> Result<bool, DeviceError> {
             if let Event::Bundle(bundle) = event {
                 let now = world.tick();
                 let invitation = alice.invite(group, bundle, now)?;
-                let to = world
-                    .ids
-                    .iter()
-                    .position(|id| *id == bundle.member)
-                    .expect("known");
-                world.post.send(0, to, &invitation.welcome);
-                world.broadcast(0, &invitation.add);
+                world.post_to(0, &invitation.welcome);
+                world.post_to(0, &invitation.add);
             }
         }
     }
@@ -332,14 +328,14 @@ fn run(root: &Path) -> Result<bool, DeviceError> {
     let now = world.tick();
     let carol = world.ids[2];
     let removal = world.device(0).remove(group, carol, now)?;
-    world.broadcast(0, &removal);
+    world.post_to(0, &removal);
     println!("    Alice removes Carol; Carol does not know and keeps sending.");
     world.say(2, "carol: anyone there?");
     let now = world.tick();
     let mut rng = splitsafe::rng::os_rng();
     for published in world.device(1).rotate(&mut rng, now)? {
         world.post.lose_next_to = Some(0);
-        world.broadcast(1, &published);
+        world.post_to(1, &published);
     }
     println!("    Bob rotates his key; the mail telling Alice is lost, so his next message waits at hers.");
     world.say(1, "bob: new key, same bob");

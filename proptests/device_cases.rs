@@ -167,10 +167,10 @@ fn text_without_a_block_says_so() {
     );
     let invitation = invitation.unwrap();
     for message in [
-        sealed,
+        sealed.message,
         sync,
-        invitation.add,
-        invitation.welcome,
+        invitation.add.message,
+        invitation.welcome.message,
         Message::Bundle(bob.bundle()),
     ] {
         assert!(
@@ -423,7 +423,9 @@ fn sender_keys_hand_out_a_chain_and_cut_off_removed_members() {
 
     let first = alice.send(group, b"one", &mut r, T0 + 10).unwrap();
     let second = alice.send(group, b"two", &mut r, T0 + 11).unwrap();
-    let (Message::Chain(first_post), Message::Chain(second_post)) = (&first, &second) else {
+    let (Message::Chain(first_post), Message::Chain(second_post)) =
+        (&first.message, &second.message)
+    else {
         panic!("sender-key messages")
     };
     assert!(first_post.handoff.is_some() && second_post.handoff.is_none());
@@ -456,7 +458,7 @@ fn sender_keys_hand_out_a_chain_and_cut_off_removed_members() {
     let after = alice
         .send(group, b"without carol", &mut r, T0 + 22)
         .unwrap();
-    let Message::Chain(post) = &after else {
+    let Message::Chain(post) = &after.message else {
         panic!("a sender-key message")
     };
     assert!(post.handoff.is_some(), "a changed view starts a new chain");
@@ -475,11 +477,11 @@ fn automatic_mode_switches_above_its_threshold() {
         .set_mode(group, MessageMode::Automatic { above: 2 })
         .unwrap();
     let small = alice.send(group, b"to two", &mut r, T0 + 10).unwrap();
-    assert!(matches!(small, Message::Envelope(_)));
+    assert!(matches!(small.message, Message::Envelope(_)));
     let carol = device(MemoryStore::default(), 2, &mut r);
     alice.invite(group, carol.bundle(), T0 + 11).unwrap();
     let large = alice.send(group, b"to three", &mut r, T0 + 12).unwrap();
-    assert!(matches!(large, Message::Chain(_)));
+    assert!(matches!(large.message, Message::Chain(_)));
 }
 
 /// A chain's first message is lost; sync hands the chain out again, and the later
@@ -648,6 +650,63 @@ fn read_only_calls_do_not_write() {
     assert_eq!(commits.get(), before, "a tick with nothing due wrote");
 }
 
+/// Every outgoing item names who it is for: a sealed message its view, an operation the
+/// members before and after it (the removed and the leaving included, the newcomer left to
+/// its welcome), a welcome the newcomer, a sync message its one peer, past members too.
+#[test]
+fn every_outgoing_item_says_who_it_is_for() {
+    let mut r = rng(12);
+    let (mut d, group) = support::device::group_of(3, DeviceConfig::default(), &mut r);
+    let id: Vec<_> = d.iter().map(Device::id).collect();
+    let mut dave = device(MemoryStore::default(), 3, &mut r);
+    let sorted = |mut ids: Vec<splitsafe::keys::MemberId>| {
+        ids.sort();
+        ids
+    };
+
+    let invitation = d[0].invite(group, dave.bundle(), T0 + 10).unwrap();
+    assert_eq!(invitation.add.to, sorted(vec![id[1], id[2]]));
+    assert_eq!(invitation.welcome.to, [dave.id()]);
+    support::device::join(&mut dave, &invitation.welcome, T0 + 11);
+    for member in &mut d[1..] {
+        member.receive(&invitation.add.to_bytes(), T0 + 11).unwrap();
+    }
+    let all = [id.clone(), vec![dave.id()]].concat();
+    let everyone_but = |me: usize| {
+        let mut all = all.clone();
+        all.remove(me);
+        sorted(all)
+    };
+    let sealed = d[1].send(group, b"hello", &mut r, T0 + 12).unwrap();
+    assert_eq!(sealed.to, everyone_but(1));
+    let rank = d[0]
+        .set_rank(group, id[1], splitsafe::group::Rank::Admin, T0 + 13)
+        .unwrap();
+    assert_eq!(rank.to, everyone_but(0));
+    let rotations = d[2].rotate(&mut r, T0 + 14).unwrap();
+    assert_eq!(rotations.len(), 1);
+    assert_eq!(rotations[0].to, everyone_but(2));
+
+    let removal = d[0].remove(group, id[2], T0 + 15).unwrap();
+    assert_eq!(removal.to, everyone_but(0), "the removed member learns it");
+    let leaving = d[1].leave(group, T0 + 16).unwrap();
+    assert_eq!(leaving.to, everyone_but(1), "the removal is not here yet");
+    for op in [&rank, &rotations[0], &removal] {
+        dave.receive(&op.to_bytes(), T0 + 17).unwrap();
+    }
+    let after = dave.send(group, b"without carol", &mut r, T0 + 18).unwrap();
+    assert_eq!(after.to, sorted(vec![id[0], id[1]]));
+    // Alice's syncs are due to every member and past member, one peer each.
+    let mut addressed = Vec::new();
+    for sync in d[0].syncs_due().unwrap() {
+        let [to] = sync.to[..] else {
+            panic!("a sync message is for one peer")
+        };
+        addressed.push(to);
+    }
+    assert_eq!(addressed, everyone_but(0), "Carol, removed, is among them");
+}
+
 /// `syncs_due` addresses every member and past member: a removal whose mail was lost still
 /// reaches the removed member, every view converges, and then nothing more is due.
 #[test]
@@ -661,12 +720,15 @@ fn syncs_due_reach_past_members_and_fall_silent() {
     loop {
         let mut said = false;
         for from in 0..3 {
-            for (to, message) in d[from].syncs_due().unwrap() {
+            for sync in d[from].syncs_due().unwrap() {
+                let [to] = sync.to[..] else {
+                    panic!("a sync message is for one peer")
+                };
                 said = true;
                 let to = (0..3)
                     .find(|&i| d[i].id() == to)
                     .expect("a device of the group");
-                d[to].receive(&message.to_bytes(), T0 + 20).unwrap();
+                d[to].receive(&sync.to_bytes(), T0 + 20).unwrap();
             }
         }
         if !said {

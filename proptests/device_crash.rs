@@ -60,8 +60,10 @@ fn crash_child() {
         let now = T0 + 1_000 * (round * 100_000 + i);
         let (kind, id) = match i % 4 {
             0 | 2 => {
-                let Message::Envelope(envelope) =
-                    device.send(group, &i.to_be_bytes(), &mut r, now).unwrap()
+                let Message::Envelope(envelope) = device
+                    .send(group, &i.to_be_bytes(), &mut r, now)
+                    .unwrap()
+                    .message
                 else {
                     unreachable!()
                 };
@@ -74,7 +76,8 @@ fn crash_child() {
                     support::group::enc_key(((round * 7 + i) % 250) as u8 + 1),
                     splitsafe::clock::Timestamp::from_physical(now),
                 );
-                let Message::Operations(ops) = device.invite(group, bundle, now).unwrap().add
+                let Message::Operations(ops) =
+                    device.invite(group, bundle, now).unwrap().add.message
                 else {
                     unreachable!()
                 };
@@ -82,7 +85,7 @@ fn crash_child() {
             }
             _ => {
                 let published = device.rotate(&mut r, now).unwrap();
-                let Message::Operations(ops) = &published[0] else {
+                let Message::Operations(ops) = &published[0].message else {
                     unreachable!()
                 };
                 ("op", hex(&ops[0].id().0))

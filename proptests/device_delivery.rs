@@ -102,7 +102,8 @@ fn every_message_is_delivered_across_kills() {
     drop(bob);
     let mut sent = Vec::new();
     for i in 0..MESSAGES {
-        let Message::Envelope(envelope) = alice.send(group, b"mail", &mut r, T0 + 10).unwrap()
+        let Message::Envelope(envelope) =
+            alice.send(group, b"mail", &mut r, T0 + 10).unwrap().message
         else {
             unreachable!("pairwise")
         };
@@ -192,8 +193,9 @@ fn split_removal(r: &mut Rng) -> (Device<MemoryStore>, Message, Message, GroupId
     let removal = alice.remove(group, identity(2).id(), T0 + 7).unwrap();
     let message = carol
         .send(group, b"from the other side", r, T0 + 8)
-        .unwrap();
-    (bob, message, removal, group)
+        .unwrap()
+        .message;
+    (bob, message, removal.message, group)
 }
 
 fn standing_of(events: &[Event]) -> Option<Standing> {

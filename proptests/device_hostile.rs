@@ -40,7 +40,7 @@ fn an_envelope_altered_where_this_reader_does_not_look_opens_once() {
     let mut r = rng(70);
     let (mut d, group) = group_of(4, config(MessageMode::Pairwise), &mut r);
     let sealed = d[0].send(group, b"transfer 100", &mut r, T0 + 10).unwrap();
-    let Message::Envelope(envelope) = &sealed else {
+    let Message::Envelope(envelope) = &sealed.message else {
         panic!("pairwise")
     };
     assert_eq!(
@@ -74,6 +74,7 @@ fn a_forged_copy_waiting_for_its_chain_does_not_suppress_the_genuine_message() {
         .map(|i| {
             d[1].send(group, &[i], &mut r, T0 + 10 + u64::from(i))
                 .unwrap()
+                .message
         })
         .collect();
     // Carol gets forged copies of messages 1 and 2 (signature zeroed) before anything else.
@@ -115,7 +116,7 @@ fn tick_never_asks_to_be_called_in_the_past() {
     let mut r = rng(13);
     let (mut d, group) = group_of(2, config(MessageMode::Pairwise), &mut r);
     let sealed = d[0].send(group, b"x", &mut r, T0 + 10).unwrap();
-    let Message::Envelope(mut junk) = sealed else {
+    let Message::Envelope(mut junk) = sealed.message else {
         panic!("pairwise")
     };
     // A sender key nobody published: it waits for the rotation that would publish it.

@@ -5,8 +5,8 @@
 mod support;
 
 use splitsafe::device::{
-    Device, DeviceConfig, Durability, Event, MemoryStore, Message, MessageMode, Store, StoreError,
-    Stored, Write,
+    Device, DeviceConfig, Durability, Event, MemoryStore, Message, MessageMode, Outgoing, Store,
+    StoreError, Stored, Write,
 };
 use splitsafe::group::GroupId;
 use support::crypto::{rng, Rng};
@@ -47,8 +47,13 @@ fn a_member_re_added_with_an_old_bundle_publishes_its_key() {
     assert_eq!(bob.rotate(&mut r, T0 + 6).unwrap().len(), 1);
 
     let readd = alice.invite(group, old_bundle, T0 + 7).unwrap();
-    let events = bob.receive(&readd.add.to_bytes(), T0 + 8).unwrap();
-    let published: Vec<&Message> = events
+    assert_eq!(
+        readd.welcome.to,
+        [bob.id()],
+        "the welcome is for the newcomer"
+    );
+    let events = bob.receive(&readd.welcome.to_bytes(), T0 + 8).unwrap();
+    let published: Vec<&Outgoing> = events
         .iter()
         .filter_map(|event| match event {
             Event::Publish { group: g, message } if *g == group => Some(&**message),
@@ -58,6 +63,11 @@ fn a_member_re_added_with_an_old_bundle_publishes_its_key() {
     let [publish] = &published[..] else {
         panic!("no key published: {events:?}")
     };
+    assert_eq!(
+        publish.to,
+        [alice.id()],
+        "a key published is for the members"
+    );
     alice.receive(&publish.to_bytes(), T0 + 9).unwrap();
     assert_eq!(
         alice
@@ -200,7 +210,7 @@ fn no_message_key_is_used_twice_across_power_losses() {
             }
             _ => {
                 let sent = alice.send(group, b"x", &mut r, now).unwrap();
-                let Message::Chain(post) = &sent else {
+                let Message::Chain(post) = &sent.message else {
                     panic!("sender keys")
                 };
                 let header = post.message.header;
@@ -251,7 +261,7 @@ fn a_members_rotation_hands_the_current_chain_to_its_new_key() {
     let rotation = d[5].rotate(&mut r, T0 + 12).unwrap();
     send_to(&mut d, &others(5), &rotation[0], T0 + 13);
     let after = d[1].send(group, b"after", &mut r, T0 + 14).unwrap();
-    let Message::Chain(post) = &after else {
+    let Message::Chain(post) = &after.message else {
         panic!("sender keys")
     };
     let handoff = post.handoff.as_ref().expect("handed on to the new key");
@@ -274,7 +284,7 @@ fn a_members_rotation_hands_the_current_chain_to_its_new_key() {
         }
     }
     let more = d[1].send(group, b"later", &mut r, later + 2).unwrap();
-    assert!(matches!(&more, Message::Chain(post) if post.handoff.is_none()));
+    assert!(matches!(&more.message, Message::Chain(post) if post.handoff.is_none()));
     assert_eq!(send_to(&mut d, &others(1), &more, later + 3), 5);
 }
 
@@ -326,7 +336,7 @@ fn a_message_delayed_behind_newer_chains_still_opens() {
     }
     let chains: std::collections::BTreeSet<_> = posts
         .iter()
-        .map(|m| match m {
+        .map(|m| match &m.message {
             Message::Chain(post) => post.message.header.chain,
             _ => panic!("sender keys"),
         })

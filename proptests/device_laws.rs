@@ -218,7 +218,7 @@ impl<S: Store> World<S> {
                 let result = self.device(from).send(group, &text, &mut r, now);
                 self.rng = r;
                 if let Ok(message) = result {
-                    let (id, chain) = match &message {
+                    let (id, chain) = match &message.message {
                         Message::Envelope(envelope) => (envelope.id(), None),
                         Message::Chain(post) => {
                             let header = &post.message.header;

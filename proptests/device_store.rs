@@ -152,7 +152,7 @@ fn erase_keys(db: &Path) -> ([u8; 32], Vec<[u8; 32]>, Device<SqliteStore>) {
     }
     for i in 0..6 {
         let sent = carol.send(group, b"chained", &mut r, now + 10 + i).unwrap();
-        assert!(matches!(sent, Message::Chain(_)));
+        assert!(matches!(sent.message, Message::Chain(_)));
         let events = bob.receive(&sent.to_bytes(), now + 20 + i).unwrap();
         assert!(events
             .iter()

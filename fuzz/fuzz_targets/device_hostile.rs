@@ -55,12 +55,18 @@ fn fixture() -> &'static Fixture {
         let mut genuine = Vec::new();
         for i in 0..4u8 {
             let text = vec![b'p', i];
-            genuine.push((alice.send(group, &text, &mut rng, T0 + 5).unwrap(), text));
+            genuine.push((
+                alice.send(group, &text, &mut rng, T0 + 5).unwrap().message,
+                text,
+            ));
         }
         alice.set_mode(group, MessageMode::SenderKeys).unwrap();
         for i in 0..3u8 {
             let text = vec![b'c', i];
-            genuine.push((alice.send(group, &text, &mut rng, T0 + 6).unwrap(), text));
+            genuine.push((
+                alice.send(group, &text, &mut rng, T0 + 6).unwrap().message,
+                text,
+            ));
         }
         let strangers = (0..3u8)
             .map(|n| {

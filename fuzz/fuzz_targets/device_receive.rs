@@ -55,11 +55,11 @@ fn fixture() -> &'static Fixture {
         let chained = alice.send(group, b"chained", &mut rng, T0 + 7).unwrap();
         let chained_next = alice.send(group, b"next", &mut rng, T0 + 8).unwrap();
         let messages = [
-            chained,
-            chained_next,
-            other,
-            invitation.add,
-            invitation.welcome,
+            chained.message,
+            chained_next.message,
+            other.message,
+            invitation.add.message,
+            invitation.welcome.message,
             sync,
             hello,
             Message::Bundle(carol.bundle()),
@@ -70,7 +70,7 @@ fn fixture() -> &'static Fixture {
             .collect();
         Fixture {
             bob,
-            genuine,
+            genuine: genuine.message,
             bases,
         }
     })

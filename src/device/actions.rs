@@ -2,8 +2,8 @@
 //! set how it sends.
 
 use super::{
-    admitted, group_mut, op_write, Batch, Device, DeviceError, Group, Invitation, Message,
-    MessageMode, Place, Store, Welcome, Write,
+    admitted, group_mut, op_write, others, Batch, Device, DeviceError, Group, Invitation, Message,
+    MessageMode, Outgoing, Place, Store, Welcome, Write,
 };
 use crate::group::{ActionError, GroupId, Rank, Replica, SignedOp};
 use crate::keys::{Identity, KeyBundle, MemberId};
@@ -77,16 +77,22 @@ impl<S: Store> Device<S> {
         bundle: KeyBundle,
         now_ms: u64,
     ) -> Result<Invitation, DeviceError> {
-        let add = self.act(group, now_ms, |replica, identity| {
+        let newcomer = bundle.member;
+        let mut add = self.act(group, now_ms, |replica, identity| {
             replica.add(identity, bundle, now_ms)
         })?;
+        add.to.retain(|member| *member != newcomer);
         Ok(Invitation {
             add,
-            welcome: self.welcome(group)?,
+            welcome: Outgoing {
+                to: vec![newcomer],
+                message: self.welcome(group)?,
+            },
         })
     }
 
-    /// A welcome to `group`: every operation this device has logged.
+    /// A welcome to `group`: every operation this device has logged, for whomever the
+    /// application chooses to send it to ([`invite`](Self::invite) addresses its own).
     ///
     /// # Errors
     ///
@@ -109,7 +115,7 @@ impl<S: Store> Device<S> {
         group: GroupId,
         member: MemberId,
         now_ms: u64,
-    ) -> Result<Message, DeviceError> {
+    ) -> Result<Outgoing, DeviceError> {
         self.act(group, now_ms, |replica, identity| {
             // Another removal would be an operation that changes nothing here.
             if member != identity.id() && !replica.is_member(&member) {
@@ -124,7 +130,7 @@ impl<S: Store> Device<S> {
     /// # Errors
     ///
     /// As for [`invite`](Self::invite).
-    pub fn leave(&mut self, group: GroupId, now_ms: u64) -> Result<Message, DeviceError> {
+    pub fn leave(&mut self, group: GroupId, now_ms: u64) -> Result<Outgoing, DeviceError> {
         self.act(group, now_ms, |replica, identity| {
             replica.leave(identity, now_ms)
         })
@@ -142,7 +148,7 @@ impl<S: Store> Device<S> {
         member: MemberId,
         rank: Rank,
         now_ms: u64,
-    ) -> Result<Message, DeviceError> {
+    ) -> Result<Outgoing, DeviceError> {
         self.act(group, now_ms, |replica, identity| match rank {
             Rank::Admin => replica.promote(identity, member, now_ms),
             _ => replica.demote(identity, member, now_ms),
@@ -151,7 +157,8 @@ impl<S: Store> Device<S> {
 
     /// Rotates this device's encryption key and publishes the new one in every group it is
     /// a member of (one key for all: the old one is retired everywhere). Returns one
-    /// operations message per group that took it; in no group, nothing changes.
+    /// operations message per group that took it, for that group's members; in no group,
+    /// nothing changes.
     ///
     /// # Errors
     ///
@@ -160,7 +167,7 @@ impl<S: Store> Device<S> {
         &mut self,
         rng: &mut R,
         now_ms: u64,
-    ) -> Result<Vec<Message>, DeviceError> {
+    ) -> Result<Vec<Outgoing>, DeviceError> {
         self.usable()?;
         let me = self.id();
         let in_group: Vec<GroupId> = self
@@ -186,7 +193,12 @@ impl<S: Store> Device<S> {
         for (group, result) in in_group.into_iter().zip(results) {
             if let Ok((op, _)) = result {
                 self.note_group(group, &mut batch);
-                out.push(Message::Operations(vec![op]));
+                out.push(Outgoing {
+                    to: others(&self.groups[&group].replica, me)
+                        .into_iter()
+                        .collect(),
+                    message: Message::Operations(vec![op]),
+                });
             }
         }
         batch.writes.push(Write::Keyring(self.keyring.export()));
@@ -233,19 +245,25 @@ impl<S: Store> Device<S> {
             &Identity,
         )
             -> Result<(SignedOp, Vec<crate::group::Change>), crate::group::ActionError>,
-    ) -> Result<Message, DeviceError> {
+    ) -> Result<Outgoing, DeviceError> {
         self.usable()?;
         self.caught_up(group, now_ms)?;
+        let me = self.id();
         let g = group_mut(&mut self.groups, group)?;
+        let mut to = others(&g.replica, me);
         // The caller knows what its own action changed; envelopes it may release (from a
         // member it just added, say) open at the next `receive` or `tick`, which report them.
         let (op, _) = action(&mut g.replica, self.keyring.identity())?;
+        to.extend(others(&g.replica, me));
         let mut batch = Batch {
             own_op: true,
             ..Batch::default()
         };
         self.note_group(group, &mut batch);
         self.commit(batch)?;
-        Ok(Message::Operations(vec![op]))
+        Ok(Outgoing {
+            to: to.into_iter().collect(),
+            message: Message::Operations(vec![op]),
+        })
     }
 }

@@ -235,12 +235,12 @@ pub enum Event {
     Refused(Refusal),
     /// This device made an operation of its own while receiving (it found itself in a view
     /// with a key it no longer uses, and published its current one): send `message` to the
-    /// group's members as any operations message (sync carries it too).
+    /// members it is addressed to, as any operations message (sync carries it too).
     Publish {
         /// The group.
         group: GroupId,
-        /// The operations message.
-        message: Box<super::Message>,
+        /// The operations message, addressed to the group's members.
+        message: Box<super::Outgoing>,
     },
 }
 

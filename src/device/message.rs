@@ -216,3 +216,33 @@ impl Message {
         }
     }
 }
+
+/// A message with its addressees: everything a device makes for others to read comes so,
+/// and the application sends `message` to each member in `to`, and to no one else it need
+/// tell (anyone else may get it too: it reveals nothing to a reader without a key).
+///
+/// Who a message is for, by kind (`spec/device.md`, "Addressing"):
+/// - a sealed message: the view it was sealed to, this device excepted;
+/// - an operation: the members of the view before it and after it, this device excepted (a
+///   removed member learns of its removal, a leaving one's peers learn it left); an add
+///   leaves out the newcomer, whose welcome holds it;
+/// - a welcome: the newcomer;
+/// - a sync message: the one peer it answers.
+///
+/// It dereferences to its [`Message`], so `outgoing.to_bytes()` and `outgoing.armored()`
+/// are the message's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The members it is for, in id order, never this device.
+    pub to: Vec<MemberId>,
+    /// The message.
+    pub message: Message,
+}
+
+impl std::ops::Deref for Outgoing {
+    type Target = Message;
+
+    fn deref(&self) -> &Message {
+        &self.message
+    }
+}

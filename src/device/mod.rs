@@ -55,7 +55,7 @@ mod time;
 mod waiting;
 
 pub use event::{Delivery, DeviceError, Event, Invited, Received, Refusal, Rejudged};
-pub use message::{ChainPost, Message, SyncMessage, Welcome};
+pub use message::{ChainPost, Message, Outgoing, SyncMessage, Welcome};
 pub use mode::MessageMode;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
@@ -157,9 +157,20 @@ impl Default for DeviceConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invitation {
     /// The add, for the group's other members.
-    pub add: Message,
+    pub add: Outgoing,
     /// The welcome, for the newcomer.
-    pub welcome: Message,
+    pub welcome: Outgoing,
+}
+
+/// The members of `replica`'s view but `me`: who a message sealed or an operation made
+/// there now is for.
+fn others(replica: &Replica, me: MemberId) -> BTreeSet<MemberId> {
+    replica
+        .view()
+        .members()
+        .map(|(member, _)| *member)
+        .filter(|member| *member != me)
+        .collect()
 }
 
 /// What [`Device::tick`] produces.
@@ -382,7 +393,10 @@ impl<S: Store> Device<S> {
             batch.changes(group, changes);
             batch.events.push(Event::Publish {
                 group,
-                message: Box::new(Message::Operations(vec![op])),
+                message: Box::new(Outgoing {
+                    to: others(&g.replica, me).into_iter().collect(),
+                    message: Message::Operations(vec![op]),
+                }),
             });
             self.note_group(group, batch);
         }

@@ -1,8 +1,8 @@
 //! What a device sends: messages sealed to a group, and sync messages to a peer.
 
 use super::{
-    group_mut, peer_write, Batch, ChainPost, Device, DeviceError, Message, Store, SyncMessage,
-    Write,
+    group_mut, others, peer_write, Batch, ChainPost, Device, DeviceError, Message, Outgoing, Store,
+    SyncMessage, Write,
 };
 use crate::crypto::{Payload, SealOptions};
 use crate::group::GroupId;
@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 impl<S: Store> Device<S> {
     /// Seals `plaintext` to `group`'s current view, in the group's [`MessageMode`]: an
     /// envelope, or a sender-key message (with the envelope handing out a new chain when
-    /// the view changed since the last one, or the chain is due for replacement).
+    /// the view changed since the last one, or the chain is due for replacement), addressed
+    /// to the members of that view.
     ///
     /// The sending chain is stored at an index reserved ahead of use, durably before a
     /// message leaves (`spec/encryption.md`, "Storing the sending chain"): a restart resumes
@@ -30,10 +31,12 @@ impl<S: Store> Device<S> {
         plaintext: &[u8],
         rng: &mut R,
         now_ms: u64,
-    ) -> Result<Message, DeviceError> {
+    ) -> Result<Outgoing, DeviceError> {
         self.usable()?;
         let default = self.config.messages;
+        let me = self.id();
         let g = group_mut(&mut self.groups, group)?;
+        let to = others(&g.replica, me).into_iter().collect();
         let mut batch = Batch::default();
         let message = if g.mode.unwrap_or(default).uses_sender_keys(g.replica.view()) {
             let sealed = g.keys.seal(
@@ -67,11 +70,11 @@ impl<S: Store> Device<S> {
         // message sent.
         self.note_group(group, &mut batch);
         self.commit(batch)?;
-        Ok(message)
+        Ok(Outgoing { to, message })
     }
 
-    /// Every sync message due, for every group and every peer it should reach, each with
-    /// its addressee: the group's members and its past members (a removed member learns of
+    /// Every sync message due, for every group and every peer it should reach, each
+    /// addressed to its peer: the group's members and its past members (a removed member learns of
     /// its removal only this way, and until it does its view and the others' differ), this
     /// device excepted. Peers with nothing to hear are skipped, so calling this whenever
     /// there is a chance to send is what keeps every group converging, and costs nothing
@@ -80,7 +83,7 @@ impl<S: Store> Device<S> {
     /// # Errors
     ///
     /// Store failures (what was said up to then is recorded).
-    pub fn syncs_due(&mut self) -> Result<Vec<(MemberId, Message)>, DeviceError> {
+    pub fn syncs_due(&mut self) -> Result<Vec<Outgoing>, DeviceError> {
         let me = self.id();
         let mut due = Vec::new();
         let groups: Vec<GroupId> = self.groups.keys().copied().collect();
@@ -91,7 +94,10 @@ impl<S: Store> Device<S> {
             let peers: BTreeSet<MemberId> = members.chain(past).filter(|p| *p != me).collect();
             for peer in peers {
                 if let Some(message) = self.sync_message(group, peer)? {
-                    due.push((peer, message));
+                    due.push(Outgoing {
+                        to: vec![peer],
+                        message,
+                    });
                 }
             }
         }
