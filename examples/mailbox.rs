@@ -10,7 +10,7 @@
 //! verdict holds.
 //!
 //! ```sh
-//! cargo run --example mailbox
+//! cargo run --release --bin mailbox
 //! ```
 
 use splitsafe::device::{

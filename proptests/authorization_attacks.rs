@@ -8,7 +8,7 @@
 //! random sets of operations crafted by that admin afterwards, never change the view or the
 //! verdict of any other operation.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::clock::Timestamp;

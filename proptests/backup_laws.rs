@@ -2,7 +2,7 @@
 //! keys, retirement times and bundle, so the same envelopes open and the same secrets expire),
 //! and damaged or foreign bytes are refused with a typed error, never a panic.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::crypto::{Keyring, KeyringConfig, SealOptions};

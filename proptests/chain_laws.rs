@@ -3,7 +3,7 @@
 //! before a receiver's copy and erased skipped keys are refused with typed errors and change
 //! nothing; a receiver, who holds the chain key, cannot forge the sender's messages.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::clock::Timestamp;

@@ -1,7 +1,7 @@
 //! Laws of the hybrid logical clock under random schedules of sends and receives between
 //! replicas whose physical clocks are skewed, jump backwards and exceed the drift bound.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::clock::{Clock, ClockConfig, ClockError, Timestamp};

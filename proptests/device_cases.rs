@@ -2,7 +2,7 @@
 //! operations they need, duplicates, refusals that change nothing, one rotation for every
 //! group, time, sync, reopening from the store exactly as it was, and sender-key mode.
 
-mod support;
+use crate::support;
 
 use splitsafe::crypto::{ChainError, OpenError};
 use splitsafe::device::{

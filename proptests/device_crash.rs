@@ -5,7 +5,7 @@
 //! operations stored for it, verified from scratch (nothing half-written). The child then
 //! goes on from what was stored, so later rounds start from a store that was killed.
 
-mod support;
+use crate::support;
 
 use splitsafe::device::{Device, DeviceConfig, Message, SqliteStore, Store};
 use splitsafe::group::{GroupId, OpId, Replica, ReplicaConfig, SignedOp};
@@ -104,7 +104,7 @@ fn crash_safety_under_sigkill() {
     let mut kills = 0;
     for round in 0..8u64 {
         let mut child = spawn_child(
-            "crash_child",
+            "device_crash::crash_child",
             &[(DB, path.display().to_string()), (ROUND, round.to_string())],
         );
         // Seeded: kill after 3 to 40 reported calls, mid-way through the next one.

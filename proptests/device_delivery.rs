@@ -4,7 +4,7 @@
 //! in (a message read before its sender's removal arrived is judged again, and the new
 //! judgment is delivered too, across restarts).
 
-mod support;
+use crate::support;
 
 use splitsafe::crypto::OpenError;
 use splitsafe::device::{
@@ -119,7 +119,7 @@ fn every_message_is_delivered_across_kills() {
     let dir_env = [(DIR, dir.0.display().to_string())];
     let stepped = [dir_env[0].clone(), (STEPPED, "1".to_string())];
     for round in 0..10u64 {
-        let mut child = spawn_child("messenger_child", &stepped);
+        let mut child = spawn_child("device_delivery::messenger_child", &stepped);
         let mut stdin = child.stdin.take().unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let kill_after = 1 + usize::from(blake3::hash(&round.to_be_bytes()).as_bytes()[0] % 20);
@@ -140,7 +140,7 @@ fn every_message_is_delivered_across_kills() {
         child.wait().unwrap();
         assert!(!done, "round {round} ran to the end before its kill");
     }
-    let mut child = spawn_child("messenger_child", &dir_env);
+    let mut child = spawn_child("device_delivery::messenger_child", &dir_env);
     let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok)

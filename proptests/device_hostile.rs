@@ -3,7 +3,7 @@
 //! once; a forged copy of a chain message waiting for its chain never makes the genuine one a
 //! duplicate.
 
-mod support;
+use crate::support;
 
 use splitsafe::crypto::OpenError;
 use splitsafe::crypto::{Envelope, SLOT_LEN};

@@ -2,7 +2,7 @@
 //! from publishes its current key, so it can read and be read again; and a plain member's
 //! rotation costs each sender one slot, not a new chain for the whole view.
 
-mod support;
+use crate::support;
 
 use splitsafe::device::{
     Device, DeviceConfig, Durability, Event, MemoryStore, Message, MessageMode, Outgoing, Store,

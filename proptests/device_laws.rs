@@ -8,7 +8,7 @@
 //! reached it); nothing is left pending; and the in-memory and SQLite stores give the same
 //! events and states, restarts included.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::crypto::{ChainError, ChainId, EnvelopeId, Limits, OpenError};

@@ -3,7 +3,7 @@
 //! is in no file of the store afterwards (main file, write-ahead log, shared memory, free
 //! pages), even when the process is killed right after the erasure.
 
-mod support;
+use crate::support;
 
 use rand_core::Rng as _;
 use splitsafe::device::{
@@ -80,7 +80,10 @@ fn a_second_process_cannot_open_a_store_in_use() {
     assert!(matches!(SqliteStore::open(&db), Err(StoreError::Locked)));
     drop(alice);
 
-    let mut child = spawn_child("holding_child", &[(DB, db.display().to_string())]);
+    let mut child = spawn_child(
+        "device_store::holding_child",
+        &[(DB, db.display().to_string())],
+    );
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     wait_for_line(&mut lines, "open");
     let refused = SqliteStore::open(&db).map(|store| Device::open(store, config));
@@ -212,7 +215,10 @@ fn erasing_child() {
 fn erased_keys_are_in_no_file_after_a_kill() {
     let dir = TempDir::new("store-erasure-kill");
     let db = dir.0.join("bob.db");
-    let mut child = spawn_child("erasing_child", &[(DB, db.display().to_string())]);
+    let mut child = spawn_child(
+        "device_store::erasing_child",
+        &[(DB, db.display().to_string())],
+    );
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut said = Vec::new();
     for line in lines.by_ref() {

@@ -2,7 +2,7 @@
 //! with the right error, rotation loses nothing within the grace period, and erased keys
 //! open nothing.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::crypto::{

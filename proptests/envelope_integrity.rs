@@ -7,7 +7,7 @@
 //! Alice reads her plaintext and Bob's open fails with `CommitmentMismatch` instead of
 //! showing him a second one.
 
-mod support;
+use crate::support;
 
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20poly1305::aead::{AeadInOut, KeyInit};

@@ -1,7 +1,7 @@
 //! Laws of the LWW-Element-Set: merge is a join (commutative, associative, idempotent),
 //! operation order and duplicates do not matter, and the op-based and state-based paths agree.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::lww::{Action, Conflict, LwwSet, Op};

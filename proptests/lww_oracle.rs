@@ -1,7 +1,7 @@
 //! Differential test: `LwwSet` against `crdts::Map<E, LWWReg<bool, S>>`, an implementation
 //! nobody here wrote, on arbitrary operation sequences including duplicates and conflicts.
 
-mod support;
+use crate::support;
 
 use crdts::{CmRDT, LWWReg};
 use proptest::prelude::*;

@@ -1,6 +1,6 @@
 //! The named cases of the membership engine, one test each.
 
-mod support;
+use crate::support;
 
 use splitsafe::clock::{ClockConfig, Timestamp};
 use splitsafe::group::{

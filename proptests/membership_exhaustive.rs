@@ -14,7 +14,7 @@
 //!    each with any of six bodies and an early or late stamp) changes neither the view nor
 //!    the verdict of any other operation, and none of its crafted operations takes effect.
 
-mod support;
+use crate::support;
 
 use splitsafe::clock::Timestamp;
 use splitsafe::group::{Op, OpId, Replica, SignedOp, ViewDigest, Watermark};

@@ -1,7 +1,7 @@
 //! Laws of the membership engine over random histories of concurrent adds, removes,
 //! rotations, leaves and re-adds by several devices that hear from each other at random.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::group::{Body, Replica, ReplicaConfig, SignedOp};

@@ -4,7 +4,7 @@
 //!
 //! `SPLITSAFE_SIM_CASES=N` runs N cases instead of the default (sized for CI).
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::sim::{Action, Schedule, Sim, SimConfig};

@@ -4,7 +4,7 @@
 //! reader can tell; replays never open; a member holding another's chain cannot forge its
 //! messages, nor hand out a chain in its name.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::crypto::{

@@ -6,7 +6,7 @@
 //! position is beyond its removal. These tests build envelopes by hand, as such a sender
 //! would.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::clock::Timestamp;

@@ -6,7 +6,7 @@
 //! them. The edge cases are the review's constructions: `R` = identity, `R` with a torsion
 //! component, a mixed-order member key, plus the encodings the rule refuses.
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use splitsafe::clock::Timestamp;

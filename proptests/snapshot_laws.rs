@@ -1,7 +1,7 @@
 //! Snapshots restore exactly what was saved and trust nothing in the file (B1, B2, B3, F6),
 //! and the held and quarantine pens hold per-author quotas (F7's pen eviction).
 
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use serde::Serialize;

@@ -2,10 +2,10 @@
 //! derived value out, so another implementation can check itself against this one.
 //!
 //! `cargo test` checks that this code reproduces the committed file byte for byte.
-//! `SPLITSAFE_WRITE_VECTORS=1 cargo test --test vectors` rewrites it after a deliberate
+//! `SPLITSAFE_WRITE_VECTORS=1 cargo test --test proptests vectors::` rewrites it after a deliberate
 //! format change.
 
-mod support;
+use crate::support;
 
 use rand_core::Rng;
 use splitsafe::clock::Timestamp;
