@@ -7,7 +7,8 @@
 //! * the live heap of a `Device` on SQLite holding the group, per op; the time to reopen it;
 //!   the store's file size per op;
 //! * the time to ingest one more add (the view after one change);
-//! * the summary a sync message carries between two replicas already in sync;
+//! * the sync message a device sends a device that holds the same operations (its digest
+//!   only), beside the whole summary it used to carry;
 //! * `Replica::load` of a snapshot: its peak heap over the live heap it leaves.
 //!
 //! Run: `cargo bench --bench footprint` (`-- --full` for 100,000 ops; minutes).
@@ -154,7 +155,7 @@ fn measure(n: u32, dir: &std::path::Path) {
     let _ = replica.add(&owner, bundle, now + 1);
     let one_change = started.elapsed();
 
-    // Two replicas in sync: the summary each sends.
+    // The whole summary, which sync messages between replicas in sync used to carry.
     let summary = replica.summary().to_cbor().len();
 
     // A snapshot loaded: peak heap over the live heap it leaves.
@@ -191,7 +192,22 @@ fn measure(n: u32, dir: &std::path::Path) {
     let welcome = Message::Welcome(Welcome { group, ops: all });
     device.receive(&welcome.to_bytes(), now).unwrap();
     device.accept(group, now).unwrap();
-    drop(device);
+    // Another admin's device holding the same operations: what sync says between them.
+    let mut peer = Device::create(
+        splitsafe::device::MemoryStore::default(),
+        identity(2),
+        config,
+        &mut rng,
+        T0,
+    )
+    .unwrap();
+    peer.receive(&welcome.to_bytes(), now).unwrap();
+    peer.accept(group, now).unwrap();
+    let in_sync = device
+        .sync_message(group, peer.id())
+        .unwrap()
+        .map_or(0, |m| m.to_bytes().len());
+    drop((device, peer));
     let file = std::fs::metadata(&path)
         .map(|m| m.len() as usize)
         .unwrap_or(0);
@@ -206,14 +222,15 @@ fn measure(n: u32, dir: &std::path::Path) {
 
     println!(
         "{count:>7} ops | op CBOR {:>4} B | Replica {:>5} B/op | Device on SQLite {:>5} B/op, \
-         open {:>8.1?}, file {:>4} B/op | one more add {:>9.1?} | in-sync summary {:>9} B | \
-         load peak {:.2}x live",
+         open {:>8.1?}, file {:>4} B/op | one more add {:>9.1?} | in-sync sync message {:>3} B \
+         (whole summary {:>9} B) | load peak {:.2}x live",
         per_op(cbor, count),
         per_op(replica_heap, count),
         per_op(device_heap, count),
         open,
         per_op(file, count),
         one_change,
+        in_sync,
         summary,
         load_peak as f64 / load_live.max(1) as f64,
     );

@@ -7,7 +7,7 @@ use crate::support;
 use splitsafe::crypto::{ChainError, OpenError};
 use splitsafe::device::{
     Device, DeviceConfig, DeviceError, Event, Invited, MemoryStore, Message, MessageMode, Refusal,
-    SqliteStore, Store,
+    SqliteStore, Store, Welcome,
 };
 use splitsafe::group::{Change, GroupId, Standing};
 use support::crypto::{rng, Rng};
@@ -522,6 +522,82 @@ fn sync_hands_out_a_chain_whose_first_message_was_lost() {
         .unwrap();
     let events = bob.receive(&next.to_bytes(), T0 + 41).unwrap();
     assert_eq!(messages(&events), vec![b"after restart".to_vec()]);
+}
+
+/// Two devices that hold the same operations exchange one small message each and fall
+/// silent, whatever the number of authors: the summary travels as its digest. After a
+/// change, the messages sent while both hold the same operations are small too.
+#[test]
+fn devices_in_sync_exchange_two_small_messages_at_any_size() {
+    let mut sizes = Vec::new();
+    for authors in [2u8, 40, 200] {
+        let mut r = rng(u64::from(authors));
+        let mut a = device(MemoryStore::default(), 1, &mut r);
+        let mut b = device(MemoryStore::default(), 2, &mut r);
+        let (mut replica, _, owner) = support::group::found();
+        for bundle in [a.bundle(), b.bundle()] {
+            replica.add(&owner, bundle, T0 + 1).unwrap();
+        }
+        for i in 3..authors.saturating_add(1) {
+            let member = identity(i);
+            let bundle = support::group::bundle(&member, i, T0 + 1);
+            replica.add(&owner, bundle, T0 + 1).unwrap();
+            let rotated = support::group::bundle(&member, i.wrapping_add(1), T0 + 2);
+            replica.rotate(&member, rotated, T0 + 2).unwrap();
+        }
+        let group = replica.group();
+        let welcome = Message::Welcome(Welcome {
+            group,
+            ops: replica.ops().cloned().collect(),
+        });
+        for d in [&mut a, &mut b] {
+            support::device::join(d, &welcome, T0 + 3);
+        }
+        let summary = a.replica(group).unwrap().summary();
+        assert_eq!(summary, b.replica(group).unwrap().summary());
+        assert_eq!(summary.authors.len(), usize::from(authors) - 1);
+
+        // Never spoken: one digest each, then silence.
+        let first = a.sync_message(group, b.id()).unwrap().expect("a speaks");
+        b.receive(&first.to_bytes(), T0 + 4).unwrap();
+        let second = b.sync_message(group, a.id()).unwrap().expect("b answers");
+        a.receive(&second.to_bytes(), T0 + 4).unwrap();
+        for message in [&first, &second] {
+            sizes.push(message.to_bytes().len());
+        }
+        assert_eq!(a.sync_message(group, b.id()).unwrap(), None);
+        assert_eq!(b.sync_message(group, a.id()).unwrap(), None);
+
+        // A change, and sync until silent: whatever is sent while both hold the same
+        // operations is small.
+        a.rotate(&mut r, T0 + 5).unwrap();
+        for _ in 0..8 {
+            let mut said = false;
+            for turn in 0..2 {
+                let (from, to) = if turn == 0 {
+                    (&mut a, &mut b)
+                } else {
+                    (&mut b, &mut a)
+                };
+                let in_sync =
+                    from.replica(group).unwrap().summary() == to.replica(group).unwrap().summary();
+                if let Some(m) = from.sync_message(group, to.id()).unwrap() {
+                    said = true;
+                    if in_sync {
+                        sizes.push(m.to_bytes().len());
+                    }
+                    to.receive(&m.to_bytes(), T0 + 6).unwrap();
+                }
+            }
+            if !said {
+                break;
+            }
+        }
+        assert_eq!(a.view(group), b.view(group));
+        assert_eq!(a.sync_message(group, b.id()).unwrap(), None);
+    }
+    assert!(sizes.iter().all(|&n| n <= 256), "{sizes:?}");
+    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
 }
 
 /// Syncs `a` and `b` in `group` until both fall silent.

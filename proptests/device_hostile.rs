@@ -142,7 +142,15 @@ fn a_refused_sync_message_ingests_nothing() {
     let (mut d, group) = group_of(2, config(MessageMode::Pairwise), &mut r);
     let summary = d[1].replica(group).unwrap().summary();
     for i in 0..DeviceConfig::default().max_unknown_peers as u64 {
-        let sync = SyncMessage::new(&stranger(i), group, summary.clone(), vec![], None, None);
+        let sync = SyncMessage::new(
+            &stranger(i),
+            group,
+            summary.clone(),
+            true,
+            vec![],
+            None,
+            None,
+        );
         let events = d[1]
             .receive(&Message::Sync(sync).to_bytes(), T0 + 10)
             .unwrap();
@@ -157,7 +165,7 @@ fn a_refused_sync_message_ingests_nothing() {
         T0 + 10,
         splitsafe::group::Body::Leave,
     );
-    let sync = SyncMessage::new(&late, group, summary, vec![op], None, None);
+    let sync = SyncMessage::new(&late, group, summary, true, vec![op], None, None);
     refused_changing_nothing(&mut d[1], sync, T0 + 11);
     assert_eq!(d[1].replica(group).unwrap().quarantined().count(), 0);
 }
@@ -343,7 +351,15 @@ fn an_unknown_peer_cannot_make_a_device_keep_a_large_summary() {
     let mut r = rng(45);
     let (mut d, group) = group_of(2, config(MessageMode::Pairwise), &mut r);
     let summary = d[1].replica(group).unwrap().summary();
-    let fair = SyncMessage::new(&stranger(1), group, summary.clone(), vec![], None, None);
+    let fair = SyncMessage::new(
+        &stranger(1),
+        group,
+        summary.clone(),
+        true,
+        vec![],
+        None,
+        None,
+    );
     let events = d[1]
         .receive(&Message::Sync(fair).to_bytes(), T0 + 10)
         .unwrap();
@@ -358,7 +374,7 @@ fn an_unknown_peer_cannot_make_a_device_keep_a_large_summary() {
             .authors
             .insert(splitsafe::keys::MemberId(author), entry);
     }
-    let sync = SyncMessage::new(&stranger(2), group, large, vec![], None, None);
+    let sync = SyncMessage::new(&stranger(2), group, large, true, vec![], None, None);
     refused_changing_nothing(&mut d[1], sync, T0 + 11);
 }
 

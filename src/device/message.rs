@@ -3,7 +3,7 @@
 
 use crate::codec::{self, DecodeError};
 use crate::crypto::{ChainId, ChainMessage, Envelope, Limits};
-use crate::group::{GroupId, SignedOp, Summary};
+use crate::group::{GroupId, SignedOp, Summary, SummaryDigest};
 use crate::keys::{Identity, KeyBundle, MemberId, SignatureBytes, SignedMessage};
 use crate::wire::{self, ArmorKind};
 use serde::{Deserialize, Serialize};
@@ -19,28 +19,37 @@ pub struct Welcome {
     pub ops: Vec<SignedOp>,
 }
 
-/// One device's side of a sync: its summary of a group and the operations it believes the
+/// One device's side of a sync: the digest of its summary of a group, the summary itself
+/// unless it believes the receiver holds the same, and the operations it believes the
 /// receiver lacks, signed by the sending member so that no one else can tell a device what
-/// its peer holds.
+/// its peer holds. Absent optional fields are left out of the encoding, so that the message
+/// two devices in sync exchange is small at any group size (`spec/device.md`, "Sync").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncMessage {
     /// The group.
     pub group: GroupId,
     /// The sending member.
     pub from: MemberId,
-    /// What the sender holds.
-    pub summary: Summary,
+    /// The digest of the sender's summary.
+    pub digest: SummaryDigest,
+    /// What the sender holds; left out when the sender believes the receiver holds the same
+    /// (the digest then says whether it does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
     /// Operations the sender believes the receiver lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ops: Vec<SignedOp>,
     /// The receiver's latest chain the sender holds (sender-key mode): tells the receiver
     /// whether to hand its chain over again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holds: Option<ChainId>,
     /// The envelope handing out the sender's current chain, if the receiver said it lacks
     /// it. It authenticates itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<Envelope>,
     /// The sender's signature over `"splitsafe/v1/sync\0" || BLAKE3(CBOR of group, from,
-    /// summary and holds)` (derive-key context `"splitsafe v1 sync message"`). The
-    /// operations and the handoff need no cover: each authenticates its author.
+    /// digest, summary and holds)` (derive-key context `"splitsafe v1 sync message v2"`).
+    /// The operations and the handoff need no cover: each authenticates its author.
     pub signature: SignatureBytes,
 }
 
@@ -48,7 +57,8 @@ pub struct SyncMessage {
 struct SyncFields<'a> {
     group: &'a GroupId,
     from: &'a MemberId,
-    summary: &'a Summary,
+    digest: &'a SummaryDigest,
+    summary: &'a Option<Summary>,
     holds: &'a Option<ChainId>,
 }
 
@@ -56,36 +66,43 @@ impl SyncMessage {
     fn signed_bytes(
         group: &GroupId,
         from: &MemberId,
-        summary: &Summary,
+        digest: &SummaryDigest,
+        summary: &Option<Summary>,
         holds: &Option<ChainId>,
     ) -> Vec<u8> {
         let fields = codec::encode(&SyncFields {
             group,
             from,
+            digest,
             summary,
             holds,
         });
         let mut bytes = b"splitsafe/v1/sync\0".to_vec();
-        bytes.extend_from_slice(&blake3::derive_key("splitsafe v1 sync message", &fields));
+        bytes.extend_from_slice(&blake3::derive_key("splitsafe v1 sync message v2", &fields));
         bytes
     }
 
-    /// A sync message signed by `identity` (devices make theirs with
+    /// A sync message signed by `identity`, carrying `summary` whole if `whole`, else only
+    /// its digest (devices make theirs with
     /// [`Device::sync_message`](super::Device::sync_message); anyone can sign one, so a
     /// receiver bounds what a sender it has not seen admitted can make it keep).
     pub fn new(
         identity: &Identity,
         group: GroupId,
         summary: Summary,
+        whole: bool,
         ops: Vec<SignedOp>,
         holds: Option<ChainId>,
         handoff: Option<Envelope>,
     ) -> Self {
         let from = identity.id();
-        let signed = identity.sign(Self::signed_bytes(&group, &from, &summary, &holds));
+        let digest = summary.digest();
+        let summary = whole.then_some(summary);
+        let signed = identity.sign(Self::signed_bytes(&group, &from, &digest, &summary, &holds));
         Self {
             group,
             from,
+            digest,
             summary,
             ops,
             holds,
@@ -94,15 +111,26 @@ impl SyncMessage {
         }
     }
 
-    /// Whether the signature is the sender's, by the crate's one Ed25519 rule.
+    /// Whether the signature is the sender's, by the crate's one Ed25519 rule, and the
+    /// summary, if present, has the digest the message states.
     pub fn verify(&self) -> bool {
-        SignedMessage {
+        let bytes = Self::signed_bytes(
+            &self.group,
+            &self.from,
+            &self.digest,
+            &self.summary,
+            &self.holds,
+        );
+        let signed = SignedMessage {
             signer: self.from,
-            bytes: Self::signed_bytes(&self.group, &self.from, &self.summary, &self.holds),
+            bytes,
             signature: self.signature,
-        }
-        .verify()
-        .is_ok()
+        };
+        signed.verify().is_ok()
+            && self
+                .summary
+                .as_ref()
+                .is_none_or(|summary| summary.digest() == self.digest)
     }
 }
 

@@ -165,8 +165,11 @@ impl<S: Store> Device<S> {
         // What a sender not seen admitted can make this device keep is its summary: no more
         // than twice this device's own, and 4 KiB (a member of the same group summarises
         // about the same authors).
-        let oversized =
-            || sync.summary.to_cbor().len() > 2 * g.replica.summary().to_cbor().len() + 4096;
+        let oversized = || {
+            sync.summary.as_ref().is_some_and(|summary| {
+                summary.to_cbor().len() > 2 * g.replica.summary().to_cbor().len() + 4096
+            })
+        };
         if !admitted(&g.replica, &from)
             && ((!g.peers.contains_key(&from) && unknown() >= self.config.max_unknown_peers)
                 || oversized())
@@ -176,6 +179,7 @@ impl<S: Store> Device<S> {
                 .push(Event::Refused(Refusal::BadSync { group, from }));
             return;
         }
+        let sent_ops = !sync.ops.is_empty();
         self.ingest(group, sync.ops, now_ms, batch);
         if let Some(handoff) = sync.handoff {
             self.receive_waiting(Waiting::Envelope(handoff), now_ms, batch);
@@ -183,7 +187,14 @@ impl<S: Store> Device<S> {
         let g = self.groups.get_mut(&group).expect("known group");
         let mine = g.replica.summary();
         let state = g.peers.entry(from).or_default();
-        state.heard(sync.summary, sync.holds, &mine, now_ms);
+        state.heard(
+            sync.digest,
+            sync.summary,
+            sent_ops,
+            sync.holds,
+            &mine,
+            now_ms,
+        );
         batch.writes.push(peer_write(group, from, state));
         batch.events.push(Event::Synced { group, peer: from });
     }

@@ -130,7 +130,7 @@ impl<S: Store> Device<S> {
         let Some(speech) = state.next(&g.replica, holds, own.map(|(chain, _)| chain)) else {
             return Ok(None);
         };
-        state.sent(&speech.summary, holds);
+        state.sent(&speech.summary.digest(), holds);
         let write = peer_write(group, peer, state);
         let handoff = own
             .filter(|_| speech.handoff)
@@ -139,6 +139,7 @@ impl<S: Store> Device<S> {
             self.keyring.identity(),
             group,
             speech.summary,
+            speech.whole,
             speech.ops,
             holds,
             handoff,

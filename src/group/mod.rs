@@ -21,5 +21,5 @@ pub use op::{Body, GroupId, InvalidOp, Op, OpId, Rank, SignedOp, Stamp, Watermar
 pub use replica::{BatchReport, Ingested, Replica, ReplicaConfig, Status};
 pub use snapshot::{Loaded, SnapshotError};
 pub use standing::{PositionError, Standing};
-pub use sync::{AuthorSummary, Fingerprint, Summary};
+pub use sync::{AuthorSummary, Fingerprint, Summary, SummaryDigest};
 pub use view::{View, ViewDigest};

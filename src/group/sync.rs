@@ -34,6 +34,15 @@ byte_array!(
     32
 );
 
+byte_array!(
+    /// A summary's digest: `BLAKE3-derive-key("splitsafe v1 summary digest", CBOR of the
+    /// summary)`. Two replicas with equal digests hold the same operations (of admitted
+    /// authors), so a device that believes its peer holds what it holds sends this instead of
+    /// the summary.
+    SummaryDigest,
+    32
+);
+
 impl Default for Fingerprint {
     /// The fingerprint of no operations.
     fn default() -> Self {
@@ -75,6 +84,14 @@ impl Summary {
     /// The CBOR encoding.
     pub fn to_cbor(&self) -> Vec<u8> {
         codec::encode(self)
+    }
+
+    /// The summary's digest.
+    pub fn digest(&self) -> SummaryDigest {
+        SummaryDigest(blake3::derive_key(
+            "splitsafe v1 summary digest",
+            &self.to_cbor(),
+        ))
     }
 
     /// Decodes a summary from untrusted bytes.
