@@ -108,6 +108,16 @@ fn stranger(i: u64) -> splitsafe::keys::Identity {
     splitsafe::keys::Identity::from_secret_bytes(*blake3::hash(&i.to_be_bytes()).as_bytes())
 }
 
+/// Stranger `i`'s sync message stating `summary` whole, and nothing else, as bytes.
+fn strangers_sync(
+    i: u64,
+    group: splitsafe::group::GroupId,
+    summary: splitsafe::group::Summary,
+) -> Vec<u8> {
+    let sync = SyncMessage::new(&stranger(i), group, summary, true, vec![], None, None);
+    Message::Sync(sync).to_bytes()
+}
+
 /// A junk envelope waiting for operations that will never come does not make `tick` ask to
 /// be called at or before the time of the call: an application that sleeps until `next`
 /// does not spin.
@@ -142,18 +152,8 @@ fn a_refused_sync_message_ingests_nothing() {
     let (mut d, group) = group_of(2, config(MessageMode::Pairwise), &mut r);
     let summary = d[1].replica(group).unwrap().summary();
     for i in 0..DeviceConfig::default().max_unknown_peers as u64 {
-        let sync = SyncMessage::new(
-            &stranger(i),
-            group,
-            summary.clone(),
-            true,
-            vec![],
-            None,
-            None,
-        );
-        let events = d[1]
-            .receive(&Message::Sync(sync).to_bytes(), T0 + 10)
-            .unwrap();
+        let sync = strangers_sync(i, group, summary.clone());
+        let events = d[1].receive(&sync, T0 + 10).unwrap();
         assert!(matches!(&events[..], [Event::Synced { .. }]), "{events:?}");
     }
     let late = stranger(1_000);
@@ -351,18 +351,8 @@ fn an_unknown_peer_cannot_make_a_device_keep_a_large_summary() {
     let mut r = rng(45);
     let (mut d, group) = group_of(2, config(MessageMode::Pairwise), &mut r);
     let summary = d[1].replica(group).unwrap().summary();
-    let fair = SyncMessage::new(
-        &stranger(1),
-        group,
-        summary.clone(),
-        true,
-        vec![],
-        None,
-        None,
-    );
-    let events = d[1]
-        .receive(&Message::Sync(fair).to_bytes(), T0 + 10)
-        .unwrap();
+    let fair = strangers_sync(1, group, summary.clone());
+    let events = d[1].receive(&fair, T0 + 10).unwrap();
     assert!(matches!(&events[..], [Event::Synced { .. }]), "{events:?}");
 
     let mut large = summary.clone();
