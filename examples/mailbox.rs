@@ -10,7 +10,7 @@
 //! verdict holds.
 //!
 //! ```sh
-//! cargo run --release --bin mailbox
+//! cargo run --bin mailbox
 //! ```
 
 use splitsafe::device::{

@@ -1,7 +1,7 @@
 //! A group keeps working through a netsplit and converges after it; a removed admin cannot
 //! rewrite its history with backdated operations.
 //!
-//! Run: `cargo run --release` (this binary is the default) for the story, or with
+//! Run: `cargo run` (this binary is the default) for the story, or with
 //! `--devices N --partitions K --ops N --seed S` for a random run of N actions, and `--json`
 //! for machine-readable output; `--sender-keys` sends in sender-key mode instead of pairwise
 //! envelopes. The exit code is 0 exactly when the verdict is true.
