@@ -47,7 +47,8 @@ pub struct Header {
     /// Fresh random bytes per message, from which slot keys and hints derive.
     #[serde(with = "serde_bytes")]
     pub nonce: [u8; 16],
-    /// Commits to the content key: `derive_key("splitsafe v2 key commitment", content key)`.
+    /// Commits to the content key: bytes 32..64 of its key schedule (`spec/encryption.md`,
+    /// "Sealing", step 1), whose first 32 bytes are the payload key.
     /// Every reader checks it, so all who open the envelope read the same plaintext.
     #[serde(with = "serde_bytes")]
     pub commitment: [u8; 32],
