@@ -95,9 +95,23 @@ impl SyncMessage {
         holds: Option<ChainId>,
         handoff: Option<Envelope>,
     ) -> Self {
-        let from = identity.id();
         let digest = summary.digest();
         let summary = whole.then_some(summary);
+        Self::with_digest(identity, group, digest, summary, ops, holds, handoff)
+    }
+
+    /// As [`new`](Self::new), given the summary's digest already computed (`summary`, if
+    /// sent, must have it).
+    pub(crate) fn with_digest(
+        identity: &Identity,
+        group: GroupId,
+        digest: SummaryDigest,
+        summary: Option<Summary>,
+        ops: Vec<SignedOp>,
+        holds: Option<ChainId>,
+        handoff: Option<Envelope>,
+    ) -> Self {
+        let from = identity.id();
         let signed = identity.sign(Self::signed_bytes(&group, &from, &digest, &summary, &holds));
         Self {
             group,

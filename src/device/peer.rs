@@ -38,6 +38,8 @@ pub(super) struct Peer {
 /// What to tell a peer.
 pub(super) struct Speech {
     pub(super) summary: Summary,
+    /// The summary's digest (hashing a summary costs O(authors): computed once).
+    pub(super) digest: SummaryDigest,
     /// Send the summary whole (else its digest only).
     pub(super) whole: bool,
     pub(super) ops: Vec<SignedOp>,
@@ -77,6 +79,7 @@ impl Peer {
         }
         Some(Speech {
             summary,
+            digest: mine,
             whole: self.heard.is_some_and(|heard| heard != mine),
             ops,
             handoff,

@@ -8,7 +8,6 @@ use crate::crypto::{Payload, SealOptions};
 use crate::group::GroupId;
 use crate::keys::MemberId;
 use rand_core::CryptoRng;
-use std::collections::BTreeSet;
 
 impl<S: Store> Device<S> {
     /// Seals `plaintext` to `group`'s current view, in the group's [`MessageMode`]: an
@@ -89,9 +88,9 @@ impl<S: Store> Device<S> {
         let groups: Vec<GroupId> = self.groups.keys().copied().collect();
         for group in groups {
             let replica = &self.groups[&group].replica;
-            let members = replica.view().members().map(|(member, _)| *member);
-            let past = replica.past_members().map(|(member, _)| *member);
-            let peers: BTreeSet<MemberId> = members.chain(past).filter(|p| *p != me).collect();
+            let mut peers = others(replica, me);
+            peers.extend(replica.past_members().map(|(member, _)| *member));
+            peers.remove(&me);
             for peer in peers {
                 if let Some(message) = self.sync_message(group, peer)? {
                     due.push(Outgoing {
@@ -130,16 +129,16 @@ impl<S: Store> Device<S> {
         let Some(speech) = state.next(&g.replica, holds, own.map(|(chain, _)| chain)) else {
             return Ok(None);
         };
-        state.sent(&speech.summary.digest(), holds);
+        state.sent(&speech.digest, holds);
         let write = peer_write(group, peer, state);
         let handoff = own
             .filter(|_| speech.handoff)
             .map(|(_, envelope)| envelope.clone());
-        let message = SyncMessage::new(
+        let message = SyncMessage::with_digest(
             self.keyring.identity(),
             group,
-            speech.summary,
-            speech.whole,
+            speech.digest,
+            speech.whole.then_some(speech.summary),
             speech.ops,
             holds,
             handoff,
