@@ -17,6 +17,7 @@ mod device_hostile;
 mod device_keys;
 mod device_laws;
 mod device_store;
+mod encoding_laws;
 mod encryption_laws;
 mod envelope_integrity;
 mod lww_laws;

@@ -1,9 +1,11 @@
 //! Bounded, strict CBOR encoding shared by every layer.
 //!
 //! Every decoder in this crate takes untrusted bytes. [`decode`] therefore refuses input
-//! larger than a caller-given limit before parsing, bounds nesting depth, and refuses
-//! trailing bytes after the value, so that one value has exactly one accepted encoding
-//! length and a decoder never reads past what it was meant to read.
+//! larger than a caller-given limit before parsing, bounds nesting depth, refuses trailing
+//! bytes after the value, and refuses every encoding of the value but the one [`encode`]
+//! writes (`spec/formats.md`, "Encoding"): one value has exactly one accepted encoding, so
+//! implementations agree on what they accept, and a copy cannot be altered in its
+//! encoding alone.
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
@@ -43,6 +45,13 @@ pub enum DecodeError {
         /// How many bytes followed the value.
         count: usize,
     },
+    /// The value is valid but not in its deterministic encoding (keys out of order, an
+    /// integer or length not in its shortest form, an indefinite length, a tag, an
+    /// optional field present with its default value, ...).
+    NotCanonical {
+        /// Offset of the first byte that differs from the deterministic encoding.
+        offset: usize,
+    },
 }
 
 impl fmt::Display for DecodeError {
@@ -58,6 +67,10 @@ impl fmt::Display for DecodeError {
             Self::TrailingBytes { count } => {
                 write!(f, "{count} trailing bytes after the value")
             }
+            Self::NotCanonical { offset } => write!(
+                f,
+                "not the deterministic encoding of the value: it differs at byte {offset}"
+            ),
         }
     }
 }
@@ -75,12 +88,13 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
-/// Decodes exactly one CBOR value of type `T` from `bytes`, at most `max_len` bytes long.
+/// Decodes exactly one CBOR value of type `T` from `bytes`, at most `max_len` bytes long,
+/// in its deterministic encoding: the bytes [`encode`] writes for the value.
 ///
 /// # Errors
 ///
 /// [`DecodeError`] says what was wrong: too long, truncated, malformed, invalid for `T`,
-/// nested too deeply, or followed by trailing bytes.
+/// nested too deeply, followed by trailing bytes, or not the value's deterministic encoding.
 ///
 /// ```
 /// use splitsafe::codec::{decode, encode, DecodeError};
@@ -92,8 +106,62 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 /// long.push(0);
 /// assert_eq!(decode::<(u8, String)>(&long, 64), Err(DecodeError::TrailingBytes { count: 1 }));
 /// assert!(matches!(decode::<(u8, String)>(&bytes, 2), Err(DecodeError::TooLarge { .. })));
+///
+/// // 1 as a two-byte integer (0x18 0x01) is valid CBOR, but not the shortest form.
+/// let long_int = [0x82, 0x18, 0x01, 0x63, b't', b'w', b'o'];
+/// assert_eq!(decode::<(u8, String)>(&long_int, 64), Err(DecodeError::NotCanonical { offset: 1 }));
 /// ```
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<T, DecodeError> {
+pub fn decode<T: DeserializeOwned + Serialize>(
+    bytes: &[u8],
+    max_len: usize,
+) -> Result<T, DecodeError> {
+    let value = decode_any_form(bytes, max_len)?;
+    let mut check = Compare {
+        expected: bytes,
+        at: 0,
+    };
+    let written = ciborium::ser::into_writer(&value, &mut check);
+    if written.is_err() || check.at != bytes.len() {
+        return Err(DecodeError::NotCanonical { offset: check.at });
+    }
+    Ok(value)
+}
+
+/// As [`decode`], but accepting any encoding of the value: only for this crate's own
+/// storage, whose rows an earlier version may have written without fields added since
+/// (they decode to their defaults). Never for bytes another party wrote.
+pub(crate) fn decode_stored<T: DeserializeOwned>(
+    bytes: &[u8],
+    max_len: usize,
+) -> Result<T, DecodeError> {
+    decode_any_form(bytes, max_len)
+}
+
+/// A writer that compares what is written with `expected` instead of storing it, so that
+/// checking an encoding allocates nothing (a snapshot's body runs to megabytes).
+struct Compare<'a> {
+    expected: &'a [u8],
+    /// How many bytes matched so far.
+    at: usize,
+}
+
+impl std::io::Write for Compare<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let rest = &self.expected[self.at..];
+        let same = rest.iter().zip(buf).take_while(|(a, b)| a == b).count();
+        self.at += same;
+        if same < buf.len() {
+            return Err(std::io::Error::other("differs from the input"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn decode_any_form<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<T, DecodeError> {
     if bytes.len() > max_len {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),

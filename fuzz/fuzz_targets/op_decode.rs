@@ -1,5 +1,6 @@
 //! Arbitrary bytes ingested as an operation by a replica of a small group: never panics,
-//! and a refused operation leaves the replica exactly as it was.
+//! a refused operation leaves the replica exactly as it was, and bytes that decode as an
+//! operation are exactly its deterministic encoding.
 #![no_main]
 
 #[path = "../../proptests/support/group.rs"]
@@ -8,7 +9,7 @@ mod group;
 
 use group::{bundle, found, identity, T0};
 use libfuzzer_sys::fuzz_target;
-use splitsafe::group::Replica;
+use splitsafe::group::{Replica, SignedOp};
 use std::sync::OnceLock;
 
 fn base() -> &'static Replica {
@@ -23,6 +24,13 @@ fn base() -> &'static Replica {
 }
 
 fuzz_target!(|bytes: &[u8]| {
+    if let Ok(op) = SignedOp::from_cbor(bytes) {
+        assert_eq!(
+            op.to_cbor(),
+            bytes,
+            "accepted bytes are the deterministic encoding"
+        );
+    }
     let mut replica = base().clone();
     let before = replica.save();
     if replica.ingest_bytes(bytes, T0 + 10).is_err() {

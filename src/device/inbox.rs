@@ -50,12 +50,13 @@ impl Inbox {
     ) -> Result<Self, StoreError> {
         let mut inbox = Self::default();
         for (id, bytes) in deliveries {
-            let delivery = codec::decode(bytes, max_len).map_err(|e| corrupt("a delivery", e))?;
+            let delivery =
+                codec::decode_stored(bytes, max_len).map_err(|e| corrupt("a delivery", e))?;
             inbox.deliveries.insert(*id, delivery);
         }
         for (id, bytes) in judged {
             let judgment: Judgment =
-                codec::decode(bytes, max_len).map_err(|e| corrupt("a judgment", e))?;
+                codec::decode_stored(bytes, max_len).map_err(|e| corrupt("a judgment", e))?;
             inbox.by_order.insert(judgment.order, *id);
             inbox.judged.insert(*id, judgment);
         }

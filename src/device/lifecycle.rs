@@ -130,7 +130,7 @@ impl<S: Store> Device<S> {
                 .peers
                 .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
                 .map(|((_, peer), bytes)| {
-                    codec::decode(bytes, config.max_message_len)
+                    codec::decode_stored(bytes, config.max_message_len)
                         .map(|state| (*peer, state))
                         .map_err(|e| corrupt(format!("peer state: {e}")))
                 })
