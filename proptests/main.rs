@@ -25,6 +25,7 @@ mod lww_oracle;
 mod membership_cases;
 mod membership_exhaustive;
 mod membership_laws;
+mod negative_vectors;
 mod netsplit_laws;
 mod sender_keys_laws;
 mod sender_standing;

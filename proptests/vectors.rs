@@ -1,28 +1,37 @@
-//! Deterministic test vectors (`spec/vectors/v3.txt`): fixed seeds and times in, every
-//! derived value out, so another implementation can check itself against this one.
+//! Deterministic test vectors: fixed secrets, random bytes and times in, every derived value
+//! out, so another implementation can check itself against this one from the spec alone.
+//! `spec/vectors/v3.txt` holds one instance of every structure of `spec/formats.md` with its
+//! intermediate values; `spec/vectors/negative.txt` holds bytes that must be refused, with
+//! the refusal.
 //!
-//! `cargo test` checks that this code reproduces the committed file byte for byte.
-//! `SPLITSAFE_WRITE_VECTORS=1 cargo test --test proptests vectors::` rewrites it after a deliberate
-//! format change.
+//! `cargo test` checks that this code reproduces the committed files byte for byte.
+//! `SPLITSAFE_WRITE_VECTORS=1 cargo test --test proptests vectors::` rewrites them after a
+//! deliberate format change.
 
 use crate::support;
 
 use rand_core::Rng;
 use splitsafe::clock::Timestamp;
 use splitsafe::crypto::{
-    ChainConfig, KeyId, Keyring, KeyringConfig, PairwiseKey, Payload, SealOptions, SenderKeys,
-    SenderPolicy,
+    ChainConfig, ChainId, ChainMessage, Envelope, KeyId, Keyring, KeyringConfig, PairwiseKey,
+    Payload, ReceivingChain, SealOptions, SenderKeys, SenderPolicy, SLOT_LEN,
 };
-use splitsafe::group::{Replica, ReplicaConfig, SignedOp, Standing};
-use splitsafe::keys::Identity;
+use splitsafe::device::{ChainPost, Message, SyncMessage, Welcome};
+use splitsafe::group::{
+    GroupId, Replica, ReplicaConfig, SignedOp, Standing, Summary, SummaryDigest, Watermark,
+};
+use splitsafe::keys::{Identity, MemberId, SignedMessage};
+use splitsafe::lww::LwwSet;
 use splitsafe::wire;
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::OnceLock;
 use support::crypto::rng;
 use support::group::T0;
 
 const PATH: &str = "spec/vectors/v3.txt";
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -35,7 +44,52 @@ impl Out {
     fn text(&mut self, name: &str, value: &str) {
         writeln!(self.0, "{name} = {value:?}").unwrap();
     }
+    /// An envelope's header layout, binding hash, ids and encodings.
+    fn envelope(&mut self, name: &str, envelope: &Envelope) {
+        self.put(
+            &format!("{name}.stamp"),
+            envelope.header.stamp.as_raw().to_be_bytes(),
+        );
+        self.put(
+            &format!("{name}.position.seq"),
+            envelope.header.position.seq.to_be_bytes(),
+        );
+        self.put(
+            &format!("{name}.position.op"),
+            envelope.header.position.op.0,
+        );
+        self.put(&format!("{name}.header_bytes"), envelope.header.to_bytes());
+        self.put(
+            &format!("{name}.bind"),
+            envelope.header.bind(&envelope.ciphertext),
+        );
+        self.put(&format!("{name}.id"), envelope.id().0);
+        self.put(&format!("{name}.copy_id"), envelope.copy_id().0);
+        self.put(&format!("{name}.cbor"), envelope.to_cbor());
+        self.text(&format!("{name}.armored"), &wire::armor_envelope(envelope));
+    }
+    fn chain_message(&mut self, name: &str, message: &ChainMessage) {
+        self.put(
+            &format!("{name}.stamp"),
+            message.header.stamp.as_raw().to_be_bytes(),
+        );
+        self.put(&format!("{name}.index"), message.header.index.to_be_bytes());
+        self.put(&format!("{name}.header_bytes"), message.header.to_bytes());
+        self.put(&format!("{name}.signature"), message.signature.0);
+        self.put(&format!("{name}.cbor"), message.to_cbor());
+        self.put(&format!("{name}.id"), message.id().0);
+        self.put(&format!("{name}.copy_id"), message.copy_id().0);
+    }
+    /// A device message as bytes and as armored text.
+    fn message(&mut self, name: &str, message: &Message) {
+        self.put(&format!("message.{name}.cbor"), message.to_bytes());
+        self.text(&format!("message.{name}.armored"), &message.armored());
+    }
     fn op(&mut self, name: &str, op: &SignedOp) {
+        self.put(
+            &format!("{name}.timestamp"),
+            op.op().timestamp.as_raw().to_be_bytes(),
+        );
         self.put(&format!("{name}.signed_bytes"), op.op().signed_bytes());
         self.put(&format!("{name}.signature"), op.signature().0);
         self.put(&format!("{name}.id"), op.id().0);
@@ -71,6 +125,10 @@ fn member(out: &mut Out, name: &str, seed: u8) -> Keyring {
         KeyId::of(&bundle.encryption_key).0,
     );
     out.put(
+        &format!("{name}.bundle.created"),
+        bundle.created.as_raw().to_be_bytes(),
+    );
+    out.put(
         &format!("{name}.bundle.signed_bytes"),
         bundle.signed_bytes(),
     );
@@ -82,6 +140,44 @@ fn member(out: &mut Out, name: &str, seed: u8) -> Keyring {
     keyring
 }
 
+/// Every value of the vectors by name: hex values as bytes, quoted ones as their text's bytes.
+pub(crate) fn values() -> &'static BTreeMap<String, Vec<u8>> {
+    static VALUES: OnceLock<BTreeMap<String, Vec<u8>>> = OnceLock::new();
+    VALUES.get_or_init(|| {
+        vectors()
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split_once(" = "))
+            .map(|(name, value)| {
+                let bytes = match value.strip_prefix('"') {
+                    Some(quoted) => unquote(quoted.strip_suffix('"').unwrap()).into_bytes(),
+                    None => (0..value.len() / 2)
+                        .map(|i| u8::from_str_radix(&value[2 * i..2 * i + 2], 16).unwrap())
+                        .collect(),
+                };
+                (name.to_string(), bytes)
+            })
+            .collect()
+    })
+}
+
+/// Undoes the escapes `{:?}` writes in the vectors' text values (`\n`, `\"`, `\\`).
+fn unquote(escaped: &str) -> String {
+    let mut out = String::new();
+    let mut chars = escaped.chars();
+    while let Some(c) = chars.next() {
+        out.push(match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('n') => '\n',
+                Some(other) => other,
+                None => panic!("a lone backslash"),
+            },
+            (c, false) => c,
+        });
+    }
+    out
+}
+
 fn vectors() -> String {
     let mut out = Out(String::new());
     writeln!(
@@ -89,7 +185,8 @@ fn vectors() -> String {
         "# splitsafe test vectors (op format 2, envelope format 3, chain header 2): hex unless quoted. T0 = {T0} (unix ms)."
     )
     .unwrap();
-    writeln!(out.0, "# Written by proptests/vectors.rs; spec/encryption.md and spec/membership.md say how each value is made.").unwrap();
+    writeln!(out.0, "# Written by proptests/vectors.rs. spec/formats.md says how each structure is written, spec/encryption.md,").unwrap();
+    writeln!(out.0, "# spec/membership.md and spec/device.md how each value is made. Every secret and random byte is an input listed here.").unwrap();
     let mut a = member(&mut out, "alice", 1);
     let b = member(&mut out, "bob", 2);
     let c = member(&mut out, "carol", 3);
@@ -102,6 +199,7 @@ fn vectors() -> String {
         T0,
     )
     .unwrap();
+    out.put("op.create.nonce", [7; 16]);
     out.op("op.create", &genesis);
     out.put("group_id", replica.group().0);
     let (add_b, _) = replica.add(a.identity(), b.bundle(), T0 + 1).unwrap();
@@ -129,11 +227,7 @@ fn vectors() -> String {
     );
 
     let group = replica.group();
-    let alice_secret = {
-        let mut s = [0u8; 32];
-        rng(1).fill_bytes(&mut s);
-        x25519_dalek::StaticSecret::from(s)
-    };
+    let alice_secret = x25519_secret(1);
     let (a_to_b, b_to_a) =
         PairwiseKey::between(&group, &alice_secret, &b.bundle().encryption_key).unwrap();
     out.put("pairwise.alice_to_bob", a_to_b.as_bytes());
@@ -146,11 +240,7 @@ fn vectors() -> String {
     r.clone().fill_bytes(&mut drawn);
     out.put("envelope.nonce", &drawn[..16]);
     out.put("envelope.content_key", &drawn[16..]);
-    let mut schedule = [0u8; 64];
-    blake3::Hasher::new_derive_key("splitsafe v2 content key schedule")
-        .update(&drawn[16..])
-        .finalize_xof()
-        .fill(&mut schedule);
+    let schedule = content_key_schedule(&drawn[16..]);
     let commitment: [u8; 32] = schedule[32..].try_into().unwrap();
     out.put("envelope.payload_key", &schedule[..32]);
     out.put("envelope.key_commitment", commitment);
@@ -169,15 +259,7 @@ fn vectors() -> String {
         )
         .unwrap();
     assert_eq!(envelope.header.commitment, commitment);
-    out.put(
-        "envelope.position.seq",
-        envelope.header.position.seq.to_be_bytes(),
-    );
-    out.put("envelope.position.op", envelope.header.position.op.0);
-    out.put("envelope.header_bytes", envelope.header.to_bytes());
-    out.put("envelope.bind", envelope.header.bind(&envelope.ciphertext));
-    out.put("envelope.cbor", envelope.to_cbor());
-    out.text("envelope.armored", &wire::armor_envelope(&envelope));
+    out.envelope("envelope", &envelope);
 
     // Bob opens it: the vectors are consistent with themselves.
     let mut bob_replica = Replica::join(
@@ -192,9 +274,22 @@ fn vectors() -> String {
     assert_eq!(opened.plaintext, plaintext);
     assert!(opened.signed && opened.same_view && opened.standing == Standing::Member);
 
-    // Sender-key mode: Alice starts a chain (its id, key and signing key, then the handoff
-    // envelope's nonce and content key, drawn from ChaCha20Rng(100)) and seals one message.
-    let mut r = rng(100);
+    // Sender-key mode: Alice starts a chain and seals two messages. Every random byte is an
+    // input, drawn in this order: the chain id (16), chain key 0 (32), the chain's signing
+    // secret (32), then the handoff envelope's nonce (16) and content key (32).
+    let mut drawn = [0u8; 128];
+    rng(100).fill_bytes(&mut drawn);
+    out.put("chain.id", &drawn[..16]);
+    out.put("chain.chain_key.0", &drawn[16..48]);
+    out.put("chain.signing_secret", &drawn[48..80]);
+    let signing_secret: [u8; 32] = drawn[48..80].try_into().unwrap();
+    out.put(
+        "chain.verifying_key",
+        Identity::from_secret_bytes(signing_secret).id().0,
+    );
+    out.put("chain.handoff_envelope.nonce", &drawn[80..96]);
+    out.put("chain.handoff_envelope.content_key", &drawn[96..]);
+    let mut r = Scripted::new(&drawn);
     let mut keys = SenderKeys::new(group);
     let chain_text = b"hello on a chain";
     let sealed = keys
@@ -207,7 +302,11 @@ fn vectors() -> String {
             &mut r,
         )
         .unwrap();
-    let handoff_envelope = sealed.handoff.expect("the first message starts a chain");
+    r.done();
+    let handoff_envelope = sealed
+        .handoff
+        .clone()
+        .expect("the first message starts a chain");
     let opened = b
         .open(&handoff_envelope, &mut bob_replica, T0 + 40)
         .unwrap();
@@ -224,6 +323,10 @@ fn vectors() -> String {
     out.put("chain.chain_key.1", next_key.as_bytes());
     out.text("chain.plaintext", std::str::from_utf8(chain_text).unwrap());
     let message = &sealed.message;
+    out.put(
+        "chain.message.stamp",
+        message.header.stamp.as_raw().to_be_bytes(),
+    );
     out.put("chain.header_bytes", message.header.to_bytes());
     out.put("chain.signature", message.signature.0);
     out.put("chain.message.cbor", message.to_cbor());
@@ -242,7 +345,282 @@ fn vectors() -> String {
         .open(&mut bob_replica, policy, message, T0 + 40, 0)
         .unwrap();
     assert_eq!(read.plaintext, chain_text);
+    out.put("chain.message.copy_id", message.copy_id().0);
+
+    // The chain's next message, at index 1: no randomness is drawn.
+    let mut none = Scripted::new(&[]);
+    let next_text = b"and a second one";
+    let next = keys
+        .seal(
+            &mut a,
+            &mut replica,
+            T0 + 31,
+            next_text,
+            ChainConfig::default(),
+            &mut none,
+        )
+        .unwrap();
+    none.done();
+    assert!(next.handoff.is_none() && next.message.header.index == 1);
+    let key_1 = *next_key.as_bytes();
+    let message_key_1 = blake3::keyed_hash(&key_1, b"splitsafe v1 chain message key");
+    out.put("chain.message_key.1", message_key_1.as_bytes());
+    out.put(
+        "chain.chain_key.2",
+        blake3::keyed_hash(&key_1, b"splitsafe v1 chain step").as_bytes(),
+    );
+    out.text("chain.plaintext.1", std::str::from_utf8(next_text).unwrap());
+    out.chain_message("chain.message.1", &next.message);
+    let read = held
+        .open(&mut bob_replica, policy, &next.message, T0 + 41, 0)
+        .unwrap();
+    assert_eq!(read.plaintext, next_text);
+    let receiving = ReceivingChain::new(handoff, ReceivingChain::DEFAULT_WINDOW);
+    out.put("export.receiving_chain", receiving.export().as_slice());
+
+    // Dave joins; his first message, before any operation of his (position (0, zeros)),
+    // unsigned, to two recipients, carrying a device payload (tag 0).
+    let mut d = member(&mut out, "dave", 4);
+    let (add_d, _) = replica.add(a.identity(), d.bundle(), T0 + 50).unwrap();
+    out.op("op.add_dave", &add_d);
+    bob_replica.ingest_batch(vec![add_d.clone()], T0 + 50);
+    let genesis = replica.ops().next().unwrap().clone();
+    let mut dave_replica = Replica::join(&genesis, ReplicaConfig::default(), T0 + 50).unwrap();
+    dave_replica.ingest_batch(replica.ops().cloned().collect(), T0 + 50);
+    let mut drawn = [0u8; 48];
+    rng(104).fill_bytes(&mut drawn);
+    out.put("envelope.dave.nonce", &drawn[..16]);
+    out.put("envelope.dave.content_key", &drawn[16..]);
+    let schedule = content_key_schedule(&drawn[16..]);
+    out.put("envelope.dave.payload_key", &schedule[..32]);
+    out.put("envelope.dave.key_commitment", &schedule[32..]);
+    let payload = Payload::Message(b"hello from dave".to_vec()).to_bytes();
+    out.put("envelope.dave.plaintext", payload.as_slice());
+    let mut r = Scripted::new(&drawn);
+    let dave_envelope = d
+        .seal(
+            &mut dave_replica,
+            T0 + 60,
+            &payload,
+            SealOptions { sign: false },
+            &mut r,
+        )
+        .unwrap();
+    r.done();
+    assert_eq!(dave_envelope.header.position, Watermark::NONE);
+    assert_eq!(dave_envelope.recipients(), 2);
+    out.envelope("envelope.dave", &dave_envelope);
+    let dave_secret = x25519_secret(4);
+    for (name, reader) in [("alice", &a), ("bob", &b)] {
+        let key = reader.bundle().encryption_key;
+        let (to, _) = PairwiseKey::between(&group, &dave_secret, &key).unwrap();
+        let mut slot_key = [0u8; 40];
+        blake3::Hasher::new_keyed(to.as_bytes())
+            .update(b"splitsafe v1 slot")
+            .update(&drawn[..16])
+            .finalize_xof()
+            .fill(&mut slot_key);
+        let slot = dave_envelope
+            .slots
+            .chunks(SLOT_LEN)
+            .find(|slot| slot[..8] == slot_key[32..])
+            .expect("a slot with the reader's hint");
+        let at = format!("envelope.dave.slot.{name}");
+        out.put(&format!("{at}.pairwise"), to.as_bytes());
+        out.put(&format!("{at}.wrap_key"), &slot_key[..32]);
+        out.put(&format!("{at}.hint"), &slot_key[32..]);
+        out.put(&format!("{at}.slot"), slot);
+    }
+    for (reader, replica) in [(&mut a, &mut replica), (&mut b, &mut bob_replica)] {
+        let opened = reader.open(&dave_envelope, replica, T0 + 61).unwrap();
+        assert_eq!(opened.plaintext, payload.as_slice());
+        assert!(!opened.signed && opened.standing == Standing::Member);
+    }
+
+    // Bob publishes a new key (its X25519 secret is the one random input), is demoted, and
+    // leaves.
+    let bob_secret_2 = [0x42; 32];
+    out.put("bob.x25519_secret.2", bob_secret_2);
+    let mut r = Scripted::new(&bob_secret_2);
+    let (rotate_b, _) = b.rotate(&mut r, &mut replica, T0 + 70).unwrap();
+    r.done();
+    out.put("bob.x25519_public.2", b.bundle().encryption_key.0);
+    out.put("bob.key_id.2", KeyId::of(&b.bundle().encryption_key).0);
+    out.put(
+        "bob.bundle.2.created",
+        b.bundle().created.as_raw().to_be_bytes(),
+    );
+    out.put("bob.bundle.2.signature", b.bundle().signature.0);
+    out.op("op.rotate_bob", &rotate_b);
+    let (demote_b, _) = replica
+        .demote(a.identity(), b.identity().id(), T0 + 71)
+        .unwrap();
+    out.op("op.demote_bob", &demote_b);
+    let (leave_b, _) = replica.leave(b.identity(), T0 + 72).unwrap();
+    out.op("op.leave_bob", &leave_b);
+    out.put("view.digest.2", replica.view().digest().0);
+    let members: Vec<_> = replica.view().members().map(|(m, _)| *m).collect();
+    assert_eq!(members.len(), 2, "alice and dave remain");
+
+    // Device messages, as bytes and as text.
+    let welcome = Welcome {
+        group,
+        ops: replica.ops().take(2).cloned().collect(),
+    };
+    let chain_post = ChainPost {
+        handoff: Some(handoff_envelope.clone()),
+        message: sealed.message.clone(),
+    };
+    for (name, message) in [
+        ("bundle", Message::Bundle(d.bundle())),
+        ("welcome", Message::Welcome(welcome)),
+        ("operations", Message::Operations(vec![leave_b.clone()])),
+        ("envelope", Message::Envelope(dave_envelope.clone())),
+        ("chain", Message::Chain(chain_post)),
+    ] {
+        out.message(name, &message);
+    }
+    let summary = replica.summary();
+    out.put("summary.cbor", summary.to_cbor());
+    out.put("summary.digest", summary.digest().0);
+    let holds = Some(handoff.chain);
+    let sync = SyncMessage::new(
+        a.identity(),
+        group,
+        summary.clone(),
+        true,
+        vec![leave_b],
+        holds,
+        None,
+    );
+    let fields = splitsafe::codec::encode(&SyncSigned {
+        group,
+        from: a.identity().id(),
+        digest: summary.digest(),
+        summary: Some(summary.clone()),
+        holds,
+    });
+    let mut signed_bytes = b"splitsafe/v1/sync\0".to_vec();
+    signed_bytes.extend(blake3::derive_key("splitsafe v1 sync message v2", &fields));
+    let signed = SignedMessage {
+        bytes: signed_bytes.clone(),
+        signer: a.identity().id(),
+        signature: sync.signature,
+    };
+    assert_eq!(
+        signed.verify(),
+        Ok(()),
+        "the sync signature is over these bytes"
+    );
+    out.put("sync.signed_fields", fields);
+    out.put("sync.signed_bytes", signed_bytes);
+    out.put("sync.signature", sync.signature.0);
+    out.message("sync", &Message::Sync(sync));
+    let digest_only = SyncMessage::new(a.identity(), group, summary, false, vec![], None, None);
+    out.put(
+        "message.sync_digest_only.cbor",
+        Message::Sync(digest_only).to_bytes(),
+    );
+
+    let snapshot = replica.save();
+    Replica::load(&snapshot, ReplicaConfig::default(), 1 << 20, T0 + 100).unwrap();
+    out.put("snapshot.cbor", snapshot);
+    out.put("export.identity.alice", a.identity().export().as_slice());
+    out.put("export.keyring.bob", b.export().as_slice());
+
+    let mut set = LwwSet::new();
+    set.insert(3u32, 7u64).unwrap();
+    set.insert(900u32, 1u64 << 40).unwrap();
+    set.remove(3u32, 8u64).unwrap();
+    writeln!(
+        out.0,
+        "# An LWW set of u32 elements stamped with u64: insert 3 at 7, insert 900 at 2^40, remove 3 at 8."
+    )
+    .unwrap();
+    out.put("lww.cbor", set.to_cbor());
+    out.put(
+        "clock.millis_T0_counter_5",
+        Timestamp::new(T0, 5).unwrap().as_raw().to_be_bytes(),
+    );
     out.0
+}
+
+/// The fields a sync message's signature covers (`spec/formats.md`, "Device messages"), as a
+/// second implementation would write them from the spec.
+#[derive(serde::Serialize)]
+struct SyncSigned {
+    group: GroupId,
+    from: MemberId,
+    digest: SummaryDigest,
+    summary: Option<Summary>,
+    holds: Option<ChainId>,
+}
+
+/// Randomness given as input: hands out its bytes in order, and [`done`](Self::done) checks
+/// that every one was drawn, so the vectors name exactly what the code consumed.
+struct Scripted {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl Scripted {
+    fn new(bytes: &[u8]) -> Self {
+        Self {
+            bytes: bytes.to_vec(),
+            at: 0,
+        }
+    }
+
+    fn done(self) {
+        assert_eq!(self.at, self.bytes.len(), "every scripted byte was drawn");
+    }
+}
+
+impl rand_core::TryRng for Scripted {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        let end = self.at + dst.len();
+        assert!(
+            end <= self.bytes.len(),
+            "the code drew more than was scripted"
+        );
+        dst.copy_from_slice(&self.bytes[self.at..end]);
+        self.at = end;
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for Scripted {}
+
+/// The X25519 secret of the member of `seed`: the first 32 bytes of ChaCha20Rng(seed).
+fn x25519_secret(seed: u8) -> x25519_dalek::StaticSecret {
+    let mut s = [0u8; 32];
+    rng(u64::from(seed)).fill_bytes(&mut s);
+    x25519_dalek::StaticSecret::from(s)
+}
+
+/// The content key schedule (`spec/encryption.md`, "Sealing", step 1): the payload key,
+/// then the key commitment.
+fn content_key_schedule(content_key: &[u8]) -> [u8; 64] {
+    let mut schedule = [0u8; 64];
+    blake3::Hasher::new_derive_key("splitsafe v2 content key schedule")
+        .update(content_key)
+        .finalize_xof()
+        .fill(&mut schedule);
+    schedule
 }
 
 #[test]

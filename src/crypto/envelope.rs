@@ -173,7 +173,7 @@ impl Envelope {
     }
 
     /// An identifier of these exact bytes (BLAKE3, derive-key context
-    /// `"splitsafe v2 envelope id"`, of the canonical CBOR): copies of one message that
+    /// `"splitsafe v2 envelope id"`, of the CBOR: its one accepted encoding): copies of one message that
     /// differ in their slots or signature differ here, so a waiting copy never stands in
     /// for another.
     pub fn copy_id(&self) -> EnvelopeId {
