@@ -26,7 +26,7 @@ use splitsafe::wire;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::OnceLock;
-use support::crypto::rng;
+use support::crypto::{rng, schedule};
 use support::group::T0;
 
 const PATH: &str = "spec/vectors/v3.txt";
@@ -240,9 +240,9 @@ fn vectors() -> String {
     r.clone().fill_bytes(&mut drawn);
     out.put("envelope.nonce", &drawn[..16]);
     out.put("envelope.content_key", &drawn[16..]);
-    let schedule = content_key_schedule(&drawn[16..]);
-    let commitment: [u8; 32] = schedule[32..].try_into().unwrap();
-    out.put("envelope.payload_key", &schedule[..32]);
+    let keys_of_content = schedule(drawn[16..].try_into().unwrap());
+    let commitment: [u8; 32] = keys_of_content[32..].try_into().unwrap();
+    out.put("envelope.payload_key", &keys_of_content[..32]);
     out.put("envelope.key_commitment", commitment);
     let plaintext = b"hello from alice";
     out.text(
@@ -377,6 +377,15 @@ fn vectors() -> String {
     assert_eq!(read.plaintext, next_text);
     let receiving = ReceivingChain::new(handoff, ReceivingChain::DEFAULT_WINDOW);
     out.put("export.receiving_chain", receiving.export().as_slice());
+    let alice_id = a.identity().id();
+    out.put(
+        "export.held_chains.alice",
+        held.export_held(&alice_id).unwrap().as_slice(),
+    );
+    out.put(
+        "export.own_chain.alice",
+        keys.export_own().unwrap().as_slice(),
+    );
 
     // Dave joins; his first message, before any operation of his (position (0, zeros)),
     // unsigned, to two recipients, carrying a device payload (tag 0).
@@ -391,9 +400,9 @@ fn vectors() -> String {
     rng(104).fill_bytes(&mut drawn);
     out.put("envelope.dave.nonce", &drawn[..16]);
     out.put("envelope.dave.content_key", &drawn[16..]);
-    let schedule = content_key_schedule(&drawn[16..]);
-    out.put("envelope.dave.payload_key", &schedule[..32]);
-    out.put("envelope.dave.key_commitment", &schedule[32..]);
+    let dave_keys = schedule(drawn[16..].try_into().unwrap());
+    out.put("envelope.dave.payload_key", &dave_keys[..32]);
+    out.put("envelope.dave.key_commitment", &dave_keys[32..]);
     let payload = Payload::Message(b"hello from dave".to_vec()).to_bytes();
     out.put("envelope.dave.plaintext", payload.as_slice());
     let mut r = Scripted::new(&drawn);
@@ -612,29 +621,25 @@ fn x25519_secret(seed: u8) -> x25519_dalek::StaticSecret {
     x25519_dalek::StaticSecret::from(s)
 }
 
-/// The content key schedule (`spec/encryption.md`, "Sealing", step 1): the payload key,
-/// then the key commitment.
-fn content_key_schedule(content_key: &[u8]) -> [u8; 64] {
-    let mut schedule = [0u8; 64];
-    blake3::Hasher::new_derive_key("splitsafe v2 content key schedule")
-        .update(content_key)
-        .finalize_xof()
-        .fill(&mut schedule);
-    schedule
+/// Checks that the committed file at `path` is `produced`, line by line; rewrites it first
+/// if `SPLITSAFE_WRITE_VECTORS` is set.
+pub(crate) fn check_committed(path: &str, produced: &str) {
+    if std::env::var_os("SPLITSAFE_WRITE_VECTORS").is_some() {
+        std::fs::write(path, produced).unwrap();
+    }
+    let committed =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path} is committed: {e}"));
+    for (line, (want, got)) in committed.lines().zip(produced.lines()).enumerate() {
+        assert_eq!(got, want, "line {} of {path} differs", line + 1);
+    }
+    assert_eq!(committed.lines().count(), produced.lines().count());
 }
 
 #[test]
 fn this_code_reproduces_the_committed_vectors() {
     let produced = vectors();
     assert_eq!(produced, vectors(), "vectors are deterministic");
-    if std::env::var_os("SPLITSAFE_WRITE_VECTORS").is_some() {
-        std::fs::write(PATH, &produced).unwrap();
-    }
-    let committed = std::fs::read_to_string(PATH).expect("spec/vectors/v3.txt exists");
-    for (line, (want, got)) in committed.lines().zip(produced.lines()).enumerate() {
-        assert_eq!(got, want, "line {} of {PATH} differs", line + 1);
-    }
-    assert_eq!(committed.lines().count(), produced.lines().count());
+    check_committed(PATH, &produced);
 }
 
 /// `spec/vectors/ed25519.txt`: every case gets its stated verdict alone, and the same verdict
