@@ -3,7 +3,8 @@
 //! members themselves; the owner and 10 admins add and remove). For each size it prints, from
 //! a counting allocator and the clock of this machine:
 //!
-//! * the CBOR of an operation, and the live heap of a `Replica` holding the log, per op;
+//! * the CBOR of an operation; the time to ingest the whole log in one batch (signature
+//!   bound), and the live heap of the `Replica` holding it, per op;
 //! * the live heap of a `Device` on SQLite holding the group, per op; the time to reopen it;
 //!   the store's file size per op;
 //! * the time to ingest one more add (the view after one change);
@@ -143,8 +144,10 @@ fn measure(n: u32, dir: &std::path::Path) {
     // A replica holding the log.
     let copy = ops.clone();
     let before = live();
+    let started = Instant::now();
     let mut replica = Replica::join(&genesis, ReplicaConfig::default(), now).unwrap();
     replica.ingest_batch(copy, now);
+    let ingest = started.elapsed();
     let replica_heap = live().saturating_sub(before);
 
     // One more change.
@@ -221,10 +224,11 @@ fn measure(n: u32, dir: &std::path::Path) {
     let _ = std::fs::remove_file(&path);
 
     println!(
-        "{count:>7} ops | op CBOR {:>4} B | Replica {:>5} B/op | Device on SQLite {:>5} B/op, \
-         open {:>8.1?}, file {:>4} B/op | one more add {:>9.1?} | in-sync sync message {:>3} B \
-         (whole summary {:>9} B) | load peak {:.2}x live",
+        "{count:>7} ops | op CBOR {:>4} B | batch ingest {:>8.1?} | Replica {:>5} B/op | Device on \
+         SQLite {:>5} B/op, open {:>8.1?}, file {:>4} B/op | one more add {:>9.1?} | in-sync sync \
+         message {:>3} B (whole summary {:>9} B) | load peak {:.2}x live",
         per_op(cbor, count),
+        ingest,
         per_op(replica_heap, count),
         per_op(device_heap, count),
         open,

@@ -372,3 +372,53 @@ fn envelope_signatures_follow_the_same_rule() {
         }
     }
 }
+
+/// A batch is verified in chunks (bounding the verifier's memory): a batch of 2,100 adds
+/// with one signature broken in each of its three chunks (the first, the boundary's far
+/// side, the last) refuses exactly those three, with the same verdicts as one by one.
+#[test]
+fn a_batch_larger_than_a_verification_chunk_refuses_exactly_its_bad_signatures() {
+    let (mut founder, genesis, owner) = found();
+    let base = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
+    let mut ops: Vec<SignedOp> = (0..2_100u32)
+        .map(|i| {
+            let newcomer = splitsafe::keys::Identity::from_secret_bytes(
+                *blake3::hash(&i.to_be_bytes()).as_bytes(),
+            );
+            let at = T0 + 1 + u64::from(i);
+            founder
+                .add(
+                    &owner,
+                    newcomer.bundle(enc_key(7), Timestamp::from_physical(at)),
+                    at,
+                )
+                .unwrap()
+                .0
+        })
+        .collect();
+    let broken = [3, 1_024, 2_099];
+    for &i in &broken {
+        let mut bytes = ops[i].to_cbor();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        ops[i] = SignedOp::from_cbor(&bytes).unwrap();
+    }
+    let mut replica = base.clone();
+    let results = replica.ingest_batch(ops.clone(), NOW).results;
+    for (i, result) in results.iter().enumerate() {
+        if broken.contains(&i) {
+            assert!(
+                matches!(
+                    result,
+                    Err(IngestError::Signature(KeyError::BadSignature(_)))
+                ),
+                "op {i}: {result:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "op {i}: {result:?}");
+        }
+    }
+    let (alone, verdicts_alone) = one_by_one(&base, &ops);
+    assert_eq!(verdicts(&results), verdicts_alone);
+    assert_same(&replica, &alone);
+}

@@ -17,7 +17,7 @@
 
 use super::op::{Body, Op, OpId, Rank, SignedOp, Stamp, Watermark};
 use super::standing::{PositionError, Standing};
-use super::vec_map::VecMap;
+use super::vec_map::{room_for_one, VecMap};
 use crate::clock::Timestamp;
 use crate::keys::{EncryptionKey, KeyBundle, MemberId, SignatureBytes};
 use crate::lww;
@@ -48,7 +48,9 @@ impl Change {
 /// A logged operation and its verdict.
 #[derive(Clone, Debug)]
 struct Node {
-    op: SignedOp,
+    /// Boxed, so that the id table's slots (a third of them empty on average) are small:
+    /// the operation inline made every slot, empty or not, cost about 450 bytes.
+    op: Box<SignedOp>,
     /// On its author's chain: every equivocation at or below it is pinned to it.
     on_chain: bool,
     /// Takes effect.
@@ -204,12 +206,12 @@ impl Authority {
 
     /// All logged operations in stamp order.
     pub(crate) fn ops(&self) -> impl DoubleEndedIterator<Item = &SignedOp> + '_ {
-        self.by_stamp.values().map(|id| &self.nodes[id].op)
+        self.by_stamp.values().map(|id| &*self.nodes[id].op)
     }
 
     /// The logged operation with this stamp.
     pub(crate) fn get(&self, stamp: &Stamp) -> Option<&SignedOp> {
-        self.by_stamp.get(stamp).map(|id| &self.nodes[id].op)
+        self.by_stamp.get(stamp).map(|id| &*self.nodes[id].op)
     }
 
     /// Whether the logged operation `id` takes effect (`None`: not logged).
@@ -466,13 +468,15 @@ impl Authority {
             self.owner = Some(author);
         }
         if let Some((subject, _)) = op.op().body.subject() {
-            self.members.entry(subject).or_default().about.push(id);
+            let about = &mut self.members.entry(subject).or_default().about;
+            room_for_one(about);
+            about.push(id);
         }
         self.by_stamp.insert(op.stamp(), id);
         self.nodes.insert(
             id,
             Node {
-                op,
+                op: Box::new(op),
                 on_chain: false,
                 effective: false,
             },
@@ -495,6 +499,7 @@ impl Authority {
             member.own_keys.insert(bundle.encryption_key);
         }
         let at_seq = member.chain.entry(seq).or_default();
+        room_for_one(at_seq);
         at_seq.push(id);
         match at_seq.len() {
             1 => self.mark(author, seq),
@@ -677,7 +682,7 @@ impl Authority {
 
     /// Makes the effects of `id` count (`on`) or stop counting, and marks what they govern.
     fn apply(&mut self, id: OpId, on: bool) {
-        let signed = self.nodes[&id].op.clone();
+        let signed = SignedOp::clone(&self.nodes[&id].op);
         let (stamp, op) = (signed.stamp(), signed.op());
         match &op.body {
             Body::Create { founder, .. } => {

@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
+/// Operations whose signatures one batch verification checks. A batch check holds about a
+/// kilobyte per signature while it runs; chunks bound that to about 2 MiB whatever the
+/// batch's size (a snapshot of 100,000 operations is one batch), and a batch of this size
+/// already costs what a larger one does per signature. The verdicts do not depend on it: a
+/// batch passes exactly when each of its signatures does.
+const VERIFY_CHUNK: usize = 1024;
+
 /// Settings of a [`Replica`]. They are the caller's: a snapshot does not carry them.
 ///
 /// What an author can make a replica store: operations enter the log only while their author
@@ -410,6 +417,17 @@ impl Replica {
     /// and an operation its successors, in the same batch, whatever their order. Refused operations change nothing; the others
     /// are ingested.
     pub fn ingest_batch(&mut self, ops: Vec<SignedOp>, physical_ms: u64) -> BatchReport {
+        self.ingest_batch_returning_refused(ops, physical_ms).0
+    }
+
+    /// As [`ingest_batch`](Self::ingest_batch), and hands back the operations it refused,
+    /// with their errors, in batch order: a caller that reports them need not keep a copy of
+    /// the whole batch.
+    pub(crate) fn ingest_batch_returning_refused(
+        &mut self,
+        ops: Vec<SignedOp>,
+        physical_ms: u64,
+    ) -> (BatchReport, Vec<(SignedOp, IngestError)>) {
         // An operation already held is a duplicate before any check: its id covers every
         // signed byte, so it is that operation again and changes nothing, and a replay of
         // what is held costs a lookup, not a signature check.
@@ -420,33 +438,40 @@ impl Replica {
                 false => self.check(op).map(|()| Status::Logged),
             })
             .collect();
-        let fresh = |result: &Result<Status, IngestError>| *result == Ok(Status::Logged);
-        let messages: Vec<SignedMessage> = ops
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| fresh(r))
-            .flat_map(|(op, _)| op.signed_messages())
+        let fresh: Vec<usize> = (0..ops.len())
+            .filter(|&i| results[i] == Ok(Status::Logged))
             .collect();
-        if SignedMessage::verify_batch(&messages).is_err() {
-            for (op, result) in ops.iter().zip(&mut results) {
-                if fresh(result) {
-                    if let Err(e) = op.verify() {
-                        *result = Err(e.into());
+        for chunk in fresh.chunks(VERIFY_CHUNK) {
+            let messages: Vec<SignedMessage> = chunk
+                .iter()
+                .flat_map(|&i| ops[i].signed_messages())
+                .collect();
+            if SignedMessage::verify_batch(&messages).is_err() {
+                for &i in chunk {
+                    if let Err(e) = ops[i].verify() {
+                        results[i] = Err(e.into());
                     }
                 }
             }
         }
-        let (accepted, positions): (Vec<SignedOp>, Vec<usize>) = ops
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| fresh(&results[*i]))
-            .map(|(i, op)| (op, i))
-            .unzip();
+        let mut accepted = Vec::with_capacity(ops.len());
+        let mut positions = Vec::with_capacity(ops.len());
+        let mut refused = Vec::new();
+        for (i, op) in ops.into_iter().enumerate() {
+            match &results[i] {
+                Err(e) => refused.push((op, e.clone())),
+                Ok(Status::Logged) => {
+                    accepted.push(op);
+                    positions.push(i);
+                }
+                Ok(_) => {}
+            }
+        }
         let (statuses, changes) = self.admit(accepted, physical_ms, Origin::Remote);
         for (i, status) in positions.into_iter().zip(statuses) {
             results[i] = Ok(status);
         }
-        BatchReport { results, changes }
+        (BatchReport { results, changes }, refused)
     }
 
     fn place(&mut self, op: &SignedOp, status: Status) {
@@ -559,7 +584,10 @@ impl Replica {
         origin: Origin,
     ) -> (Vec<Status>, Vec<Change>) {
         let mut statuses = Vec::with_capacity(ops.len());
-        let mut waiting: Vec<(Option<usize>, SignedOp)> = Vec::new();
+        // Boxed: each operation moves into the log on its own, freeing its box, so a batch
+        // the size of the log never holds a second copy of the log's operations while the
+        // log grows (`Replica::load` then peaks at little more than what it leaves).
+        let mut waiting: Vec<(Option<usize>, Box<SignedOp>)> = Vec::new();
         let mut seen = BTreeSet::new();
         for op in ops {
             let id = op.id();
@@ -580,7 +608,7 @@ impl Replica {
                     Status::Dropped
                 }
             } else {
-                waiting.push((Some(statuses.len()), op));
+                waiting.push((Some(statuses.len()), Box::new(op)));
                 Status::Logged
             };
             statuses.push(status);
@@ -596,7 +624,7 @@ impl Replica {
             let mut branches = Branches::new(
                 waiting
                     .iter()
-                    .map(|(_, op)| op)
+                    .map(|(_, op)| &**op)
                     .chain(self.quarantine.ops())
                     .chain(self.strangers.ops()),
             );
@@ -611,7 +639,7 @@ impl Replica {
                         let _ = self.clock.receive(op.op().timestamp, physical_ms);
                         self.index.insert(op.stamp());
                         self.place(&op, Status::Logged);
-                        self.authority.insert(op);
+                        self.authority.insert(*op);
                         progress = true;
                     }
                     Some(false) => still.push((position, op)),
@@ -641,7 +669,7 @@ impl Replica {
                     self.index.remove(op.stamp());
                     if verdicts[&op.id()].is_some() {
                         progress = true;
-                        waiting.push((None, op));
+                        waiting.push((None, Box::new(op)));
                     } else if let Some(journal) = &mut self.placements {
                         journal.push((op, Status::Dropped));
                     }
@@ -654,7 +682,7 @@ impl Replica {
         waiting.sort_by_key(|(position, _)| *position);
         for (position, op) in waiting {
             let id = op.id();
-            let dropped = self.wait(op);
+            let dropped = self.wait(*op);
             if let Some(i) = position {
                 statuses[i] = if dropped.iter().all(|d| d.id() != id) {
                     Status::Quarantined

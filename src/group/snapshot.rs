@@ -151,6 +151,8 @@ impl Replica {
             return Err(SnapshotError::ChecksumMismatch);
         }
         let body: SnapshotBody = codec::decode(&file.body, max_len)?;
+        // The body's bytes are a fifth of what the replica will hold: freed before it grows.
+        drop(file);
         Clock::new(config.clock)
             .check(body.clock, physical_ms)
             .map_err(SnapshotError::ClockAhead)?;
@@ -165,18 +167,11 @@ impl Replica {
             .ok_or(SnapshotError::NoGenesis)?;
         let mut replica =
             Self::join(genesis, config, physical_ms).map_err(SnapshotError::Genesis)?;
-        let all: Vec<SignedOp> = body
-            .ops
-            .into_iter()
-            .chain(body.held)
-            .chain(body.quarantined)
-            .collect();
-        let report = replica.ingest_batch(all.clone(), physical_ms);
-        let refused = all
-            .into_iter()
-            .zip(report.results)
-            .filter_map(|(op, result)| result.err().map(|e| (op, e)))
-            .collect();
+        let mut all = body.ops;
+        all.reserve_exact(body.held.len() + body.quarantined.len());
+        all.extend(body.held);
+        all.extend(body.quarantined);
+        let (_, refused) = replica.ingest_batch_returning_refused(all, physical_ms);
         replica.restore_clock(body.clock);
         Ok(Loaded { replica, refused })
     }
