@@ -250,3 +250,83 @@ fn erased_keys_are_in_no_file_after_a_kill() {
     // The files as the kill left them, before any reopening tidies them.
     assert_erased(&db, &first_secret, &chain_keys);
 }
+
+/// Pages of the file: (all, free). Read with the store closed.
+fn pages(db: &Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let count = |pragma: &str| -> i64 {
+        conn.pragma_query_value(None, pragma, |row| row.get(0))
+            .unwrap()
+    };
+    (count("page_count"), count("freelist_count"))
+}
+
+/// Accepting an invitation deletes the welcome kept until then, a copy of the whole log: the
+/// file gives those pages back at once (they used to stay as free pages, 40% of the file),
+/// and a file made before this rule is compacted once when opened.
+#[test]
+fn a_store_gives_freed_pages_back() {
+    let dir = TempDir::new("free-pages");
+    let db = dir.0.join("bob.db");
+    let mut r = rng(3);
+    let config = DeviceConfig::default();
+    let mut alice =
+        Device::create(MemoryStore::default(), identity(0), config, &mut r, T0).unwrap();
+    let group = alice.create_group(&mut r, T0).unwrap();
+    for i in 2..200u8 {
+        let keyring = splitsafe::crypto::Keyring::new(
+            identity(i),
+            splitsafe::crypto::KeyringConfig::default(),
+            &mut r,
+            T0,
+        );
+        alice.invite(group, keyring.bundle(), T0 + 1).unwrap();
+    }
+    let mut bob = Device::create(
+        SqliteStore::open(&db).unwrap(),
+        identity(1),
+        config,
+        &mut r,
+        T0,
+    )
+    .unwrap();
+    let invitation = alice.invite(group, bob.bundle(), T0 + 2).unwrap();
+    support::device::join(&mut bob, &invitation.welcome, T0 + 3);
+    assert_eq!(bob.view(group).unwrap().len(), 200);
+    drop(bob);
+    let (all, free) = pages(&db);
+    assert_eq!(free, 0, "no free page is left in the file");
+    let log: usize = alice
+        .replica(group)
+        .unwrap()
+        .ops()
+        .map(|op| op.to_cbor().len())
+        .sum();
+    let file = std::fs::metadata(&db).unwrap().len() as usize;
+    assert_eq!(file, all as usize * 4096);
+    assert!(
+        file < 2 * log + 64 * 1024,
+        "a file of {file} bytes for a log of {log}"
+    );
+
+    // A file as an earlier version left it: no auto-vacuum, and free pages.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA auto_vacuum = NONE; VACUUM;
+             CREATE TABLE scratch (b BLOB); INSERT INTO scratch VALUES (zeroblob(200000));
+             DROP TABLE scratch;",
+        )
+        .unwrap();
+    }
+    assert!(pages(&db).1 > 40, "the old file has free pages");
+    let bob = Device::open(SqliteStore::open(&db).unwrap(), config).unwrap();
+    assert_eq!(bob.view(group).unwrap().len(), 200);
+    drop(bob);
+    assert_eq!(pages(&db).1, 0, "opening compacted it");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mode: i64 = conn
+        .pragma_query_value(None, "auto_vacuum", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, 1, "and it now gives pages back at every commit");
+}
