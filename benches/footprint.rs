@@ -7,7 +7,8 @@
 //!   bound), and the live heap of the `Replica` holding it, per op;
 //! * the live heap of a `Device` on SQLite holding the group, per op; the time to reopen it;
 //!   the store's file size per op;
-//! * the time to ingest one more add (the view after one change);
+//! * the time to make and ingest one more add and then read the view's digest (the view
+//!   after one change; the median of nine);
 //! * the sync message a device sends a device that holds the same operations (its digest
 //!   only), beside the whole summary it used to carry;
 //! * `Replica::load` of a snapshot: its peak heap over the live heap it leaves.
@@ -150,13 +151,21 @@ fn measure(n: u32, dir: &std::path::Path) {
     let ingest = started.elapsed();
     let replica_heap = live().saturating_sub(before);
 
-    // One more change.
+    // One more change, then the view's digest: the median of 9, after one to warm up (the
+    // first change after a batch pays once for what the batch left to do).
     let owner = identity(0);
-    let newcomer = identity(9_999_999);
-    let started = Instant::now();
-    let bundle = newcomer.bundle(keys()[7], Timestamp::from_physical(now + 1));
-    let _ = replica.add(&owner, bundle, now + 1);
-    let one_change = started.elapsed();
+    let mut times: Vec<_> = (0..10u32)
+        .map(|k| {
+            let bundle = identity(9_999_999 - k).bundle(keys()[7], Timestamp::from_physical(now));
+            let started = Instant::now();
+            let _ = replica.add(&owner, bundle, now + 1);
+            std::hint::black_box(replica.view().digest());
+            started.elapsed()
+        })
+        .skip(1)
+        .collect();
+    times.sort();
+    let one_change = times[times.len() / 2];
 
     // The whole summary, which sync messages between replicas in sync used to carry.
     let summary = replica.summary().to_cbor().len();
@@ -225,7 +234,7 @@ fn measure(n: u32, dir: &std::path::Path) {
 
     println!(
         "{count:>7} ops | op CBOR {:>4} B | batch ingest {:>8.1?} | Replica {:>5} B/op | Device on \
-         SQLite {:>5} B/op, open {:>8.1?}, file {:>4} B/op | one more add {:>9.1?} | in-sync sync \
+         SQLite {:>5} B/op, open {:>8.1?}, file {:>4} B/op | one more add and view digest {:>9.1?} | in-sync sync \
          message {:>3} B (whole summary {:>9} B) | load peak {:.2}x live",
         per_op(cbor, count),
         ingest,

@@ -511,6 +511,14 @@ pub fn delivery_paths(genesis: &SignedOp, ops: &[SignedOp], seed: u64) -> Vec<(S
         let mut r = fresh();
         for op in order.iter().chain(&order) {
             r.ingest((*op).clone(), now).unwrap();
+            // The view is kept up to date one change at a time: after every step it is
+            // the view computed from scratch.
+            assert_eq!(
+                r.view(),
+                &r.view_from_scratch(),
+                "after ingesting {:?}",
+                op.id()
+            );
         }
         r
     };
@@ -573,6 +581,12 @@ pub fn check_delivery_paths(genesis: &SignedOp, ops: &[SignedOp], seed: u64) -> 
                 "{name}: view {:?}, naive fold {:?}",
                 view_map(replica),
                 expected
+            ));
+        }
+        let scratch = replica.view_from_scratch();
+        if replica.view() != &scratch || replica.view().digest() != scratch.digest() {
+            return Err(format!(
+                "{name}: the view kept up to date is not the view from scratch"
             ));
         }
         if replica.view().digest() != first.view().digest() {

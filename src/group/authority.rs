@@ -517,10 +517,13 @@ impl Authority {
         self.settle();
     }
 
-    /// What changed in the view since the last call.
-    pub(crate) fn take_changes(&mut self) -> Vec<Change> {
+    /// What changed in the view since the last call, and every member whose entry may have
+    /// (a new bundle with the same key changes the entry, not the view's digest: it is not a
+    /// [`Change`]).
+    pub(crate) fn take_changes(&mut self) -> (Vec<Change>, Vec<MemberId>) {
         let journal = std::mem::take(&mut self.journal);
-        journal
+        let touched = journal.keys().copied().collect();
+        let changes = journal
             .into_iter()
             .filter_map(|(member, was)| match (was, self.shown(&member)) {
                 (None, Some(_)) => Some(Change::Added(member)),
@@ -533,7 +536,17 @@ impl Authority {
                 }
                 _ => None,
             })
-            .collect()
+            .collect();
+        (changes, touched)
+    }
+
+    /// `member`'s entry in the view: its newest bundle and its rank, if it is present.
+    pub(crate) fn entry(&self, member: &MemberId) -> Option<(&KeyBundle, Rank)> {
+        let m = self.members.get(member)?;
+        if !m.is_present() {
+            return None;
+        }
+        Some((m.newest_bundle()?, self.rank(member)))
     }
 
     fn mark(&mut self, author: MemberId, seq: u64) {

@@ -12,7 +12,6 @@ use crate::clock::{Clock, ClockConfig, ClockError, Timestamp};
 use crate::keys::{EncryptionKey, Identity, KeyBundle, MemberId, SignedMessage};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
 
 /// Operations whose signatures one batch verification checks. A batch check holds about a
 /// kilobyte per signature while it runs; chunks bound that to about 2 MiB whatever the
@@ -170,7 +169,8 @@ pub struct Replica {
     strangers: Pen<(u64, OpId)>,
     /// The founder, named by the genesis (whose id is the group's), held from the start.
     owner: MemberId,
-    view: OnceLock<View>,
+    /// Kept up to date with each change (see [`take_changes`](Self::take_changes)).
+    view: View,
     /// Where each operation went since the last [`take_placements`](Self::take_placements)
     /// (logged, held, quarantined, dropped), recorded only when a store asked for it (`None`
     /// otherwise, so nothing grows).
@@ -189,7 +189,7 @@ impl Replica {
             index: AuthorIndex::default(),
             held: Pen::new(config.held_limit, config.held_per_author),
             quarantine: Pen::new(config.quarantine_limit, config.quarantine_per_author),
-            view: OnceLock::new(),
+            view: View::empty(GroupId(genesis.id().0)),
             placements: None,
         }
     }
@@ -281,10 +281,17 @@ impl Replica {
         self.clock.receive(stamp, physical_ms).map(drop)
     }
 
-    /// The current view, computed once per change.
+    /// The current view.
     pub fn view(&self) -> &View {
-        self.view
-            .get_or_init(|| View::new(self.group, self.authority.view()))
+        &self.view
+    }
+
+    /// The current view computed again from the engine's state, member by member: what
+    /// [`view`](Self::view), kept up to date one change at a time, must always equal (the
+    /// laws check it; not for applications).
+    #[doc(hidden)]
+    pub fn view_from_scratch(&self) -> View {
+        View::new(self.group, self.authority.view())
     }
 
     /// Whether `member` is in the current view.
@@ -533,7 +540,7 @@ impl Replica {
         for op in quarantined {
             replica.wait(op);
         }
-        replica.authority.take_changes();
+        replica.take_changes();
         replica.restore_clock(clock);
         replica.record_placements();
         Some(replica)
@@ -693,10 +700,7 @@ impl Replica {
         }
         self.sort_pens();
 
-        let changes = self.authority.take_changes();
-        if !changes.is_empty() {
-            self.view = OnceLock::new();
-        }
+        let changes = self.take_changes();
         (statuses, changes)
     }
 
@@ -983,6 +987,16 @@ impl Replica {
     /// Sets the clock to a saved state (loading a snapshot is not receiving anything), but
     /// never below the newest logged stamp: a saved clock that low is not one this replica
     /// could have had, and stamping below a logged operation would break the clock's promise.
+    /// What changed in the view since the last call; brings the view up to date with every
+    /// member the engine touched.
+    fn take_changes(&mut self) -> Vec<Change> {
+        let (changes, touched) = self.authority.take_changes();
+        for member in touched {
+            self.view.set(member, self.authority.entry(&member));
+        }
+        changes
+    }
+
     pub(crate) fn restore_clock(&mut self, saved: Timestamp) {
         let floor = self
             .authority

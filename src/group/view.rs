@@ -4,6 +4,7 @@ use super::op::{GroupId, Rank};
 use crate::keys::{byte_array, KeyBundle, MemberId};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 byte_array!(
     /// A BLAKE3 digest of a [`View`]: equal digests mean equal views.
@@ -12,39 +13,88 @@ byte_array!(
 );
 
 /// The members of a group at one replica, with their current key bundles and ranks.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// A replica keeps its view up to date with each change the engine reports, one member at a
+/// time, and computes the digest (which covers every member) only when asked, once per
+/// change: a change to a view of 56,000 members costs a map update, not a rebuild.
+#[derive(Clone)]
 pub struct View {
     group: GroupId,
     members: BTreeMap<MemberId, (KeyBundle, Rank)>,
-    digest: ViewDigest,
+    digest: OnceLock<ViewDigest>,
 }
+
+impl PartialEq for View {
+    fn eq(&self, other: &Self) -> bool {
+        self.group == other.group && self.members == other.members
+    }
+}
+
+impl Eq for View {}
 
 impl View {
     /// BLAKE3 derive-key context of the digest.
     pub const DIGEST_CONTEXT: &'static str = "splitsafe v2 view digest";
 
+    /// The view of `group` holding `members`.
     pub(crate) fn new<'a>(
         group: GroupId,
         members: impl Iterator<Item = (&'a MemberId, &'a KeyBundle, Rank)>,
     ) -> Self {
-        let members: BTreeMap<MemberId, (KeyBundle, Rank)> = members
-            .map(|(id, bundle, rank)| (*id, (*bundle, rank)))
-            .collect();
-        // group id, member count (u64 big-endian), then each member id, its encryption key
-        // and its rank (one byte: 0 member, 1 admin, 2 owner) in ascending member order.
-        let mut hasher = blake3::Hasher::new_derive_key(Self::DIGEST_CONTEXT);
-        hasher.update(&group.0);
-        hasher.update(&(members.len() as u64).to_be_bytes());
-        for (id, (bundle, rank)) in &members {
-            hasher.update(&id.0);
-            hasher.update(&bundle.encryption_key.0);
-            hasher.update(&[rank.tag()]);
-        }
         Self {
             group,
-            members,
-            digest: ViewDigest(hasher.finalize().into()),
+            members: members
+                .map(|(id, bundle, rank)| (*id, (*bundle, rank)))
+                .collect(),
+            digest: OnceLock::new(),
         }
+    }
+
+    /// The view of `group` with no member.
+    pub(crate) fn empty(group: GroupId) -> Self {
+        Self {
+            group,
+            members: BTreeMap::new(),
+            digest: OnceLock::new(),
+        }
+    }
+
+    /// Puts `member`'s entry as the engine now shows it: its bundle and rank, or `None` if it
+    /// is not in the view.
+    pub(crate) fn set(&mut self, member: MemberId, entry: Option<(&KeyBundle, Rank)>) {
+        let changed = match entry {
+            Some((bundle, rank)) => {
+                let entry = (*bundle, rank);
+                self.members.insert(member, entry) != Some(entry)
+            }
+            None => self.members.remove(&member).is_some(),
+        };
+        if changed {
+            self.digest = OnceLock::new();
+        }
+    }
+
+    /// `derive_key(DIGEST_CONTEXT, group || member count (u64 BE) || for each member in
+    /// ascending order: id || encryption key || rank tag)`, fed to the hasher in blocks of
+    /// 64 KiB (BLAKE3 hashes a long input several times faster than 65-byte pieces: it
+    /// works on many 1 KiB chunks at once).
+    fn compute_digest(&self) -> ViewDigest {
+        const ENTRY: usize = 32 + 32 + 1;
+        let mut hasher = blake3::Hasher::new_derive_key(Self::DIGEST_CONTEXT);
+        hasher.update(&self.group.0);
+        hasher.update(&(self.members.len() as u64).to_be_bytes());
+        let mut block = Vec::with_capacity(1024 * ENTRY);
+        for (id, (bundle, rank)) in &self.members {
+            block.extend_from_slice(&id.0);
+            block.extend_from_slice(&bundle.encryption_key.0);
+            block.push(rank.tag());
+            if block.len() == block.capacity() {
+                hasher.update(&block);
+                block.clear();
+            }
+        }
+        hasher.update(&block);
+        ViewDigest(hasher.finalize().into())
     }
 
     /// The group.
@@ -52,9 +102,9 @@ impl View {
         self.group
     }
 
-    /// The digest of this view.
+    /// The digest of this view (computed at the first call after a change).
     pub fn digest(&self) -> ViewDigest {
-        self.digest
+        *self.digest.get_or_init(|| self.compute_digest())
     }
 
     /// Number of members.
@@ -91,7 +141,7 @@ impl View {
 impl fmt::Debug for View {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("View")
-            .field("digest", &self.digest)
+            .field("digest", &self.digest())
             .field("members", &self.members.keys().collect::<Vec<_>>())
             .finish()
     }
