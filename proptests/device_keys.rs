@@ -70,12 +70,7 @@ fn a_member_re_added_with_an_old_bundle_publishes_its_key() {
     );
     alice.receive(&publish.to_bytes(), T0 + 9).unwrap();
     assert_eq!(
-        alice
-            .view(group)
-            .unwrap()
-            .bundle(&bob.id())
-            .unwrap()
-            .encryption_key,
+        *alice.view(group).unwrap().key(&bob.id()).unwrap(),
         bob.bundle().encryption_key
     );
     // Published once: more operations do not publish it again.

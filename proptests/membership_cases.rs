@@ -207,10 +207,7 @@ fn re_adding_after_removal_takes_the_later_add() {
     // The re-add vouched for the rotation, so it is logged, and stays void: the removal
     // is not undone for what 1 did while out.
     assert_eq!(replica.is_effective(&rotated.id()), Some(false));
-    assert_eq!(
-        replica.view().bundle(&one.id()).unwrap().encryption_key,
-        enc_key(1)
-    );
+    assert_eq!(*replica.view().key(&one.id()).unwrap(), enc_key(1));
     // 1's next operation follows the void one on its chain and counts.
     let (next, changes) = replica
         .rotate(&one, bundle(&one, 12, T0 + 30), T0 + 30)
@@ -502,10 +499,7 @@ fn rotation_replaces_the_key_and_old_bundles_never_win() {
     replica
         .add(&identity(0), bundle(&one, 1, T0), T0 + 200)
         .unwrap();
-    assert_eq!(
-        replica.view().bundle(&one.id()).unwrap().encryption_key,
-        enc_key(11)
-    );
+    assert_eq!(*replica.view().key(&one.id()).unwrap(), enc_key(11));
     assert_eq!(
         replica.rotate(&one, bundle(&identity(2), 2, T0), T0 + 300),
         Err(ActionError::BadBundle(

@@ -413,7 +413,7 @@ pub fn naive_fold(ops: &[SignedOp]) -> BTreeMap<[u8; 32], ([u8; 32], u8)> {
 pub fn view_map(replica: &Replica) -> BTreeMap<[u8; 32], ([u8; 32], u8)> {
     let view = replica.view();
     view.members()
-        .map(|(m, b)| (m.0, (b.encryption_key.0, view.rank(m).unwrap().tag())))
+        .map(|(m, b)| (m.0, (b.0, view.rank(m).unwrap().tag())))
         .collect()
 }
 

@@ -238,7 +238,7 @@ impl Keyring {
             return;
         }
         let current: std::collections::BTreeSet<&EncryptionKey> =
-            view.members().map(|(_, b)| &b.encryption_key).collect();
+            view.members().map(|(_, key)| key).collect();
         for ((g, _), peers) in self.cache.iter_mut() {
             if *g == group {
                 peers.retain(|peer, _| current.contains(peer));

@@ -103,13 +103,12 @@ impl Keyring {
         let mut staged = Peers::new();
         let mut slots: Vec<[u8; SLOT_LEN]> = Vec::with_capacity(recipients);
         let current = self.current();
-        for bundle in view
+        for key in view
             .members()
             .filter(|(m, _)| **m != me && to(m))
-            .map(|(_, b)| b)
+            .map(|(_, key)| key)
         {
-            let Some(pair) = self.pair(header.group, current, &bundle.encryption_key, &mut staged)
-            else {
+            let Some(pair) = self.pair(header.group, current, key, &mut staged) else {
                 continue;
             };
             let slot_key = pair.out.slot_key(&nonce);

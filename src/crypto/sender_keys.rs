@@ -156,7 +156,7 @@ impl Roster {
             ranks: hasher.finalize().into(),
             keys: view
                 .members()
-                .map(|(member, bundle)| (*member, bundle.encryption_key))
+                .map(|(member, key)| (*member, *key))
                 .collect(),
         }
     }

@@ -379,8 +379,8 @@ impl<S: Store> Device<S> {
         let stale = g
             .replica
             .view()
-            .bundle(&me)
-            .is_some_and(|held| held.encryption_key != current.encryption_key);
+            .key(&me)
+            .is_some_and(|held| *held != current.encryption_key);
         if !stale
             || g.replica
                 .published_keys(&me)

@@ -1,7 +1,7 @@
-//! The member view: who is in the group now, with each member's encryption key.
+//! The member view: who is in the group now, with each member's encryption key and rank.
 
 use super::op::{GroupId, Rank};
-use crate::keys::{byte_array, KeyBundle, MemberId};
+use crate::keys::{byte_array, EncryptionKey, KeyBundle, MemberId};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -12,7 +12,9 @@ byte_array!(
     32
 );
 
-/// The members of a group at one replica, with their current key bundles and ranks.
+/// The members of a group at one replica, with their current encryption keys and ranks (the
+/// key of each member's newest bundle: what sealing and the digest need; the bundles stay in
+/// the engine, so the view holds 33 bytes a member, not 137).
 ///
 /// A replica keeps its view up to date with each change the engine reports, one member at a
 /// time, and computes the digest (which covers every member) only when asked, once per
@@ -20,7 +22,7 @@ byte_array!(
 #[derive(Clone)]
 pub struct View {
     group: GroupId,
-    members: BTreeMap<MemberId, (KeyBundle, Rank)>,
+    members: BTreeMap<MemberId, (EncryptionKey, Rank)>,
     digest: OnceLock<ViewDigest>,
 }
 
@@ -44,7 +46,7 @@ impl View {
         Self {
             group,
             members: members
-                .map(|(id, bundle, rank)| (*id, (*bundle, rank)))
+                .map(|(id, bundle, rank)| (*id, (bundle.encryption_key, rank)))
                 .collect(),
             digest: OnceLock::new(),
         }
@@ -64,7 +66,7 @@ impl View {
     pub(crate) fn set(&mut self, member: MemberId, entry: Option<(&KeyBundle, Rank)>) {
         let changed = match entry {
             Some((bundle, rank)) => {
-                let entry = (*bundle, rank);
+                let entry = (bundle.encryption_key, rank);
                 self.members.insert(member, entry) != Some(entry)
             }
             None => self.members.remove(&member).is_some(),
@@ -84,9 +86,9 @@ impl View {
         hasher.update(&self.group.0);
         hasher.update(&(self.members.len() as u64).to_be_bytes());
         let mut block = Vec::with_capacity(1024 * ENTRY);
-        for (id, (bundle, rank)) in &self.members {
+        for (id, (key, rank)) in &self.members {
             block.extend_from_slice(&id.0);
-            block.extend_from_slice(&bundle.encryption_key.0);
+            block.extend_from_slice(&key.0);
             block.push(rank.tag());
             if block.len() == block.capacity() {
                 hasher.update(&block);
@@ -122,9 +124,9 @@ impl View {
         self.members.contains_key(member)
     }
 
-    /// The current bundle of `member`, if it is in the view.
-    pub fn bundle(&self, member: &MemberId) -> Option<&KeyBundle> {
-        self.members.get(member).map(|(bundle, _)| bundle)
+    /// The encryption key of `member` (its newest bundle's), if it is in the view.
+    pub fn key(&self, member: &MemberId) -> Option<&EncryptionKey> {
+        self.members.get(member).map(|(key, _)| key)
     }
 
     /// The rank of `member`, if it is in the view.
@@ -132,9 +134,9 @@ impl View {
         self.members.get(member).map(|(_, rank)| *rank)
     }
 
-    /// Members with their bundles, in ascending member order.
-    pub fn members(&self) -> impl Iterator<Item = (&MemberId, &KeyBundle)> + '_ {
-        self.members.iter().map(|(id, (bundle, _))| (id, bundle))
+    /// Members with their encryption keys, in ascending member order.
+    pub fn members(&self) -> impl Iterator<Item = (&MemberId, &EncryptionKey)> + '_ {
+        self.members.iter().map(|(id, (key, _))| (id, key))
     }
 }
 
