@@ -183,7 +183,8 @@ fn toggle<K: Ord>(map: &mut BTreeMap<K, usize>, key: K, on: bool) {
 pub(crate) struct Authority {
     owner: Option<MemberId>,
     nodes: HashMap<OpId, Node>,
-    by_stamp: BTreeMap<Stamp, OpId>,
+    /// Logged operations in stamp order (a stamp names its operation's id).
+    by_stamp: BTreeSet<Stamp>,
     members: BTreeMap<MemberId, Member>,
     /// Members whose view entry may have changed since the last `take_changes`, as they were.
     journal: BTreeMap<MemberId, Shown>,
@@ -206,12 +207,14 @@ impl Authority {
 
     /// All logged operations in stamp order.
     pub(crate) fn ops(&self) -> impl DoubleEndedIterator<Item = &SignedOp> + '_ {
-        self.by_stamp.values().map(|id| &*self.nodes[id].op)
+        self.by_stamp.iter().map(|stamp| &*self.nodes[&stamp.op].op)
     }
 
     /// The logged operation with this stamp.
     pub(crate) fn get(&self, stamp: &Stamp) -> Option<&SignedOp> {
-        self.by_stamp.get(stamp).map(|id| &*self.nodes[id].op)
+        self.by_stamp
+            .get(stamp)
+            .map(|stamp| &*self.nodes[&stamp.op].op)
     }
 
     /// Whether the logged operation `id` takes effect (`None`: not logged).
@@ -423,7 +426,7 @@ impl Authority {
         let never = PositionError::NeverAMember(*member);
         let m = self.members.get(member).filter(|_| self.admitted(member));
         let m = m.ok_or(never)?;
-        let entry_op = |stamp: &Stamp| self.by_stamp[stamp];
+        let entry_op = |stamp: &Stamp| stamp.op;
         let seq = position.seq;
         let latest = m.standing.last();
         if let Some((stamp, entry)) = latest.filter(|(_, entry)| !entry.present) {
@@ -472,7 +475,7 @@ impl Authority {
             room_for_one(about);
             about.push(id);
         }
-        self.by_stamp.insert(op.stamp(), id);
+        self.by_stamp.insert(op.stamp());
         self.nodes.insert(
             id,
             Node {
