@@ -16,8 +16,8 @@
 //! those are judged again, lowest stratum first, until nothing changes.
 
 use super::op::{Body, Op, OpId, Rank, SignedOp, Stamp, Watermark};
+use super::small_map::{room_for_one, SmallMap};
 use super::standing::{PositionError, Standing};
-use super::vec_map::{room_for_one, VecMap};
 use crate::clock::Timestamp;
 use crate::keys::{EncryptionKey, KeyBundle, MemberId, SignatureBytes};
 use crate::lww;
@@ -91,7 +91,7 @@ struct Member {
     /// Sequence numbers with a fork.
     forks: BTreeSet<u64>,
     /// Its adds, removes and leaves that take effect, by stamp.
-    standing: VecMap<Stamp, Entry>,
+    standing: SmallMap<Stamp, Entry>,
     /// The owner's rank changes of it that take effect, in the owner's chain order:
     /// (owner's seq, op) -> (watermark, rank).
     grants: BTreeMap<(u64, OpId), (u64, Rank)>,
@@ -106,9 +106,9 @@ struct Member {
     /// Logged operations of others about it.
     about: Vec<OpId>,
     /// Keys of the bundles its own logged operations carry, whatever their verdict.
-    own_keys: BTreeSet<EncryptionKey>,
+    own_keys: SmallMap<EncryptionKey, ()>,
     /// Bundles of its operations and of adds of it that take effect (a multiset).
-    bundles: VecMap<BundleKey, (KeyBundle, usize)>,
+    bundles: SmallMap<BundleKey, (KeyBundle, usize)>,
 }
 
 impl Member {
@@ -395,7 +395,7 @@ impl Authority {
         let mut keys: BTreeSet<EncryptionKey> =
             m.bundles.iter().map(|((_, key, _), _)| *key).collect();
         if self.admitted(member) {
-            keys.extend(m.own_keys.iter().copied());
+            keys.extend(m.own_keys.iter().map(|(key, ())| *key));
         }
         keys
     }
@@ -499,7 +499,7 @@ impl Authority {
             founder: bundle, ..
         } = &self.nodes[&id].op.op().body
         {
-            member.own_keys.insert(bundle.encryption_key);
+            member.own_keys.insert(bundle.encryption_key, ());
         }
         let at_seq = member.chain.entry(seq).or_default();
         room_for_one(at_seq);

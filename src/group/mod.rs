@@ -9,10 +9,10 @@ mod error;
 mod op;
 mod pen;
 mod replica;
+mod small_map;
 mod snapshot;
 mod standing;
 mod sync;
-mod vec_map;
 mod view;
 
 pub use authority::Change;
