@@ -373,14 +373,14 @@ fn envelope_signatures_follow_the_same_rule() {
     }
 }
 
-/// A batch is verified in chunks (bounding the verifier's memory): a batch of 2,100 adds
-/// with one signature broken in each of its three chunks (the first, the boundary's far
-/// side, the last) refuses exactly those three, with the same verdicts as one by one.
+/// A batch is verified in chunks (bounding the verifier's memory): a batch of 4,200 adds
+/// with signatures broken in both of its chunks (the first, the first of the second chunk,
+/// the last) refuses exactly those three, with the same verdicts as one by one.
 #[test]
 fn a_batch_larger_than_a_verification_chunk_refuses_exactly_its_bad_signatures() {
     let (mut founder, genesis, owner) = found();
     let base = Replica::join(&genesis, ReplicaConfig::default(), T0).unwrap();
-    let mut ops: Vec<SignedOp> = (0..2_100u32)
+    let mut ops: Vec<SignedOp> = (0..4_200u32)
         .map(|i| {
             let newcomer = splitsafe::keys::Identity::from_secret_bytes(
                 *blake3::hash(&i.to_be_bytes()).as_bytes(),
@@ -396,7 +396,7 @@ fn a_batch_larger_than_a_verification_chunk_refuses_exactly_its_bad_signatures()
                 .0
         })
         .collect();
-    let broken = [3, 1_024, 2_099];
+    let broken = [3, 4_096, 4_199];
     for &i in &broken {
         let mut bytes = ops[i].to_cbor();
         let last = bytes.len() - 1;
