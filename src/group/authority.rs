@@ -677,7 +677,9 @@ impl Authority {
         if on {
             match member.bundles.get_mut(&key) {
                 Some((_, count)) => *count += 1,
-                None => member.bundles.insert(key, (*bundle, 1)),
+                None => {
+                    member.bundles.insert(key, (*bundle, 1));
+                }
             }
         } else if let Some((_, count)) = member.bundles.get_mut(&key) {
             *count -= 1;

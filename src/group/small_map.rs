@@ -38,17 +38,17 @@ impl<K, V> Default for SmallMap<K, V> {
 }
 
 impl<K: Ord, V> SmallMap<K, V> {
-    /// Inserts or replaces the value under `key`.
-    pub(crate) fn insert(&mut self, key: K, value: V) {
+    /// Inserts or replaces the value under `key`; whether the key is new.
+    pub(crate) fn insert(&mut self, key: K, value: V) -> bool {
         let entries = match self {
-            Self::Large(map) => {
-                map.insert(key, value);
-                return;
-            }
+            Self::Large(map) => return map.insert(key, value).is_none(),
             Self::Small(entries) => entries,
         };
         match entries.binary_search_by(|(k, _)| k.cmp(&key)) {
-            Ok(i) => entries[i].1 = value,
+            Ok(i) => {
+                entries[i].1 = value;
+                return false;
+            }
             Err(_) if entries.len() >= LARGE => {
                 let mut map: BTreeMap<K, V> = std::mem::take(entries).into_iter().collect();
                 map.insert(key, value);
@@ -59,6 +59,46 @@ impl<K: Ord, V> SmallMap<K, V> {
                 entries.insert(i, (key, value));
             }
         }
+        true
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Small(entries) => entries.len(),
+            Self::Large(map) => map.len(),
+        }
+    }
+
+    /// Whether the map has no entry.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The keys in order.
+    pub(crate) fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + '_ {
+        self.iter().map(|(k, _)| k)
+    }
+
+    /// The keys greater than `after`, in order.
+    pub(crate) fn keys_after<'a>(&'a self, after: &K) -> impl Iterator<Item = &'a K> + 'a {
+        let (small, large) = match self {
+            Self::Small(entries) => {
+                let from = entries.partition_point(|(k, _)| k <= after);
+                (Some(entries[from..].iter().map(|(k, _)| k)), None)
+            }
+            Self::Large(map) => (
+                None,
+                Some(
+                    map.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                        .map(|(k, _)| k),
+                ),
+            ),
+        };
+        small
+            .into_iter()
+            .flatten()
+            .chain(large.into_iter().flatten())
     }
 
     /// Removes and returns the value under `key`.
@@ -120,7 +160,7 @@ mod tests {
             let (mut ours, mut reference) = (SmallMap::default(), BTreeMap::new());
             for (call, key, value) in calls {
                 match call {
-                    0 => { ours.insert(key, value); reference.insert(key, value); }
+                    0 => prop_assert_eq!(ours.insert(key, value), reference.insert(key, value).is_none()),
                     1 => prop_assert_eq!(ours.remove(&key), reference.remove(&key)),
                     _ => {
                         if let Some(v) = ours.get_mut(&key) { *v = v.wrapping_add(1); }
@@ -129,6 +169,9 @@ mod tests {
                 }
                 prop_assert!(ours.iter().eq(reference.iter()));
                 prop_assert_eq!(ours.last(), reference.last_key_value());
+                prop_assert_eq!(ours.len(), reference.len());
+                let after: Vec<_> = reference.range(key + 1..).map(|(k, _)| k).collect();
+                prop_assert_eq!(ours.keys_after(&key).collect::<Vec<_>>(), after);
             }
         }
     }

@@ -21,12 +21,12 @@
 //! with holes), plus about 150 bytes per author in each summary.
 
 use super::op::{GroupId, OpId, Stamp};
+use super::small_map::SmallMap;
 use crate::codec::{self, DecodeError};
 use crate::keys::{byte_array, MemberId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Bound::{Excluded, Unbounded};
 
 byte_array!(
     /// XOR of the op ids of a set of operations.
@@ -108,7 +108,9 @@ impl Summary {
 #[derive(Clone, Debug, Default)]
 struct AuthorLog {
     fingerprint: Fingerprint,
-    stamps: BTreeSet<Stamp>,
+    /// A sorted vector for the many authors with a few operations (a B-tree node per
+    /// author cost 800 bytes even for one), a B-tree for the rest.
+    stamps: SmallMap<Stamp, ()>,
 }
 
 /// Per-author index of the log, kept in step with it.
@@ -126,14 +128,14 @@ impl fmt::Display for AuthorSummary {
 impl AuthorIndex {
     pub(crate) fn insert(&mut self, stamp: Stamp) {
         let log = self.authors.entry(stamp.author).or_default();
-        if log.stamps.insert(stamp) {
+        if log.stamps.insert(stamp, ()) {
             log.fingerprint.toggle(&stamp.op);
         }
     }
 
     pub(crate) fn remove(&mut self, stamp: Stamp) {
         if let Some(log) = self.authors.get_mut(&stamp.author) {
-            if log.stamps.remove(&stamp) {
+            if log.stamps.remove(&stamp).is_some() {
                 log.fingerprint.toggle(&stamp.op);
             }
             if log.stamps.is_empty() {
@@ -149,7 +151,7 @@ impl AuthorIndex {
             .iter()
             .filter(|(author, _)| admitted(author))
             .filter_map(|(author, log)| {
-                let max = *log.stamps.last()?;
+                let max = *log.stamps.last()?.0;
                 Some((
                     *author,
                     AuthorSummary {
@@ -174,24 +176,20 @@ impl AuthorIndex {
         for (author, log) in self.authors.iter().filter(|(a, _)| admitted(a)) {
             let count = log.stamps.len() as u64;
             let Some(theirs) = peer.authors.get(author) else {
-                out.extend(&log.stamps);
+                out.extend(log.stamps.keys());
                 continue;
             };
             if theirs.count == count && theirs.fingerprint == log.fingerprint {
                 continue;
             }
-            let suffix: Vec<Stamp> = log
-                .stamps
-                .range((Excluded(theirs.max), Unbounded))
-                .copied()
-                .collect();
+            let suffix: Vec<Stamp> = log.stamps.keys_after(&theirs.max).copied().collect();
             let mut prefix = log.fingerprint;
             suffix.iter().for_each(|stamp| prefix.toggle(&stamp.op));
             let prefix_count = count - suffix.len() as u64;
             if prefix_count == theirs.count && prefix == theirs.fingerprint {
                 out.extend(suffix);
             } else if !(count < theirs.count && suffix.is_empty()) {
-                out.extend(&log.stamps);
+                out.extend(log.stamps.keys());
             }
         }
         out
