@@ -87,7 +87,7 @@ type BundleKey = (Timestamp, EncryptionKey, SignatureBytes);
 #[derive(Clone, Debug, Default)]
 struct Member {
     /// Its logged operations by sequence number; two or more at one number are a fork.
-    chain: BTreeMap<u64, Vec<OpId>>,
+    chain: SmallMap<u64, Vec<OpId>>,
     /// Sequence numbers with a fork.
     forks: BTreeSet<u64>,
     /// Its adds, removes and leaves that take effect, by stamp.
@@ -501,7 +501,7 @@ impl Authority {
         {
             member.own_keys.insert(bundle.encryption_key, ());
         }
-        let at_seq = member.chain.entry(seq).or_default();
+        let at_seq = member.chain.get_or_insert_default(seq);
         room_for_one(at_seq);
         at_seq.push(id);
         match at_seq.len() {
@@ -561,10 +561,7 @@ impl Authority {
     fn mark_from(&mut self, author: MemberId, seq: u64) {
         let stratum = self.stratum(&author);
         if let Some(member) = self.members.get(&author) {
-            let seqs = member
-                .chain
-                .range(seq..)
-                .map(|(s, _)| (stratum, author, *s));
+            let seqs = member.chain.keys_from(&seq).map(|s| (stratum, author, *s));
             self.dirty.extend(seqs);
         }
     }

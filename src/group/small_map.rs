@@ -7,6 +7,7 @@
 //! B-tree.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 /// Makes room for one more element in `vec`: exactly one slot while it holds fewer than four,
 /// then the usual doubling. Per-member vectors of the engine hold one or two elements for
@@ -82,23 +83,56 @@ impl<K: Ord, V> SmallMap<K, V> {
 
     /// The keys greater than `after`, in order.
     pub(crate) fn keys_after<'a>(&'a self, after: &K) -> impl Iterator<Item = &'a K> + 'a {
+        self.keys_above(Bound::Excluded(after))
+    }
+
+    /// The keys from `from` up, in order.
+    pub(crate) fn keys_from<'a>(&'a self, from: &K) -> impl Iterator<Item = &'a K> + 'a {
+        self.keys_above(Bound::Included(from))
+    }
+
+    fn keys_above<'a>(&'a self, low: Bound<&K>) -> impl Iterator<Item = &'a K> + 'a {
         let (small, large) = match self {
             Self::Small(entries) => {
-                let from = entries.partition_point(|(k, _)| k <= after);
-                (Some(entries[from..].iter().map(|(k, _)| k)), None)
+                let start = entries.partition_point(|(k, _)| match low {
+                    Bound::Included(low) => k < low,
+                    Bound::Excluded(low) => k <= low,
+                    Bound::Unbounded => false,
+                });
+                (Some(entries[start..].iter().map(|(k, _)| k)), None)
             }
             Self::Large(map) => (
                 None,
-                Some(
-                    map.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-                        .map(|(k, _)| k),
-                ),
+                Some(map.range((low, Bound::Unbounded)).map(|(k, _)| k)),
             ),
         };
         small
             .into_iter()
             .flatten()
             .chain(large.into_iter().flatten())
+    }
+
+    /// The value under `key`.
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        match self {
+            Self::Small(entries) => {
+                let i = entries.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
+                Some(&entries[i].1)
+            }
+            Self::Large(map) => map.get(key),
+        }
+    }
+
+    /// The value under `key`, inserted as the default if there was none.
+    pub(crate) fn get_or_insert_default(&mut self, key: K) -> &mut V
+    where
+        K: Clone,
+        V: Default,
+    {
+        if self.get_mut(&key).is_none() {
+            self.insert(key.clone(), V::default());
+        }
+        self.get_mut(&key).expect("just inserted")
     }
 
     /// Removes and returns the value under `key`.
@@ -172,6 +206,9 @@ mod tests {
                 prop_assert_eq!(ours.len(), reference.len());
                 let after: Vec<_> = reference.range(key + 1..).map(|(k, _)| k).collect();
                 prop_assert_eq!(ours.keys_after(&key).collect::<Vec<_>>(), after);
+                let from: Vec<_> = reference.range(key..).map(|(k, _)| k).collect();
+                prop_assert_eq!(ours.keys_from(&key).collect::<Vec<_>>(), from);
+                prop_assert_eq!(ours.get(&key), reference.get(&key));
             }
         }
     }
