@@ -532,8 +532,11 @@ impl Replica {
                 Status::Duplicate | Status::Dropped => {}
             }
         }
-        // Each chain in order, so a predecessor is judged before its successor.
-        logged.sort_by_key(|op| (op.op().author, op.op().seq));
+        // In stamp order: an author stamps each operation after its predecessor and after
+        // every operation it had seen (the add that enabled it, say), so each operation is
+        // judged once, with what decides it already in place; in chain order, an operation
+        // was judged before the add that enables its author, and again after it.
+        logged.sort_by_key(SignedOp::stamp);
         for op in logged {
             replica.index.insert(op.stamp());
             replica.authority.insert(op);
