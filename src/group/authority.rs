@@ -107,8 +107,9 @@ struct Member {
     about: Vec<OpId>,
     /// Keys of the bundles its own logged operations carry, whatever their verdict.
     own_keys: SmallMap<EncryptionKey, ()>,
-    /// Bundles of its operations and of adds of it that take effect (a multiset).
-    bundles: SmallMap<BundleKey, (KeyBundle, usize)>,
+    /// Bundles of its operations and of adds of it that take effect (a multiset), by what
+    /// orders them: the member is the map's, and nothing reads a bundle's other fields.
+    bundles: SmallMap<BundleKey, usize>,
 }
 
 impl Member {
@@ -117,8 +118,9 @@ impl Member {
         lww::winner(self.standing.iter().map(Entry::lww)).is_some_and(|e| e.is_present())
     }
 
-    fn newest_bundle(&self) -> Option<&KeyBundle> {
-        self.bundles.values().next_back().map(|(bundle, _)| bundle)
+    /// The encryption key of its newest bundle.
+    fn newest_key(&self) -> Option<EncryptionKey> {
+        self.bundles.last().map(|((_, key, _), _)| *key)
     }
 
     /// The highest watermark of an operation about it that takes effect.
@@ -365,14 +367,14 @@ impl Authority {
         if !m.is_present() {
             return None;
         }
-        Some((m.newest_bundle()?.encryption_key, self.rank(member)))
+        Some((m.newest_key()?, self.rank(member)))
     }
 
-    /// Present members with their current bundles and ranks, in member order.
-    pub(crate) fn view(&self) -> impl Iterator<Item = (&MemberId, &KeyBundle, Rank)> + '_ {
+    /// Present members with their current keys and ranks, in member order.
+    pub(crate) fn view(&self) -> impl Iterator<Item = (&MemberId, EncryptionKey, Rank)> + '_ {
         self.members.iter().filter_map(|(id, m)| {
-            let bundle = m.newest_bundle()?;
-            m.is_present().then(|| (id, bundle, self.rank(id)))
+            let key = m.newest_key()?;
+            m.is_present().then(|| (id, key, self.rank(id)))
         })
     }
 
@@ -543,13 +545,9 @@ impl Authority {
         (changes, touched)
     }
 
-    /// `member`'s entry in the view: its newest bundle and its rank, if it is present.
-    pub(crate) fn entry(&self, member: &MemberId) -> Option<(&KeyBundle, Rank)> {
-        let m = self.members.get(member)?;
-        if !m.is_present() {
-            return None;
-        }
-        Some((m.newest_bundle()?, self.rank(member)))
+    /// `member`'s entry in the view: its newest key and its rank, if it is present.
+    pub(crate) fn entry(&self, member: &MemberId) -> Shown {
+        self.shown(member)
     }
 
     fn mark(&mut self, author: MemberId, seq: u64) {
@@ -673,12 +671,12 @@ impl Authority {
         let key = (bundle.created, bundle.encryption_key, bundle.signature);
         if on {
             match member.bundles.get_mut(&key) {
-                Some((_, count)) => *count += 1,
+                Some(count) => *count += 1,
                 None => {
-                    member.bundles.insert(key, (*bundle, 1));
+                    member.bundles.insert(key, 1);
                 }
             }
-        } else if let Some((_, count)) = member.bundles.get_mut(&key) {
+        } else if let Some(count) = member.bundles.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
                 member.bundles.remove(&key);

@@ -1,7 +1,7 @@
 //! The member view: who is in the group now, with each member's encryption key and rank.
 
 use super::op::{GroupId, Rank};
-use crate::keys::{byte_array, EncryptionKey, KeyBundle, MemberId};
+use crate::keys::{byte_array, EncryptionKey, MemberId};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -13,8 +13,8 @@ byte_array!(
 );
 
 /// The members of a group at one replica, with their current encryption keys and ranks (the
-/// key of each member's newest bundle: what sealing and the digest need; the bundles stay in
-/// the engine, so the view holds 33 bytes a member, not 137).
+/// key of each member's newest bundle: what sealing and the digest need; the view holds 33
+/// bytes a member, not a 137-byte bundle).
 ///
 /// A replica keeps its view up to date with each change the engine reports, one member at a
 /// time, and computes the digest (which covers every member) only when asked, once per
@@ -41,13 +41,11 @@ impl View {
     /// The view of `group` holding `members`.
     pub(crate) fn new<'a>(
         group: GroupId,
-        members: impl Iterator<Item = (&'a MemberId, &'a KeyBundle, Rank)>,
+        members: impl Iterator<Item = (&'a MemberId, EncryptionKey, Rank)>,
     ) -> Self {
         Self {
             group,
-            members: members
-                .map(|(id, bundle, rank)| (*id, (bundle.encryption_key, rank)))
-                .collect(),
+            members: members.map(|(id, key, rank)| (*id, (key, rank))).collect(),
             digest: OnceLock::new(),
         }
     }
@@ -61,14 +59,11 @@ impl View {
         }
     }
 
-    /// Puts `member`'s entry as the engine now shows it: its bundle and rank, or `None` if it
+    /// Puts `member`'s entry as the engine now shows it: its key and rank, or `None` if it
     /// is not in the view.
-    pub(crate) fn set(&mut self, member: MemberId, entry: Option<(&KeyBundle, Rank)>) {
+    pub(crate) fn set(&mut self, member: MemberId, entry: Option<(EncryptionKey, Rank)>) {
         let changed = match entry {
-            Some((bundle, rank)) => {
-                let entry = (bundle.encryption_key, rank);
-                self.members.insert(member, entry) != Some(entry)
-            }
+            Some(entry) => self.members.insert(member, entry) != Some(entry),
             None => self.members.remove(&member).is_some(),
         };
         if changed {
