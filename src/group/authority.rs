@@ -187,7 +187,9 @@ pub(crate) struct Authority {
     nodes: HashMap<OpId, Node>,
     /// Logged operations in stamp order (a stamp names its operation's id).
     by_stamp: BTreeSet<Stamp>,
-    members: BTreeMap<MemberId, Member>,
+    /// Boxed: a member is about 250 bytes, mostly empty collections; inline, every slot of
+    /// the B-tree's nodes (a third of them empty) cost as much.
+    members: BTreeMap<MemberId, Box<Member>>,
     /// Members whose view entry may have changed since the last `take_changes`, as they were.
     journal: BTreeMap<MemberId, Shown>,
     /// Operations to judge again: (stratum, author, seq).
@@ -314,7 +316,7 @@ impl Authority {
     fn stratum(&self, member: &MemberId) -> u8 {
         if self.owner == Some(*member) {
             0
-        } else if self.members.get(member).is_some_and(Member::ever_admin) {
+        } else if self.members.get(member).is_some_and(|m| m.ever_admin()) {
             1
         } else {
             2
@@ -336,7 +338,7 @@ impl Authority {
                 !is_owner(&subject)
                     && (is_owner(&op.author)
                         || (self.rank_at(&op.author, op.seq) == Rank::Admin
-                            && !self.members.get(&subject).is_some_and(Member::ever_admin)))
+                            && !self.members.get(&subject).is_some_and(|m| m.ever_admin())))
             }
         }
     }
@@ -349,7 +351,7 @@ impl Authority {
 
     /// Whether `member` is in the view.
     pub(crate) fn is_member(&self, member: &MemberId) -> bool {
-        self.members.get(member).is_some_and(Member::is_present)
+        self.members.get(member).is_some_and(|m| m.is_present())
     }
 
     /// `member`'s rank now (its last grant; removal does not change it).
@@ -359,7 +361,7 @@ impl Authority {
         }
         self.members
             .get(member)
-            .map_or(Rank::Member, Member::current_rank)
+            .map_or(Rank::Member, |m| m.current_rank())
     }
 
     fn shown(&self, member: &MemberId) -> Shown {
