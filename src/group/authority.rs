@@ -88,10 +88,25 @@ type BundleKey = (Timestamp, EncryptionKey, SignatureBytes);
 struct Member {
     /// Its logged operations by sequence number; two or more at one number are a fork.
     chain: SmallMap<u64, Vec<OpId>>,
-    /// Sequence numbers with a fork.
-    forks: BTreeSet<u64>,
     /// Its adds, removes and leaves that take effect, by stamp.
     standing: SmallMap<Stamp, Entry>,
+    /// Logged operations of others about it.
+    about: Vec<OpId>,
+    /// Keys of the bundles its own logged operations carry, whatever their verdict.
+    own_keys: SmallMap<EncryptionKey, ()>,
+    /// Bundles of its operations and of adds of it that take effect (a multiset), by what
+    /// orders them: the member is the map's, and nothing reads a bundle's other fields.
+    bundles: SmallMap<BundleKey, usize>,
+    /// What few members have: allocated at its first use (it is 170 bytes, and most members
+    /// never fork, never have a rank changed and are never named by a watermark).
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of a [`Member`] most members never need.
+#[derive(Clone, Debug, Default)]
+struct Rare {
+    /// Sequence numbers with a fork.
+    forks: BTreeSet<u64>,
     /// The owner's rank changes of it that take effect, in the owner's chain order:
     /// (owner's seq, op) -> (watermark, rank).
     grants: BTreeMap<(u64, OpId), (u64, Rank)>,
@@ -103,16 +118,25 @@ struct Member {
     /// equivocation needs it, dropped when the pins change or a missing link of a pinned
     /// branch arrives. Each pin's branch is walked once.
     pinned: Option<Pinned>,
-    /// Logged operations of others about it.
-    about: Vec<OpId>,
-    /// Keys of the bundles its own logged operations carry, whatever their verdict.
-    own_keys: SmallMap<EncryptionKey, ()>,
-    /// Bundles of its operations and of adds of it that take effect (a multiset), by what
-    /// orders them: the member is the map's, and nothing reads a bundle's other fields.
-    bundles: SmallMap<BundleKey, usize>,
 }
 
+/// The [`Rare`] parts of a member that has none.
+static NONE_RARE: Rare = Rare {
+    forks: BTreeSet::new(),
+    grants: BTreeMap::new(),
+    pins: BTreeMap::new(),
+    pinned: None,
+};
+
 impl Member {
+    fn rare(&self) -> &Rare {
+        self.rare.as_deref().unwrap_or(&NONE_RARE)
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
     /// In the view: the LWW-Element-Set rule over its adds, removes and leaves that count.
     fn is_present(&self) -> bool {
         lww::winner(self.standing.iter().map(Entry::lww)).is_some_and(|e| e.is_present())
@@ -126,12 +150,15 @@ impl Member {
     /// The highest watermark of an operation about it that takes effect.
     fn vouched_to(&self) -> u64 {
         let standing = self.standing.values().map(|s| s.watermark);
-        let grants = self.grants.values().map(|(watermark, _)| *watermark);
+        let grants = self.rare().grants.values().map(|(watermark, _)| *watermark);
         standing.chain(grants).max().unwrap_or(0)
     }
 
     fn ever_admin(&self) -> bool {
-        self.grants.values().any(|(_, rank)| *rank == Rank::Admin)
+        self.rare()
+            .grants
+            .values()
+            .any(|(_, rank)| *rank == Rank::Admin)
     }
 
     /// Enabled at `seq`: the latest (by stamp) standing entry whose watermark is below `seq`
@@ -143,7 +170,8 @@ impl Member {
 
     /// Rank at `seq`: the owner's latest grant whose watermark is below `seq`.
     fn rank_at(&self, seq: u64) -> Rank {
-        self.grants
+        self.rare()
+            .grants
             .values()
             .rev()
             .find(|(watermark, _)| *watermark < seq)
@@ -151,7 +179,8 @@ impl Member {
     }
 
     fn current_rank(&self) -> Rank {
-        self.grants
+        self.rare()
+            .grants
             .values()
             .next_back()
             .map_or(Rank::Member, |(_, rank)| *rank)
@@ -257,10 +286,12 @@ impl Authority {
         member: &MemberId,
         seq: u64,
     ) -> impl Iterator<Item = (u64, OpId)> + '_ {
-        self.members
-            .get(member)
-            .into_iter()
-            .flat_map(move |m| m.pins.range((seq, OpId([0; 32]))..).map(|(pin, _)| *pin))
+        self.members.get(member).into_iter().flat_map(move |m| {
+            m.rare()
+                .pins
+                .range((seq, OpId([0; 32]))..)
+                .map(|(pin, _)| *pin)
+        })
     }
 
     /// The logged operation `id`'s author and sequence number.
@@ -488,11 +519,12 @@ impl Authority {
                 effective: false,
             },
         );
-        if self
-            .members
-            .get(&author)
-            .is_some_and(|m| m.pinned.as_ref().is_some_and(|p| p.missing.contains(&id)))
-        {
+        if self.members.get(&author).is_some_and(|m| {
+            m.rare()
+                .pinned
+                .as_ref()
+                .is_some_and(|p| p.missing.contains(&id))
+        }) {
             // A pinned operation arrived: its branch below is pinned from now on, and every
             // fork judged while it was missing must be judged again.
             self.forget_pins(author);
@@ -513,7 +545,7 @@ impl Authority {
             2 => {
                 // A new equivocation: both operations are judged again; a change of chain
                 // standing propagates to the next sequence number from `judge`.
-                member.forks.insert(seq);
+                member.rare_mut().forks.insert(seq);
                 self.mark(author, seq);
             }
             // One more op at an equivocated number changes no sibling's standing, except on
@@ -583,9 +615,9 @@ impl Authority {
         let Some(member) = self.members.get(author) else {
             return false;
         };
-        if member.pinned.is_none() {
+        if member.rare().pinned.is_none() {
             let mut pinned = Pinned::default();
-            for (seq, pin) in member.pins.keys() {
+            for (seq, pin) in member.rare().pins.keys() {
                 let (mut at, mut at_seq) = (*pin, *seq);
                 loop {
                     let Some(node) = self.nodes.get(&at) else {
@@ -602,9 +634,10 @@ impl Authority {
                 }
             }
             let member = self.members.get_mut(author).expect("looked up above");
-            member.pinned = Some(pinned);
+            member.rare_mut().pinned = Some(pinned);
         }
         self.members[author]
+            .rare()
             .pinned
             .as_ref()
             .is_some_and(|pinned| pinned.ops.contains(id))
@@ -635,7 +668,7 @@ impl Authority {
         let forked = self
             .members
             .get(&author)
-            .is_some_and(|m| m.forks.contains(&seq));
+            .is_some_and(|m| m.rare().forks.contains(&seq));
         let parent_on_chain = seq == 1 || self.nodes.get(&prev).is_some_and(|p| p.on_chain);
         let on_chain = parent_on_chain
             && (!forked
@@ -736,7 +769,7 @@ impl Authority {
                 watermark,
             } => {
                 self.note(*member);
-                let grants = &mut self.members.entry(*member).or_default().grants;
+                let grants = &mut self.members.entry(*member).or_default().rare_mut().grants;
                 if on {
                     grants.insert((op.seq, id), (watermark.seq, *rank));
                 } else {
@@ -778,7 +811,7 @@ impl Authority {
             return;
         }
         let entry = self.members.entry(member).or_default();
-        toggle(&mut entry.pins, (seq, op), on);
+        toggle(&mut entry.rare_mut().pins, (seq, op), on);
         self.pin_epoch += 1;
         self.forget_pins(member);
     }
@@ -788,8 +821,11 @@ impl Authority {
         let Some(entry) = self.members.get_mut(&member) else {
             return;
         };
-        entry.pinned = None;
-        let forks: Vec<u64> = entry.forks.iter().copied().collect();
+        let Some(rare) = &mut entry.rare else {
+            return;
+        };
+        rare.pinned = None;
+        let forks: Vec<u64> = rare.forks.iter().copied().collect();
         for seq in forks {
             self.mark(member, seq);
         }
