@@ -142,9 +142,10 @@ fn measure(n: u32, dir: &std::path::Path) {
     let cbor: usize = ops.iter().map(|op| op.to_cbor().len()).sum();
     let now = T0 + 10_000_000;
 
-    // A replica holding the log.
-    let copy = ops.clone();
+    // A replica holding the log. The batch is allocated after `before`: it is freed inside
+    // `ingest_batch`, and counted before it, its release would hide as much of the replica.
     let before = live();
+    let copy = ops.clone();
     let started = Instant::now();
     let mut replica = Replica::join(&genesis, ReplicaConfig::default(), now).unwrap();
     replica.ingest_batch(copy, now);
