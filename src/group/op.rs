@@ -446,4 +446,12 @@ impl SignedOp {
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, DecodeError> {
         codec::decode(bytes, MAX_OP_LEN)
     }
+
+    /// Decodes an operation this crate stored itself: as [`from_cbor`](Self::from_cbor)
+    /// without the check that the bytes are the deterministic encoding (they are: this code
+    /// wrote them, and a store is trusted as memory is): reopening a device decodes every
+    /// operation it holds.
+    pub(crate) fn from_stored_cbor(bytes: &[u8]) -> Result<Self, DecodeError> {
+        codec::decode_stored(bytes, MAX_OP_LEN)
+    }
 }
