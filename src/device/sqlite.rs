@@ -71,6 +71,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE invitations (grp BLOB PRIMARY KEY, arrived BLOB NOT NULL, bytes BLOB NOT NULL)
         WITHOUT ROWID;
 ",
+    // Each group gets a small number, and operations name their group by it: the 32-byte
+    // group id was repeated in every row and in the unique index (80 of 656 bytes per
+    // operation).
+    "
+    ALTER TABLE groups ADD COLUMN num INTEGER;
+    UPDATE groups SET num = (SELECT count(*) FROM groups AS earlier WHERE earlier.id <= groups.id);
+    CREATE UNIQUE INDEX groups_num ON groups (num);
+    CREATE TABLE ops_by_num (
+        g INTEGER NOT NULL, id BLOB NOT NULL, place BLOB NOT NULL, bytes BLOB NOT NULL,
+        UNIQUE (g, id)
+    );
+    INSERT INTO ops_by_num (g, id, place, bytes)
+        SELECT groups.num, ops.id, ops.place, ops.bytes FROM ops JOIN groups ON groups.id = ops.grp;
+    DROP TABLE ops;
+    ALTER TABLE ops_by_num RENAME TO ops;
+",
 ];
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -241,7 +257,7 @@ impl Store for SqliteStore {
                 },
             );
         }
-        for row in rows("SELECT grp, id, place, bytes FROM ops")? {
+        for row in rows("SELECT groups.id, ops.id, ops.place, ops.bytes FROM ops JOIN groups ON groups.num = ops.g")? {
             let [group, id, place, bytes] = <[Vec<u8>; 4]>::try_from(row).expect("four columns");
             let group = GroupId(array(group, "a group id")?);
             let [place] = array(place, "a place")?;
@@ -355,7 +371,8 @@ impl SqliteStore {
                     .and_then(|mut s| s.execute(params![export.as_slice()])),
                 Write::Clock { group, clock } => tx
                     .prepare_cached(
-                        "INSERT INTO groups (id, clock) VALUES (?1, ?2)
+                        "INSERT INTO groups (id, clock, num)
+                         VALUES (?1, ?2, (SELECT coalesce(max(num), 0) + 1 FROM groups))
                          ON CONFLICT (id) DO UPDATE SET clock = excluded.clock",
                     )
                     .and_then(|mut s| {
@@ -367,14 +384,27 @@ impl SqliteStore {
                     place,
                     bytes,
                 } => tx
+                    // A batch may write a new group's operations before its clock: the
+                    // group's row (and number) is made here then, and the clock written
+                    // later in the same transaction.
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO ops (grp, id, place, bytes) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR IGNORE INTO groups (id, clock, num)
+                         VALUES (?1, x'0000000000000000', (SELECT coalesce(max(num), 0) + 1 FROM groups))",
                     )
+                    .and_then(|mut s| s.execute(params![&group.0[..]]))
+                    .and_then(|_| {
+                        tx.prepare_cached(
+                            "INSERT OR REPLACE INTO ops (g, id, place, bytes)
+                             VALUES ((SELECT num FROM groups WHERE id = ?1), ?2, ?3, ?4)",
+                        )
+                    })
                     .and_then(|mut s| {
                         s.execute(params![&group.0[..], &id.0[..], &[place.code()][..], bytes])
                     }),
                 Write::DeleteOp { group, id } => tx
-                    .prepare_cached("DELETE FROM ops WHERE grp = ?1 AND id = ?2")
+                    .prepare_cached(
+                        "DELETE FROM ops WHERE g = (SELECT num FROM groups WHERE id = ?1) AND id = ?2",
+                    )
                     .and_then(|mut s| s.execute(params![&group.0[..], &id.0[..]])),
                 Write::Pending {
                     id,
@@ -457,5 +487,96 @@ impl SqliteStore {
             .map_err(backend)?;
         }
         tx.commit().map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{Durability, Place, Store, Write};
+    use std::collections::BTreeMap;
+
+    /// A store of schema version 4 (operations keyed by the whole group id) migrates to
+    /// group numbers with every row intact, and numbers new groups after the old ones.
+    #[test]
+    fn operations_keyed_by_group_id_migrate_to_group_numbers() {
+        let conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..4] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO keyring (singleton, export) VALUES (0, x'01')",
+            [],
+        )
+        .unwrap();
+        let groups = [GroupId([9; 32]), GroupId([3; 32])];
+        for (i, group) in groups.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO groups (id, clock) VALUES (?1, ?2)",
+                params![&group.0[..], &(i as u64 + 7).to_be_bytes()[..]],
+            )
+            .unwrap();
+            for op in 0..3u8 {
+                conn.execute(
+                    "INSERT INTO ops (grp, id, place, bytes) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        &group.0[..],
+                        &[op; 32][..],
+                        &[op % 3][..],
+                        &vec![op; 40 + i]
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let mut store = SqliteStore::setup(conn).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let stored = store.load().unwrap().unwrap();
+        for (i, group) in groups.iter().enumerate() {
+            let held = &stored.groups[group];
+            assert_eq!(held.clock.as_raw(), i as u64 + 7);
+            let expected: BTreeMap<OpId, (Place, Vec<u8>)> = (0..3u8)
+                .map(|op| {
+                    let place = Place::from_code(op % 3).unwrap();
+                    (OpId([op; 32]), (place, vec![op; 40 + i]))
+                })
+                .collect();
+            assert_eq!(held.ops, expected);
+        }
+
+        // A new group's operation, written before its clock in one batch, and a deletion.
+        let new = GroupId([5; 32]);
+        let writes = [
+            Write::Op {
+                group: new,
+                id: OpId([1; 32]),
+                place: Place::Logged,
+                bytes: vec![1, 2, 3],
+            },
+            Write::Clock {
+                group: new,
+                clock: Timestamp::from_raw(11),
+            },
+            Write::DeleteOp {
+                group: groups[0],
+                id: OpId([0; 32]),
+            },
+        ];
+        store.commit(&writes, Durability::Crash).unwrap();
+        let stored = store.load().unwrap().unwrap();
+        assert_eq!(stored.groups[&new].clock.as_raw(), 11);
+        assert_eq!(stored.groups[&new].ops.len(), 1);
+        assert_eq!(stored.groups[&groups[0]].ops.len(), 2);
+        assert_eq!(stored.groups[&groups[1]].ops.len(), 3);
+        let numbers: Vec<i64> = store
+            .conn
+            .prepare("SELECT num FROM groups ORDER BY num")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(numbers, vec![1, 2, 3]);
     }
 }
