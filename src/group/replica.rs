@@ -532,10 +532,11 @@ impl Replica {
                 Status::Duplicate | Status::Dropped => {}
             }
         }
-        // In stamp order: an author stamps each operation after its predecessor and after
-        // every operation it had seen (the add that enabled it, say), so each operation is
-        // judged once, with what decides it already in place; in chain order, an operation
-        // was judged before the add that enables its author, and again after it.
+        // In stamp order: an honest author stamps each operation after its predecessor and
+        // after every operation it had seen (the add that enabled it, say), so most
+        // operations are judged once, with what decides them already in place; in chain
+        // order, an operation was judged before the add enabling its author, then again.
+        // (The order is speed only: the engine's verdicts do not depend on it.)
         logged.sort_by_key(SignedOp::stamp);
         for op in logged {
             replica.index.insert(op.stamp());
