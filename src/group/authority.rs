@@ -216,7 +216,7 @@ pub(crate) struct Authority {
     nodes: HashMap<OpId, Node>,
     /// Logged operations in stamp order (a stamp names its operation's id).
     by_stamp: BTreeSet<Stamp>,
-    /// Boxed: a member is about 250 bytes, mostly empty collections; inline, every slot of
+    /// Boxed: a member is about 150 bytes, mostly empty collections; inline, every slot of
     /// the B-tree's nodes (a third of them empty) cost as much.
     members: BTreeMap<MemberId, Box<Member>>,
     /// Members whose view entry may have changed since the last `take_changes`, as they were.
