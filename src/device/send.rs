@@ -10,7 +10,7 @@ use crate::keys::MemberId;
 use rand_core::CryptoRng;
 
 impl<S: Store> Device<S> {
-    /// Seals `plaintext` to `group`'s current view, in the group's [`MessageMode`]: an
+    /// Seals `plaintext` to `group`'s current view, in the group's [`MessageMode`](super::MessageMode): an
     /// envelope, or a sender-key message (with the envelope handing out a new chain when
     /// the view changed since the last one, or the chain is due for replacement), addressed
     /// to the members of that view.
