@@ -316,7 +316,7 @@ fn vectors() -> String {
     };
     out.put("chain.handoff_bytes", handoff.to_bytes().as_slice());
     out.put("chain.handoff_payload", payload.to_bytes().as_slice());
-    out.put("chain.handoff_envelope.cbor", handoff_envelope.to_cbor());
+    out.envelope("chain.handoff_envelope", &handoff_envelope);
     let message_key = blake3::keyed_hash(&handoff.key, b"splitsafe v1 chain message key");
     let next_key = blake3::keyed_hash(&handoff.key, b"splitsafe v1 chain step");
     out.put("chain.message_key.0", message_key.as_bytes());
@@ -533,8 +533,17 @@ fn vectors() -> String {
 
     let snapshot = replica.save();
     Replica::load(&snapshot, ReplicaConfig::default(), 1 << 20, T0 + 100).unwrap();
+    out.put(
+        "snapshot.clock",
+        replica.clock().last().as_raw().to_be_bytes(),
+    );
     out.put("snapshot.cbor", snapshot);
     out.put("export.identity.alice", a.identity().export().as_slice());
+    writeln!(
+        out.0,
+        "# Bob's keyring: created = his current bundle's timestamp (bob.bundle.2.created); his first key retired at T0 + 70 (ms) by his rotation."
+    )
+    .unwrap();
     out.put("export.keyring.bob", b.export().as_slice());
 
     let mut set = LwwSet::new();
