@@ -362,7 +362,13 @@ impl Store for SqliteStore {
 impl SqliteStore {
     fn transaction(&mut self, writes: &[Write]) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(backend)?;
-        for write in writes {
+        // Groups' rows first: an operation names its group by the row's number, and a batch
+        // may write a new group's operations before its clock. In one transaction the
+        // order of the writes is otherwise invisible, and each group's clocks keep theirs.
+        let (clocks, rest): (Vec<&Write>, Vec<&Write>) = writes
+            .iter()
+            .partition(|write| matches!(write, Write::Clock { .. }));
+        for write in clocks.into_iter().chain(rest) {
             match write {
                 Write::Keyring(export) => tx
                     .prepare_cached(
@@ -384,20 +390,10 @@ impl SqliteStore {
                     place,
                     bytes,
                 } => tx
-                    // A batch may write a new group's operations before its clock: the
-                    // group's row (and number) is made here then, and the clock written
-                    // later in the same transaction.
                     .prepare_cached(
-                        "INSERT OR IGNORE INTO groups (id, clock, num)
-                         VALUES (?1, x'0000000000000000', (SELECT coalesce(max(num), 0) + 1 FROM groups))",
+                        "INSERT OR REPLACE INTO ops (g, id, place, bytes)
+                         VALUES ((SELECT num FROM groups WHERE id = ?1), ?2, ?3, ?4)",
                     )
-                    .and_then(|mut s| s.execute(params![&group.0[..]]))
-                    .and_then(|_| {
-                        tx.prepare_cached(
-                            "INSERT OR REPLACE INTO ops (g, id, place, bytes)
-                             VALUES ((SELECT num FROM groups WHERE id = ?1), ?2, ?3, ?4)",
-                        )
-                    })
                     .and_then(|mut s| {
                         s.execute(params![&group.0[..], &id.0[..], &[place.code()][..], bytes])
                     }),
