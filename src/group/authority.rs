@@ -395,7 +395,8 @@ impl Authority {
             .map_or(Rank::Member, |m| m.current_rank())
     }
 
-    fn shown(&self, member: &MemberId) -> Shown {
+    /// `member`'s entry in the view: its newest key and its rank, if it is present.
+    pub(crate) fn shown(&self, member: &MemberId) -> Shown {
         let m = self.members.get(member)?;
         if !m.is_present() {
             return None;
@@ -496,7 +497,7 @@ impl Authority {
 
     /// Logs `op`, which [`loggable`](Self::loggable) accepted, and judges everything its
     /// arrival can change.
-    pub(crate) fn insert(&mut self, op: SignedOp) {
+    pub(crate) fn insert(&mut self, op: Box<SignedOp>) {
         let id = op.id();
         if self.nodes.contains_key(&id) {
             return;
@@ -514,7 +515,7 @@ impl Authority {
         self.nodes.insert(
             id,
             Node {
-                op: Box::new(op),
+                op,
                 on_chain: false,
                 effective: false,
             },
@@ -577,11 +578,6 @@ impl Authority {
             })
             .collect();
         (changes, touched)
-    }
-
-    /// `member`'s entry in the view: its newest key and its rank, if it is present.
-    pub(crate) fn entry(&self, member: &MemberId) -> Shown {
-        self.shown(member)
     }
 
     fn mark(&mut self, author: MemberId, seq: u64) {

@@ -190,7 +190,7 @@ impl Replica {
             index: AuthorIndex::default(),
             held: Pen::new(config.held_limit, config.held_per_author),
             quarantine: Pen::new(config.quarantine_limit, config.quarantine_per_author),
-            view: View::empty(GroupId(genesis.id().0)),
+            view: View::new(GroupId(genesis.id().0), std::iter::empty()),
             placements: None,
         }
     }
@@ -540,7 +540,7 @@ impl Replica {
         logged.sort_by_key(SignedOp::stamp);
         for op in logged {
             replica.index.insert(op.stamp());
-            replica.authority.insert(op);
+            replica.authority.insert(Box::new(op));
         }
         for op in quarantined {
             replica.wait(op);
@@ -596,9 +596,9 @@ impl Replica {
         origin: Origin,
     ) -> (Vec<Status>, Vec<Change>) {
         let mut statuses = Vec::with_capacity(ops.len());
-        // Boxed: each operation moves into the log on its own, freeing its box, so a batch
-        // the size of the log never holds a second copy of the log's operations while the
-        // log grows (`Replica::load` then peaks at little more than what it leaves).
+        // Boxed: each operation's box becomes its node in the log, so a batch the size of
+        // the log never holds a second copy of the log's operations while the log grows
+        // (`Replica::load` then peaks at little more than what it leaves).
         let mut waiting: Vec<(Option<usize>, Box<SignedOp>)> = Vec::new();
         let mut seen = BTreeSet::new();
         for op in ops {
@@ -651,7 +651,7 @@ impl Replica {
                         let _ = self.clock.receive(op.op().timestamp, physical_ms);
                         self.index.insert(op.stamp());
                         self.place(&op, Status::Logged);
-                        self.authority.insert(*op);
+                        self.authority.insert(op);
                         progress = true;
                     }
                     Some(false) => still.push((position, op)),
@@ -997,7 +997,7 @@ impl Replica {
     fn take_changes(&mut self) -> Vec<Change> {
         let (changes, touched) = self.authority.take_changes();
         for member in touched {
-            self.view.set(member, self.authority.entry(&member));
+            self.view.set(member, self.authority.shown(&member));
         }
         changes
     }

@@ -50,15 +50,6 @@ impl View {
         }
     }
 
-    /// The view of `group` with no member.
-    pub(crate) fn empty(group: GroupId) -> Self {
-        Self {
-            group,
-            members: BTreeMap::new(),
-            digest: OnceLock::new(),
-        }
-    }
-
     /// Puts `member`'s entry as the engine now shows it: its key and rank, or `None` if it
     /// is not in the view.
     pub(crate) fn set(&mut self, member: MemberId, entry: Option<(EncryptionKey, Rank)>) {
