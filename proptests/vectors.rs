@@ -13,8 +13,8 @@ use crate::support;
 use rand_core::Rng;
 use splitsafe::clock::Timestamp;
 use splitsafe::crypto::{
-    ChainConfig, ChainId, ChainMessage, Envelope, KeyId, Keyring, KeyringConfig, PairwiseKey,
-    Payload, ReceivingChain, SealOptions, SenderKeys, SenderPolicy, SLOT_LEN,
+    ChainConfig, ChainId, ChainMessage, Envelope, KeyId, Keyring, PairwiseKey, Payload,
+    ReceivingChain, SealOptions, SenderKeys, SenderPolicy, SLOT_LEN,
 };
 use splitsafe::device::{ChainPost, Message, SyncMessage, Welcome};
 use splitsafe::group::{
@@ -26,7 +26,7 @@ use splitsafe::wire;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::OnceLock;
-use support::crypto::{rng, schedule};
+use support::crypto::{keyring_with_secret, rng, schedule};
 use support::group::T0;
 
 const PATH: &str = "spec/vectors/v3.txt";
@@ -98,24 +98,12 @@ impl Out {
 }
 
 /// A member: Ed25519 secret `[seed; 32]`, X25519 secret the first 32 bytes of
-/// ChaCha20Rng(seed).
-fn member(out: &mut Out, name: &str, seed: u8) -> Keyring {
-    let mut r = rng(u64::from(seed));
-    let mut x25519_secret = [0u8; 32];
-    r.clone().fill_bytes(&mut x25519_secret);
-    let keyring = Keyring::new(
-        Identity::from_secret_bytes([seed; 32]),
-        KeyringConfig::default(),
-        &mut r,
-        T0,
-    );
+/// ChaCha20Rng(seed). Returns its keyring and that secret.
+fn member(out: &mut Out, name: &str, seed: u8) -> (Keyring, x25519_dalek::StaticSecret) {
+    let (keyring, secret) =
+        keyring_with_secret(Identity::from_secret_bytes([seed; 32]), u64::from(seed));
+    let x25519_secret = secret.to_bytes();
     let bundle = keyring.bundle();
-    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(x25519_secret));
-    assert_eq!(
-        bundle.encryption_key.0,
-        public.to_bytes(),
-        "the keyring drew its secret first"
-    );
     out.put(&format!("{name}.ed25519_secret"), [seed; 32]);
     out.put(&format!("{name}.member_id"), keyring.identity().id().0);
     out.put(&format!("{name}.x25519_secret"), x25519_secret);
@@ -137,7 +125,7 @@ fn member(out: &mut Out, name: &str, seed: u8) -> Keyring {
         &format!("{name}.bundle.cbor"),
         splitsafe::codec::encode(&bundle),
     );
-    keyring
+    (keyring, secret)
 }
 
 /// Every value of the vectors by name: hex values as bytes, quoted ones as their text's bytes.
@@ -187,9 +175,9 @@ fn vectors() -> String {
     .unwrap();
     writeln!(out.0, "# Written by proptests/vectors.rs. spec/formats.md says how each structure is written, spec/encryption.md,").unwrap();
     writeln!(out.0, "# spec/membership.md and spec/device.md how each value is made. Every secret and random byte is an input listed here.").unwrap();
-    let mut a = member(&mut out, "alice", 1);
-    let b = member(&mut out, "bob", 2);
-    let c = member(&mut out, "carol", 3);
+    let (mut a, alice_secret) = member(&mut out, "alice", 1);
+    let (b, _) = member(&mut out, "bob", 2);
+    let (c, _) = member(&mut out, "carol", 3);
 
     let (mut replica, genesis) = Replica::create(
         a.identity(),
@@ -227,7 +215,6 @@ fn vectors() -> String {
     );
 
     let group = replica.group();
-    let alice_secret = x25519_secret(1);
     let (a_to_b, b_to_a) =
         PairwiseKey::between(&group, &alice_secret, &b.bundle().encryption_key).unwrap();
     out.put("pairwise.alice_to_bob", a_to_b.as_bytes());
@@ -389,7 +376,7 @@ fn vectors() -> String {
 
     // Dave joins; his first message, before any operation of his (position (0, zeros)),
     // unsigned, to two recipients, carrying a device payload (tag 0).
-    let mut d = member(&mut out, "dave", 4);
+    let (mut d, dave_secret) = member(&mut out, "dave", 4);
     let (add_d, _) = replica.add(a.identity(), d.bundle(), T0 + 50).unwrap();
     out.op("op.add_dave", &add_d);
     bob_replica.ingest_batch(vec![add_d.clone()], T0 + 50);
@@ -419,7 +406,6 @@ fn vectors() -> String {
     assert_eq!(dave_envelope.header.position, Watermark::NONE);
     assert_eq!(dave_envelope.recipients(), 2);
     out.envelope("envelope.dave", &dave_envelope);
-    let dave_secret = x25519_secret(4);
     for (name, reader) in [("alice", &a), ("bob", &b)] {
         let key = reader.bundle().encryption_key;
         let (to, _) = PairwiseKey::between(&group, &dave_secret, &key).unwrap();
@@ -622,13 +608,6 @@ impl rand_core::TryRng for Scripted {
 }
 
 impl rand_core::TryCryptoRng for Scripted {}
-
-/// The X25519 secret of the member of `seed`: the first 32 bytes of ChaCha20Rng(seed).
-fn x25519_secret(seed: u8) -> x25519_dalek::StaticSecret {
-    let mut s = [0u8; 32];
-    rng(u64::from(seed)).fill_bytes(&mut s);
-    x25519_dalek::StaticSecret::from(s)
-}
 
 /// Checks that the committed file at `path` is `produced`, line by line; rewrites it first
 /// if `SPLITSAFE_WRITE_VECTORS` is set.
