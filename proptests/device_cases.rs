@@ -524,6 +524,40 @@ fn sync_hands_out_a_chain_whose_first_message_was_lost() {
     assert_eq!(messages(&events), vec![b"after restart".to_vec()]);
 }
 
+/// Devices `a` and `b` in one group with `authors` authors (the owner, and members who each
+/// rotated once), both holding all its operations; and the replica that made them, to sign
+/// more members' operations with.
+fn many_authors(
+    authors: u8,
+    r: &mut Rng,
+) -> (
+    Device<MemoryStore>,
+    Device<MemoryStore>,
+    splitsafe::group::Replica,
+) {
+    let mut a = device(MemoryStore::default(), 1, r);
+    let mut b = device(MemoryStore::default(), 2, r);
+    let (mut replica, _, owner) = support::group::found();
+    for bundle in [a.bundle(), b.bundle()] {
+        replica.add(&owner, bundle, T0 + 1).unwrap();
+    }
+    for i in 3..authors.saturating_add(1) {
+        let member = identity(i);
+        let bundle = support::group::bundle(&member, i, T0 + 1);
+        replica.add(&owner, bundle, T0 + 1).unwrap();
+        let rotated = support::group::bundle(&member, i.wrapping_add(1), T0 + 2);
+        replica.rotate(&member, rotated, T0 + 2).unwrap();
+    }
+    let welcome = Message::Welcome(Welcome {
+        group: replica.group(),
+        ops: replica.ops().cloned().collect(),
+    });
+    for d in [&mut a, &mut b] {
+        support::device::join(d, &welcome, T0 + 3);
+    }
+    (a, b, replica)
+}
+
 /// Two devices that hold the same operations exchange one small message each and fall
 /// silent, whatever the number of authors: the summary travels as its digest. After a
 /// change, the messages sent while both hold the same operations are small too.
@@ -532,27 +566,8 @@ fn devices_in_sync_exchange_two_small_messages_at_any_size() {
     let mut sizes = Vec::new();
     for authors in [2u8, 40, 200] {
         let mut r = rng(u64::from(authors));
-        let mut a = device(MemoryStore::default(), 1, &mut r);
-        let mut b = device(MemoryStore::default(), 2, &mut r);
-        let (mut replica, _, owner) = support::group::found();
-        for bundle in [a.bundle(), b.bundle()] {
-            replica.add(&owner, bundle, T0 + 1).unwrap();
-        }
-        for i in 3..authors.saturating_add(1) {
-            let member = identity(i);
-            let bundle = support::group::bundle(&member, i, T0 + 1);
-            replica.add(&owner, bundle, T0 + 1).unwrap();
-            let rotated = support::group::bundle(&member, i.wrapping_add(1), T0 + 2);
-            replica.rotate(&member, rotated, T0 + 2).unwrap();
-        }
+        let (mut a, mut b, replica) = many_authors(authors, &mut r);
         let group = replica.group();
-        let welcome = Message::Welcome(Welcome {
-            group,
-            ops: replica.ops().cloned().collect(),
-        });
-        for d in [&mut a, &mut b] {
-            support::device::join(d, &welcome, T0 + 3);
-        }
         let summary = a.replica(group).unwrap().summary();
         assert_eq!(summary, b.replica(group).unwrap().summary());
         assert_eq!(summary.authors.len(), usize::from(authors) - 1);
@@ -598,6 +613,85 @@ fn devices_in_sync_exchange_two_small_messages_at_any_size() {
     }
     assert!(sizes.iter().all(|&n| n <= 256), "{sizes:?}");
     assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
+}
+
+/// Devices that each hold operations of `d` authors the other lacks (of 250) find out each other's summaries in sync bytes
+/// that grow with `d`, not with the group: each message costs its digest and signature, and
+/// each difference a region per level of the id space (`spec/device.md`, "Sync").
+#[test]
+fn sync_between_devices_that_differ_grows_with_the_differences() {
+    let mut r = rng(61);
+    let (mut a, mut b, mut replica) = many_authors(250, &mut r);
+    let group = replica.group();
+    sync_pair(&mut a, &mut b, group, T0 + 4);
+    let whole = a.replica(group).unwrap().summary().to_cbor().len();
+    for (round, d) in [1u8, 4, 16].into_iter().enumerate() {
+        let round = round as u8;
+        // `d` members rotate and only `a` hears of it; `d` others, and only `b` does.
+        for (side, device) in [&mut a, &mut b].into_iter().enumerate() {
+            let ops: Vec<_> = (0..d)
+                .map(|k| {
+                    let member = identity(3 + k * 13 + round * 2 + side as u8);
+                    let bundle = support::group::bundle(&member, 100 + round, T0 + 5);
+                    replica.rotate(&member, bundle, T0 + 5).unwrap().0
+                })
+                .collect();
+            device
+                .receive(&Message::Operations(ops).to_bytes(), T0 + 5)
+                .unwrap();
+        }
+        let (messages, overhead) = sync_counting(&mut a, &mut b, group, T0 + 6);
+        assert_eq!(
+            a.replica(group).unwrap().summary(),
+            b.replica(group).unwrap().summary()
+        );
+        let d = usize::from(d);
+        eprintln!("{d} differences: {messages} messages, {overhead} B besides operations (whole summary {whole} B)");
+        assert!(messages <= 12, "{messages} messages");
+        // Three levels for 250 ids (a split of the space, a split of a sixteenth, then the
+        // few authors of a 256th), each costing each side at most a 16-part split (about
+        // 350 B) or a few authors per differing author.
+        assert!(
+            overhead <= 256 * messages + 2 * d * 3 * 800,
+            "{overhead} B in {messages} messages for {d} differences"
+        );
+    }
+}
+
+/// Syncs `a` and `b` until both fall silent: the messages sent, and their bytes besides the
+/// operations they carry.
+fn sync_counting<S: Store>(
+    a: &mut Device<S>,
+    b: &mut Device<S>,
+    group: GroupId,
+    now: u64,
+) -> (usize, usize) {
+    let (mut messages, mut bytes) = (0, 0);
+    for _ in 0..20 {
+        let mut said = false;
+        for turn in 0..2 {
+            let (from, to) = if turn == 0 {
+                (&mut *a, &mut *b)
+            } else {
+                (&mut *b, &mut *a)
+            };
+            let Some(message) = from.sync_message(group, to.id()).unwrap() else {
+                continue;
+            };
+            said = true;
+            messages += 1;
+            let Message::Sync(mut sync) = message.clone() else {
+                panic!("a sync message")
+            };
+            sync.ops.clear();
+            bytes += Message::Sync(sync).to_bytes().len();
+            to.receive(&message.to_bytes(), now).unwrap();
+        }
+        if !said {
+            return (messages, bytes);
+        }
+    }
+    panic!("sync did not fall silent");
 }
 
 /// Syncs `a` and `b` in `group` until both fall silent.

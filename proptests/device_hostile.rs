@@ -108,13 +108,15 @@ fn stranger(i: u64) -> splitsafe::keys::Identity {
     splitsafe::keys::Identity::from_secret_bytes(*blake3::hash(&i.to_be_bytes()).as_bytes())
 }
 
-/// Stranger `i`'s sync message stating `summary` whole, and nothing else, as bytes.
+/// Stranger `i`'s sync message stating `summary` and describing it (see
+/// `support::device::sync_content`), as bytes.
 fn strangers_sync(
     i: u64,
     group: splitsafe::group::GroupId,
     summary: splitsafe::group::Summary,
 ) -> Vec<u8> {
-    let sync = SyncMessage::new(&stranger(i), group, summary, true, vec![], None, None);
+    let content = support::device::sync_content(&summary, vec![]);
+    let sync = SyncMessage::new(&stranger(i), group, content);
     Message::Sync(sync).to_bytes()
 }
 
@@ -165,7 +167,8 @@ fn a_refused_sync_message_ingests_nothing() {
         T0 + 10,
         splitsafe::group::Body::Leave,
     );
-    let sync = SyncMessage::new(&late, group, summary, true, vec![op], None, None);
+    let content = support::device::sync_content(&summary, vec![op]);
+    let sync = SyncMessage::new(&late, group, content);
     refused_changing_nothing(&mut d[1], sync, T0 + 11);
     assert_eq!(d[1].replica(group).unwrap().quarantined().count(), 0);
 }
@@ -343,9 +346,9 @@ fn bob_is_read_after_his_rotation(
     assert_eq!(opened(&events), [b"meet at noon"]);
 }
 
-/// A sync message from a sender not seen admitted may carry a summary a member of the group
-/// would send (kept: it may be a member whose add is still on its way), but not a made-up
-/// one many times larger than this device's own (refused: nothing is kept).
+/// A sync message from a sender not seen admitted may describe a summary a member of the
+/// group would hold (kept: it may be a member whose add is still on its way), but not a
+/// made-up one many times larger than this device's own (refused: nothing is kept).
 #[test]
 fn an_unknown_peer_cannot_make_a_device_keep_a_large_summary() {
     let mut r = rng(45);
@@ -364,7 +367,8 @@ fn an_unknown_peer_cannot_make_a_device_keep_a_large_summary() {
             .authors
             .insert(splitsafe::keys::MemberId(author), entry);
     }
-    let sync = SyncMessage::new(&stranger(2), group, large, true, vec![], None, None);
+    let content = support::device::sync_content(&large, vec![]);
+    let sync = SyncMessage::new(&stranger(2), group, content);
     refused_changing_nothing(&mut d[1], sync, T0 + 11);
 }
 

@@ -57,15 +57,9 @@ fn samples() -> Vec<Sample> {
     let remove = devices[0].remove(group, carol, T0 + 12).unwrap();
     message("Message::Operations", &remove);
     let replica = devices[0].replica(group).unwrap().clone();
-    let sync = SyncMessage::new(
-        &identity(0),
-        group,
-        replica.summary(),
-        true,
-        replica.ops().take(2).cloned().collect(),
-        None,
-        None,
-    );
+    let ops = replica.ops().take(2).cloned().collect();
+    let content = support::device::sync_content(&replica.summary(), ops);
+    let sync = SyncMessage::new(&identity(0), group, content);
     message("Message::Sync", &Message::Sync(sync));
 
     let Message::Envelope(sealed) = &envelope.message else {

@@ -27,6 +27,7 @@ mod membership_exhaustive;
 mod membership_laws;
 mod negative_vectors;
 mod netsplit_laws;
+mod reconcile_laws;
 mod sender_keys_laws;
 mod sender_standing;
 mod signature_rule;

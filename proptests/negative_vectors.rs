@@ -628,17 +628,30 @@ fn cases() -> Vec<Case> {
         empty_ops,
         "NotCanonical",
     );
-    let null_summary = edited(sync, |v| {
+    let empty_asks = edited(sync, |v| {
         let Value::Map(entries) = field(v, "Sync") else {
             panic!()
         };
-        entries.insert(3, (Value::Text("summary".into()), Value::Null));
+        entries.insert(3, (Value::Text("asks".into()), Value::Array(vec![])));
     });
     case(
-        "message.sync_null_summary",
-        "a sync message with summary: null written out",
+        "message.sync_empty_asks",
+        "a sync message with asks: [] written out",
         "message",
-        null_summary,
+        empty_asks,
+        "NotCanonical",
+    );
+    let null_yours = edited(sync, |v| {
+        let Value::Map(entries) = field(v, "Sync") else {
+            panic!()
+        };
+        entries.insert(3, (Value::Text("yours".into()), Value::Null));
+    });
+    case(
+        "message.sync_null_yours",
+        "a sync message with yours: null written out",
+        "message",
+        null_yours,
         "NotCanonical",
     );
     let lowercase = edited(&v["message.bundle.cbor"], |v| {

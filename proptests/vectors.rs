@@ -16,9 +16,10 @@ use splitsafe::crypto::{
     ChainConfig, ChainId, ChainMessage, Envelope, KeyId, Keyring, PairwiseKey, Payload,
     ReceivingChain, SealOptions, SenderKeys, SenderPolicy, SLOT_LEN,
 };
-use splitsafe::device::{ChainPost, Message, SyncMessage, Welcome};
+use splitsafe::device::{ChainPost, Message, SyncContent, SyncMessage, Welcome};
 use splitsafe::group::{
-    GroupId, Replica, ReplicaConfig, SignedOp, Standing, Summary, SummaryDigest, Watermark,
+    AuthorSummary, Description, GroupId, Prefix, Replica, ReplicaConfig, SignedOp, Standing,
+    SummaryDigest, Watermark,
 };
 use splitsafe::keys::{Identity, MemberId, SignedMessage};
 use splitsafe::lww::LwwSet;
@@ -479,24 +480,22 @@ fn vectors() -> String {
     out.put("summary.cbor", summary.to_cbor());
     out.put("summary.digest", summary.digest().0);
     let holds = Some(handoff.chain);
-    let sync = SyncMessage::new(
-        a.identity(),
-        group,
-        summary.clone(),
-        true,
-        vec![leave_b],
+    let content = SyncContent {
         holds,
-        None,
-    );
+        ..support::device::sync_content(&summary, vec![leave_b])
+    };
+    let sync = SyncMessage::new(a.identity(), group, content.clone());
     let fields = splitsafe::codec::encode(&SyncSigned {
         group,
         from: a.identity().id(),
         digest: summary.digest(),
-        summary: Some(summary.clone()),
+        asks: content.asks,
+        tells: content.tells,
+        yours: content.yours,
         holds,
     });
     let mut signed_bytes = b"splitsafe/v1/sync\0".to_vec();
-    signed_bytes.extend(blake3::derive_key("splitsafe v1 sync message v2", &fields));
+    signed_bytes.extend(blake3::derive_key("splitsafe v1 sync message v3", &fields));
     let signed = SignedMessage {
         bytes: signed_bytes.clone(),
         signer: a.identity().id(),
@@ -511,7 +510,19 @@ fn vectors() -> String {
     out.put("sync.signed_bytes", signed_bytes);
     out.put("sync.signature", sync.signature.0);
     out.message("sync", &Message::Sync(sync));
-    let digest_only = SyncMessage::new(a.identity(), group, summary, false, vec![], None, None);
+    let digest_only = SyncMessage::new(
+        a.identity(),
+        group,
+        SyncContent {
+            digest: summary.digest(),
+            asks: vec![],
+            tells: vec![],
+            yours: None,
+            ops: vec![],
+            holds: None,
+            handoff: None,
+        },
+    );
     out.put(
         "message.sync_digest_only.cbor",
         Message::Sync(digest_only).to_bytes(),
@@ -556,7 +567,12 @@ struct SyncSigned {
     group: GroupId,
     from: MemberId,
     digest: SummaryDigest,
-    summary: Option<Summary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    asks: Vec<Prefix>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tells: Vec<Description>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    yours: Option<AuthorSummary>,
     holds: Option<ChainId>,
 }
 

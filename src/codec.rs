@@ -88,6 +88,15 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
+/// `BLAKE3-derive-key(context, CBOR of value)`, without holding the encoding in memory (a
+/// summary of 100,000 authors encodes to 15 MB).
+pub(crate) fn derive_key<T: Serialize + ?Sized>(context: &str, value: &T) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(context);
+    ciborium::ser::into_writer(value, &mut hasher)
+        .expect("serializing a crate type into a hasher cannot fail");
+    *hasher.finalize().as_bytes()
+}
+
 /// Decodes exactly one CBOR value of type `T` from `bytes`, at most `max_len` bytes long,
 /// in its deterministic encoding: the bytes [`encode`] writes for the value.
 ///

@@ -55,3 +55,32 @@ pub fn opened(events: &[Event]) -> Vec<&[u8]> {
         })
         .collect()
 }
+
+/// A sync message's content stating `summary`'s digest and carrying `ops`, with one ask and
+/// one answer of each form: it asks about the whole id space and the region of ids beginning
+/// with hex digit 3, and describes the whole space by its authors (as a replica holding at
+/// most `LEAF` does) and by its 16 parts; it says what it holds of the receiver's own
+/// operations (the summary's first author's, as if the receiver were that author).
+pub fn sync_content(
+    summary: &splitsafe::group::Summary,
+    ops: Vec<splitsafe::group::SignedOp>,
+) -> splitsafe::device::SyncContent {
+    use splitsafe::group::{Description, Prefix};
+    let root = Prefix::root();
+    let split = Description {
+        prefix: root.clone(),
+        authors: Default::default(),
+        split: (0..16)
+            .map(|digit| summary.part(&Prefix::new(vec![digit]).expect("a hex digit")))
+            .collect(),
+    };
+    splitsafe::device::SyncContent {
+        digest: summary.digest(),
+        asks: vec![root.clone(), Prefix::new(vec![3]).expect("a hex digit")],
+        tells: vec![summary.describe(&root), split],
+        yours: summary.authors.values().next().copied(),
+        ops,
+        holds: None,
+        handoff: None,
+    }
+}

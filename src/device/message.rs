@@ -3,7 +3,7 @@
 
 use crate::codec::{self, DecodeError};
 use crate::crypto::{ChainId, ChainMessage, Envelope, Limits};
-use crate::group::{GroupId, SignedOp, Summary, SummaryDigest};
+use crate::group::{AuthorSummary, Description, GroupId, Prefix, SignedOp, SummaryDigest};
 use crate::keys::{Identity, KeyBundle, MemberId, SignatureBytes, SignedMessage};
 use crate::wire::{self, ArmorKind};
 use serde::{Deserialize, Serialize};
@@ -19,11 +19,12 @@ pub struct Welcome {
     pub ops: Vec<SignedOp>,
 }
 
-/// One device's side of a sync: the digest of its summary of a group, the summary itself
-/// unless it believes the receiver holds the same, and the operations it believes the
-/// receiver lacks, signed by the sending member so that no one else can tell a device what
-/// its peer holds. Absent optional fields are left out of the encoding, so that the message
-/// two devices in sync exchange is small at any group size (`spec/device.md`, "Sync").
+/// One device's side of a sync: the digest of its summary of a group, the regions of the
+/// receiver's summary it asks about, its answers to the receiver's asks, and the operations
+/// it believes the receiver lacks, signed by the sending member so that no one else can tell
+/// a device what its peer holds. Absent optional fields are left out of the encoding, so
+/// that the message two devices in sync exchange is small at any group size, and one
+/// between devices that differ grows with the differences (`spec/device.md`, "Sync").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncMessage {
     /// The group.
@@ -32,10 +33,19 @@ pub struct SyncMessage {
     pub from: MemberId,
     /// The digest of the sender's summary.
     pub digest: SummaryDigest,
-    /// What the sender holds; left out when the sender believes the receiver holds the same
-    /// (the digest then says whether it does).
+    /// Regions of the receiver's summary the sender asks about (see
+    /// [`Reconciliation`](crate::group::Reconciliation)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asks: Vec<Prefix>,
+    /// The sender's descriptions of its own summary, in answer to the receiver's last asks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tells: Vec<Description>,
+    /// What the sender holds of the receiver's own operations, in any message that says
+    /// more than its digest: a device running on an older copy of its store learns at once
+    /// that it is behind, before it signs again (see
+    /// [`DeviceError::Behind`](super::DeviceError::Behind)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<Summary>,
+    pub yours: Option<AuthorSummary>,
     /// Operations the sender believes the receiver lacks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ops: Vec<SignedOp>,
@@ -48,9 +58,28 @@ pub struct SyncMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<Envelope>,
     /// The sender's signature over `"splitsafe/v1/sync\0" || BLAKE3(CBOR of group, from,
-    /// digest, summary and holds)` (derive-key context `"splitsafe v1 sync message v2"`).
-    /// The operations and the handoff need no cover: each authenticates its author.
+    /// digest, asks, tells, yours and holds)` (derive-key context `"splitsafe v1 sync message
+    /// v3"`). The operations and the handoff need no cover: each authenticates its author.
     pub signature: SignatureBytes,
+}
+
+/// What a sync message says, before it is signed (see [`SyncMessage`] for each field).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncContent {
+    /// The digest of the sender's summary.
+    pub digest: SummaryDigest,
+    /// Regions of the receiver's summary asked about.
+    pub asks: Vec<Prefix>,
+    /// Descriptions of the sender's summary.
+    pub tells: Vec<Description>,
+    /// What the sender holds of the receiver's own operations.
+    pub yours: Option<AuthorSummary>,
+    /// Operations the receiver may lack.
+    pub ops: Vec<SignedOp>,
+    /// The receiver's latest chain the sender holds.
+    pub holds: Option<ChainId>,
+    /// The envelope handing out the sender's current chain.
+    pub handoff: Option<Envelope>,
 }
 
 #[derive(Serialize)]
@@ -58,93 +87,71 @@ struct SyncFields<'a> {
     group: &'a GroupId,
     from: &'a MemberId,
     digest: &'a SummaryDigest,
-    summary: &'a Option<Summary>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    asks: &'a [Prefix],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tells: &'a [Description],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    yours: &'a Option<AuthorSummary>,
     holds: &'a Option<ChainId>,
 }
 
 impl SyncMessage {
-    fn signed_bytes(
-        group: &GroupId,
-        from: &MemberId,
-        digest: &SummaryDigest,
-        summary: &Option<Summary>,
-        holds: &Option<ChainId>,
-    ) -> Vec<u8> {
-        let fields = codec::encode(&SyncFields {
-            group,
-            from,
-            digest,
-            summary,
-            holds,
-        });
+    /// The bytes the signature covers.
+    fn signed_bytes(&self) -> Vec<u8> {
+        let fields = SyncFields {
+            group: &self.group,
+            from: &self.from,
+            digest: &self.digest,
+            asks: &self.asks,
+            tells: &self.tells,
+            yours: &self.yours,
+            holds: &self.holds,
+        };
         let mut bytes = b"splitsafe/v1/sync\0".to_vec();
-        bytes.extend_from_slice(&blake3::derive_key("splitsafe v1 sync message v2", &fields));
+        bytes.extend_from_slice(&codec::derive_key("splitsafe v1 sync message v3", &fields));
         bytes
     }
 
-    /// A sync message signed by `identity`, carrying `summary` whole if `whole`, else only
-    /// its digest (devices make theirs with
+    /// A sync message saying `content`, signed by `identity` (devices make theirs with
     /// [`Device::sync_message`](super::Device::sync_message); anyone can sign one, so a
     /// receiver bounds what a sender it has not seen admitted can make it keep).
-    pub fn new(
-        identity: &Identity,
-        group: GroupId,
-        summary: Summary,
-        whole: bool,
-        ops: Vec<SignedOp>,
-        holds: Option<ChainId>,
-        handoff: Option<Envelope>,
-    ) -> Self {
-        let digest = summary.digest();
-        let summary = whole.then_some(summary);
-        Self::with_digest(identity, group, digest, summary, ops, holds, handoff)
-    }
-
-    /// As [`new`](Self::new), given the summary's digest already computed (`summary`, if
-    /// sent, must have it).
-    pub(crate) fn with_digest(
-        identity: &Identity,
-        group: GroupId,
-        digest: SummaryDigest,
-        summary: Option<Summary>,
-        ops: Vec<SignedOp>,
-        holds: Option<ChainId>,
-        handoff: Option<Envelope>,
-    ) -> Self {
-        let from = identity.id();
-        let signed = identity.sign(Self::signed_bytes(&group, &from, &digest, &summary, &holds));
-        Self {
+    pub fn new(identity: &Identity, group: GroupId, content: SyncContent) -> Self {
+        let mut message = Self {
             group,
-            from,
-            digest,
-            summary,
-            ops,
-            holds,
-            handoff,
-            signature: signed.signature,
-        }
+            from: identity.id(),
+            digest: content.digest,
+            asks: content.asks,
+            tells: content.tells,
+            yours: content.yours,
+            ops: content.ops,
+            holds: content.holds,
+            handoff: content.handoff,
+            signature: SignatureBytes([0; 64]),
+        };
+        message.signature = identity.sign(message.signed_bytes()).signature;
+        message
     }
 
-    /// Whether the signature is the sender's, by the crate's one Ed25519 rule, and the
-    /// summary, if present, has the digest the message states.
+    /// Whether the signature is the sender's, by the crate's one Ed25519 rule.
     pub fn verify(&self) -> bool {
-        let bytes = Self::signed_bytes(
-            &self.group,
-            &self.from,
-            &self.digest,
-            &self.summary,
-            &self.holds,
-        );
         let signed = SignedMessage {
             signer: self.from,
-            bytes,
+            bytes: self.signed_bytes(),
             signature: self.signature,
         };
         signed.verify().is_ok()
-            && self
-                .summary
-                .as_ref()
-                .is_none_or(|summary| summary.digest() == self.digest)
+    }
+
+    /// Whether what it asks and tells is well formed and within bounds: at most
+    /// [`MAX_ASKS`](crate::group::MAX_ASKS) valid prefixes asked about, and at most as many
+    /// well-formed descriptions.
+    pub fn is_well_formed(&self) -> bool {
+        use crate::group::MAX_ASKS;
+        self.asks.len() <= MAX_ASKS
+            && self.tells.len() <= MAX_ASKS
+            && self.asks.iter().all(Prefix::is_valid)
+            && self.tells.iter().all(Description::is_well_formed)
     }
 }
 

@@ -55,7 +55,7 @@ mod time;
 mod waiting;
 
 pub use event::{Delivery, DeviceError, Event, Invited, Received, Refusal, Rejudged};
-pub use message::{ChainPost, Message, Outgoing, SyncMessage, Welcome};
+pub use message::{ChainPost, Message, Outgoing, SyncContent, SyncMessage, Welcome};
 pub use mode::MessageMode;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

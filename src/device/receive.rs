@@ -2,13 +2,14 @@
 //! joining from welcomes, taking sync messages, opening envelopes and chain messages or
 //! keeping them waiting.
 
+use super::peer::Peer;
 use super::{
     admitted, chains_write, outside, peer_write, Batch, Device, DeviceError, Event, Message,
     Queued, Received, Refusal, Rooms, Store, SyncMessage, Waiting, Wake, Write,
 };
 use crate::codec::DecodeError;
 use crate::crypto::{ChainError, EnvelopeId, OpenError, Payload};
-use crate::group::{Body, Change, GroupId, PositionError, SignedOp};
+use crate::group::{Body, Change, GroupId, PositionError, SignedOp, MAX_AUTHORS};
 use crate::keys::MemberId;
 use crate::wire;
 use std::collections::{BTreeMap, BTreeSet};
@@ -133,7 +134,7 @@ impl<S: Store> Device<S> {
         self.retry_pending(group, Wake::Senders(touched), now_ms, batch);
     }
 
-    fn receive_sync(&mut self, sync: SyncMessage, now_ms: u64, batch: &mut Batch) {
+    fn receive_sync(&mut self, mut sync: SyncMessage, now_ms: u64, batch: &mut Batch) {
         let (group, from) = (sync.group, sync.from);
         if !self.groups.contains_key(&group) {
             batch
@@ -146,6 +147,7 @@ impl<S: Store> Device<S> {
             .as_ref()
             .is_some_and(|e| (e.header.group, e.header.sender) != (group, from));
         if from == self.id()
+            || !sync.is_well_formed()
             || !sync.verify()
             || sync.ops.iter().any(|op| group_of(op) != group)
             || foreign_handoff
@@ -162,39 +164,39 @@ impl<S: Store> Device<S> {
             let peers = g.peers.keys();
             peers.filter(|peer| !admitted(&g.replica, peer)).count()
         };
-        // What a sender not seen admitted can make this device keep is its summary: no more
-        // than twice this device's own, and 4 KiB (a member of the same group summarises
-        // about the same authors).
-        let oversized = || {
-            sync.summary.as_ref().is_some_and(|summary| {
-                summary.to_cbor().len() > 2 * g.replica.summary().to_cbor().len() + 4096
-            })
+        // What a sender not seen admitted can make this device keep is what it says it
+        // holds: no more authors than twice this device's own, and 32 (a member of the same
+        // group summarises about the same authors).
+        let max = if admitted(&g.replica, &from) {
+            MAX_AUTHORS
+        } else {
+            2 * g.replica.summary().authors.len() as u64 + 32
         };
-        if !admitted(&g.replica, &from)
-            && ((!g.peers.contains_key(&from) && unknown() >= self.config.max_unknown_peers)
-                || oversized())
-        {
+        let known = g.peers.get(&from);
+        let over = match known {
+            Some(peer) => peer.check(&sync, max),
+            None => Peer::default().check(&sync, max),
+        }
+        .is_err();
+        let crowded = known.is_none()
+            && !admitted(&g.replica, &from)
+            && unknown() >= self.config.max_unknown_peers;
+        if over || crowded {
             batch
                 .events
                 .push(Event::Refused(Refusal::BadSync { group, from }));
             return;
         }
-        let sent_ops = !sync.ops.is_empty();
-        self.ingest(group, sync.ops, now_ms, batch);
-        if let Some(handoff) = sync.handoff {
+        let ops = std::mem::take(&mut sync.ops);
+        let sent_ops = !ops.is_empty();
+        self.ingest(group, ops, now_ms, batch);
+        if let Some(handoff) = sync.handoff.take() {
             self.receive_waiting(Waiting::Envelope(handoff), now_ms, batch);
         }
         let g = self.groups.get_mut(&group).expect("known group");
         let mine = g.replica.summary();
         let state = g.peers.entry(from).or_default();
-        state.heard(
-            sync.digest,
-            sync.summary,
-            sent_ops,
-            sync.holds,
-            &mine,
-            now_ms,
-        );
+        state.heard(&sync, sent_ops, &mine, now_ms, max);
         batch.writes.push(peer_write(group, from, state));
         batch.events.push(Event::Synced { group, peer: from });
     }

@@ -126,7 +126,7 @@ impl<S: Store> Device<S> {
             .filter(|_| view.contains(&peer));
         let holds = g.keys.holds(&peer);
         let state = g.peers.entry(peer).or_default();
-        let Some(speech) = state.next(&g.replica, holds, own.map(|(chain, _)| chain)) else {
+        let Some(speech) = state.next(&peer, &g.replica, holds, own.map(|(chain, _)| chain)) else {
             return Ok(None);
         };
         state.sent(&speech.digest, holds);
@@ -134,14 +134,18 @@ impl<S: Store> Device<S> {
         let handoff = own
             .filter(|_| speech.handoff)
             .map(|(_, envelope)| envelope.clone());
-        let message = SyncMessage::with_digest(
+        let message = SyncMessage::new(
             self.keyring.identity(),
             group,
-            speech.digest,
-            speech.whole.then_some(speech.summary),
-            speech.ops,
-            holds,
-            handoff,
+            super::SyncContent {
+                digest: speech.digest,
+                asks: speech.asks,
+                tells: speech.tells,
+                yours: speech.yours,
+                ops: speech.ops,
+                holds,
+                handoff,
+            },
         );
         self.commit(Batch {
             writes: vec![write],

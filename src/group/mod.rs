@@ -8,6 +8,7 @@ mod branches;
 mod error;
 mod op;
 mod pen;
+mod reconcile;
 mod replica;
 mod small_map;
 mod snapshot;
@@ -18,6 +19,10 @@ mod view;
 pub use authority::Change;
 pub use error::{ActionError, IngestError};
 pub use op::{Body, GroupId, InvalidOp, Op, OpId, Rank, SignedOp, Stamp, Watermark, MAX_OP_LEN};
+pub use reconcile::{
+    Description, Part, Prefix, Reconciliation, RegionFingerprint, TooManyAuthors, BRANCHING, LEAF,
+    MAX_ASKS, MAX_AUTHORS, MAX_DEPTH,
+};
 pub use replica::{BatchReport, Ingested, Replica, ReplicaConfig, Status};
 pub use snapshot::{Loaded, SnapshotError};
 pub use standing::{PositionError, Standing};

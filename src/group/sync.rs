@@ -88,10 +88,7 @@ impl Summary {
 
     /// The summary's digest.
     pub fn digest(&self) -> SummaryDigest {
-        SummaryDigest(blake3::derive_key(
-            "splitsafe v1 summary digest",
-            &self.to_cbor(),
-        ))
+        SummaryDigest(codec::derive_key("splitsafe v1 summary digest", self))
     }
 
     /// Decodes a summary from untrusted bytes.
