@@ -479,6 +479,22 @@ fn vectors() -> String {
     let summary = replica.summary();
     out.put("summary.cbor", summary.to_cbor());
     out.put("summary.digest", summary.digest().0);
+    // Range reconciliation (device.md, "Sync"): a prefix, and parts of regions.
+    let prefix = Prefix::new(vec![3, 10]).expect("hex digits");
+    out.put("sync.prefix.3a.cbor", splitsafe::codec::encode(&prefix));
+    out.put(
+        "sync.part.root.cbor",
+        splitsafe::codec::encode(&summary.part(&Prefix::root())),
+    );
+    let first = summary.authors.keys().next().expect("an author");
+    let elsewhere = Prefix::new(vec![(first.0[0] >> 4) ^ 1]).expect("a hex digit");
+    let empty = summary.part(&Prefix::new(vec![0; 64]).expect("64 digits"));
+    assert_eq!(empty.0, 0, "no author has the id 00…00");
+    out.put("sync.part.empty.cbor", splitsafe::codec::encode(&empty));
+    out.put(
+        "sync.description.elsewhere.cbor",
+        splitsafe::codec::encode(&summary.describe(&elsewhere)),
+    );
     let holds = Some(handoff.chain);
     let content = SyncContent {
         holds,

@@ -100,10 +100,11 @@ pub struct DeviceConfig {
     /// envelope is unauthenticated until it opens).
     pub max_pending_per_sender: usize,
     /// Most sync peers per group whose add this device has not seen: a peer may be a member
-    /// this device has not heard of yet, and its summary is what lets the two converge, but
+    /// this device has not heard of yet, and what it says is what lets the two converge, but
     /// anyone can sign a sync message, so their number is bounded. Members are not counted.
-    /// The summary such a peer sends is kept only if its encoding is at most twice this
-    /// device's own summary's, plus 4 KiB: at most 64 of those per group by default.
+    /// Such a peer is taken to hold at most twice as many authors as this device's own
+    /// summary, plus 32 (a sync message claiming more is refused): at most 64 of those per
+    /// group by default.
     pub max_unknown_peers: usize,
     /// How messages are sealed in groups without a setting of their own
     /// ([`Device::set_mode`]).
