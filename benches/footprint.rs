@@ -10,7 +10,9 @@
 //! * the time to make and ingest one more add and then read the view's digest (the view
 //!   after one change; the median of nine);
 //! * the sync message a device sends a device that holds the same operations (its digest
-//!   only), beside the whole summary it used to carry;
+//!   only), beside the whole summary it used to carry; and, for devices meeting for the
+//!   first time that each hold rotations by d = 1, 10, 100 members the other lacks, the
+//!   messages and bytes (besides the operations) until both fall silent;
 //! * `Replica::load` of a snapshot: its peak heap over the live heap it leaves.
 //!
 //! Run: `cargo bench --bench footprint` (`-- --full` for 100,000 ops; minutes).
@@ -171,6 +173,16 @@ fn measure(n: u32, dir: &std::path::Path) {
     // The whole summary, which sync messages between replicas in sync used to carry.
     let summary = replica.summary().to_cbor().len();
 
+    // Rotations by distinct members, for two devices to differ on: 111 for each side.
+    let mut extra = (11..).filter_map(|k: u32| {
+        let member = identity(k);
+        let bundle = member.bundle(keys()[3], Timestamp::from_physical(now + 2));
+        replica.rotate(&member, bundle, now + 2).ok().map(|r| r.0)
+    });
+    let extra: Vec<[Vec<SignedOp>; 2]> = [1, 10, 100]
+        .map(|d| [0, 1].map(|_| extra.by_ref().take(d).collect()))
+        .into();
+
     // A snapshot loaded: peak heap over the live heap it leaves.
     let saved = replica.save();
     let before = live();
@@ -221,6 +233,35 @@ fn measure(n: u32, dir: &std::path::Path) {
         .unwrap()
         .map_or(0, |m| m.to_bytes().len());
     drop((device, peer));
+    // Two devices meeting for the first time, each holding rotations by d members the other
+    // lacks: what sync costs besides the operations, until both fall silent.
+    let differing: Vec<String> = extra
+        .into_iter()
+        .enumerate()
+        .map(|(i, sides)| {
+            let d = sides[0].len();
+            let [mut a, mut b] = [0, 1].map(|side| {
+                let mut device = Device::create(
+                    splitsafe::device::MemoryStore::default(),
+                    identity(3 + 2 * i as u32 + side),
+                    config,
+                    &mut rng,
+                    T0,
+                )
+                .unwrap();
+                device.receive(&welcome.to_bytes(), now).unwrap();
+                device.accept(group, now).unwrap();
+                device
+            });
+            for (device, ops) in [&mut a, &mut b].into_iter().zip(sides) {
+                device
+                    .receive(&Message::Operations(ops).to_bytes(), now + 3)
+                    .unwrap();
+            }
+            let (messages, bytes) = sync_until_silent(&mut a, &mut b, group, now + 4);
+            format!("d={d}: {messages} msgs {bytes} B")
+        })
+        .collect();
     let file = std::fs::metadata(&path)
         .map(|m| m.len() as usize)
         .unwrap_or(0);
@@ -236,7 +277,8 @@ fn measure(n: u32, dir: &std::path::Path) {
     println!(
         "{count:>7} ops | op CBOR {:>4} B | batch ingest {:>8.1?} | Replica {:>5} B/op | Device on \
          SQLite {:>5} B/op, open {:>8.1?}, file {:>4} B/op | one more add and view digest {:>9.1?} | in-sync sync \
-         message {:>3} B (whole summary {:>9} B) | load peak {:.2}x live",
+         message {:>3} B (whole summary {:>9} B) | first sync, each holding ops of d authors the other \
+         lacks (bytes besides the ops): {} | load peak {:.2}x live",
         per_op(cbor, count),
         ingest,
         per_op(replica_heap, count),
@@ -246,8 +288,42 @@ fn measure(n: u32, dir: &std::path::Path) {
         one_change,
         in_sync,
         summary,
+        differing.join(", "),
         load_peak as f64 / load_live.max(1) as f64,
     );
+}
+
+/// Syncs `a` and `b` until both fall silent: the messages sent, and their bytes besides the
+/// operations they carry.
+fn sync_until_silent<S: splitsafe::device::Store, T: splitsafe::device::Store>(
+    a: &mut Device<S>,
+    b: &mut Device<T>,
+    group: splitsafe::group::GroupId,
+    now: u64,
+) -> (usize, usize) {
+    let (mut messages, mut bytes) = (0, 0);
+    loop {
+        let to_b = a.sync_message(group, b.id()).unwrap();
+        let to_a = b.sync_message(group, a.id()).unwrap();
+        if to_a.is_none() && to_b.is_none() {
+            return (messages, bytes);
+        }
+        assert!(messages < 100, "sync did not fall silent");
+        for (message, a_to_b) in [(to_b, true), (to_a, false)] {
+            let Some(message) = message else { continue };
+            let Message::Sync(mut sync) = message.clone() else {
+                panic!("a sync message")
+            };
+            sync.ops.clear();
+            messages += 1;
+            bytes += Message::Sync(sync).to_bytes().len();
+            if a_to_b {
+                b.receive(&message.to_bytes(), now).unwrap();
+            } else {
+                a.receive(&message.to_bytes(), now).unwrap();
+            }
+        }
+    }
 }
 
 fn replica_group(genesis: &SignedOp) -> splitsafe::group::GroupId {

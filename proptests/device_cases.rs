@@ -298,6 +298,66 @@ fn sync_converges_over_a_lossy_transport_and_then_falls_silent() {
     );
 }
 
+proptest::proptest! {
+    #![proptest_config(support::config_with_cases(24))]
+
+    /// Over a transport that loses each message with probability `loss` percent, and
+    /// delivers some twice, two devices that each changed the group without the other
+    /// (having synced before, or meeting for the first time) converge and then fall silent.
+    #[test]
+    fn sync_converges_over_random_loss_and_then_falls_silent(
+        seed: u64,
+        loss in 0u32..50,
+        invites in 0u8..4,
+        rotations in 0u8..3,
+        met: bool,
+    ) {
+        use rand_core::Rng as _;
+        let mut r = rng(seed);
+        let (mut alice, mut bob, group) =
+            pair(MemoryStore::default(), MemoryStore::default(), &mut r);
+        if met {
+            sync_pair(&mut alice, &mut bob, group, T0 + 4);
+        }
+        for i in 0..invites {
+            let newcomer = device(MemoryStore::default(), 2 + i, &mut r);
+            alice
+                .invite(group, newcomer.bundle(), T0 + 10 + u64::from(i))
+                .unwrap();
+        }
+        for i in 0..rotations {
+            bob.rotate(&mut r, T0 + 20 + u64::from(i)).unwrap();
+        }
+        let mut net = rng(seed ^ 0x5eed);
+        let mut rounds = 0;
+        loop {
+            let from_alice = alice.sync_message(group, bob.id()).unwrap();
+            let from_bob = bob.sync_message(group, alice.id()).unwrap();
+            if from_alice.is_none() && from_bob.is_none() {
+                break;
+            }
+            rounds += 1;
+            proptest::prop_assert!(rounds < 400, "no convergence");
+            for (message, to) in [(from_alice, &mut bob), (from_bob, &mut alice)] {
+                let Some(message) = message else { continue };
+                let copies = match net.next_u32() % 100 {
+                    n if n < loss => 0,
+                    n if n >= 90 => 2,
+                    _ => 1,
+                };
+                for _ in 0..copies {
+                    to.receive(&message.to_bytes(), T0 + 30).unwrap();
+                }
+            }
+        }
+        proptest::prop_assert_eq!(alice.view(group), bob.view(group));
+        proptest::prop_assert_eq!(
+            alice.replica(group).unwrap().summary(),
+            bob.replica(group).unwrap().summary()
+        );
+    }
+}
+
 /// A forged sync message (not signed by its claimed sender) changes nothing.
 #[test]
 fn a_forged_sync_message_is_refused() {
@@ -563,8 +623,9 @@ fn many_authors(
 /// change, the messages sent while both hold the same operations are small too.
 #[test]
 fn devices_in_sync_exchange_two_small_messages_at_any_size() {
-    let mut sizes = Vec::new();
+    let mut all_sizes = Vec::new();
     for authors in [2u8, 40, 200] {
+        let mut sizes = Vec::new();
         let mut r = rng(u64::from(authors));
         let (mut a, mut b, replica) = many_authors(authors, &mut r);
         let group = replica.group();
@@ -610,51 +671,69 @@ fn devices_in_sync_exchange_two_small_messages_at_any_size() {
         }
         assert_eq!(a.view(group), b.view(group));
         assert_eq!(a.sync_message(group, b.id()).unwrap(), None);
+        all_sizes.push(sizes);
     }
-    assert!(sizes.iter().all(|&n| n <= 256), "{sizes:?}");
-    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
+    // The same messages at every size: nothing in them grows with the group.
+    assert!(
+        all_sizes.iter().flatten().all(|&n| n <= 256),
+        "{all_sizes:?}"
+    );
+    assert!(all_sizes.windows(2).all(|w| w[0] == w[1]), "{all_sizes:?}");
 }
 
-/// Devices that each hold operations of `d` authors the other lacks (of 250) find out each other's summaries in sync bytes
-/// that grow with `d`, not with the group: each message costs its digest and signature, and
-/// each difference a region per level of the id space (`spec/device.md`, "Sync").
+/// Devices meeting for the first time, each holding operations of `d` authors the other
+/// lacks (of 250), find out each other's summaries in sync bytes that grow with `d`, not with
+/// the group: each message costs its digest and signature, and each difference a region per
+/// level of the id space (`spec/device.md`, "Sync"). Once they know each other's summaries,
+/// new differences need no finding out: each sends what the other lacks at once.
 #[test]
 fn sync_between_devices_that_differ_grows_with_the_differences() {
-    let mut r = rng(61);
-    let (mut a, mut b, mut replica) = many_authors(250, &mut r);
-    let group = replica.group();
-    sync_pair(&mut a, &mut b, group, T0 + 4);
-    let whole = a.replica(group).unwrap().summary().to_cbor().len();
-    for (round, d) in [1u8, 4, 16].into_iter().enumerate() {
-        let round = round as u8;
-        // `d` members rotate and only `a` hears of it; `d` others, and only `b` does.
-        for (side, device) in [&mut a, &mut b].into_iter().enumerate() {
-            let ops: Vec<_> = (0..d)
-                .map(|k| {
-                    let member = identity(3 + k * 13 + round * 2 + side as u8);
-                    let bundle = support::group::bundle(&member, 100 + round, T0 + 5);
-                    replica.rotate(&member, bundle, T0 + 5).unwrap().0
-                })
-                .collect();
-            device
-                .receive(&Message::Operations(ops).to_bytes(), T0 + 5)
-                .unwrap();
+    for d in [1u8, 4, 16] {
+        let mut r = rng(61 + u64::from(d));
+        let (mut a, mut b, mut replica) = many_authors(250, &mut r);
+        let group = replica.group();
+        let whole = a.replica(group).unwrap().summary().to_cbor().len();
+        for round in 0..2u8 {
+            // `d` members rotate and only `a` hears of it; `d` others, and only `b` does.
+            for (side, device) in [&mut a, &mut b].into_iter().enumerate() {
+                let ops: Vec<_> = (0..d)
+                    .map(|k| {
+                        let member = identity(3 + k * 13 + round * 2 + side as u8);
+                        let bundle = support::group::bundle(&member, 100 + round, T0 + 5);
+                        replica.rotate(&member, bundle, T0 + 5).unwrap().0
+                    })
+                    .collect();
+                device
+                    .receive(&Message::Operations(ops).to_bytes(), T0 + 5)
+                    .unwrap();
+            }
+            let (messages, overhead) = sync_counting(&mut a, &mut b, group, T0 + 6);
+            assert_eq!(
+                a.replica(group).unwrap().summary(),
+                b.replica(group).unwrap().summary()
+            );
+            let d = usize::from(d);
+            eprintln!(
+                "round {round}, {d} differences: {messages} messages, {overhead} B besides \
+                 operations (whole summary {whole} B)"
+            );
+            if round == 0 {
+                // Three levels for 250 ids (a split of the space, a split of a sixteenth,
+                // then the few authors of a 256th), each costing each side at most a 16-part
+                // split (about 350 B) or a few authors per differing author.
+                assert!(messages <= 12, "{messages} messages");
+                assert!(
+                    overhead <= 256 * messages + 2 * d * 3 * 800,
+                    "{overhead} B in {messages} messages for {d} differences"
+                );
+            } else {
+                assert!(messages <= 4, "{messages} messages");
+                assert!(
+                    overhead <= 256 * messages,
+                    "{overhead} B in {messages} messages"
+                );
+            }
         }
-        let (messages, overhead) = sync_counting(&mut a, &mut b, group, T0 + 6);
-        assert_eq!(
-            a.replica(group).unwrap().summary(),
-            b.replica(group).unwrap().summary()
-        );
-        let d = usize::from(d);
-        eprintln!("{d} differences: {messages} messages, {overhead} B besides operations (whole summary {whole} B)");
-        assert!(messages <= 12, "{messages} messages");
-        // Three levels for 250 ids (a split of the space, a split of a sixteenth, then the
-        // few authors of a 256th), each costing each side at most a 16-part split (about
-        // 350 B) or a few authors per differing author.
-        assert!(
-            overhead <= 256 * messages + 2 * d * 3 * 800,
-            "{overhead} B in {messages} messages for {d} differences"
-        );
     }
 }
 

@@ -20,6 +20,7 @@ use crate::group::{
 };
 use crate::keys::MemberId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Peer {
@@ -44,6 +45,16 @@ pub(super) struct Peer {
     /// The regions of this device's summary the peer last asked about, not answered yet.
     #[serde(default)]
     owed: Vec<Prefix>,
+    /// The peer's digest when this device last told it `yours`: told once per digest.
+    #[serde(default)]
+    yours_for: Option<SummaryDigest>,
+    /// Operations sent and not yet seen arrive: the peer's digest when they were sent, and
+    /// this device's entries for their authors (what the peer holds of them once they
+    /// arrive). They are sent again in every message while the peer's digest stays what it
+    /// was; once it changes, the peer is taken to hold them (if it does not, its digest
+    /// differs from this device's, and finding out corrects `theirs`).
+    #[serde(default)]
+    in_flight: Option<(SummaryDigest, BTreeMap<MemberId, AuthorSummary>)>,
     /// What the peer last said it holds of this device's own operations, and the local ms
     /// when it said so.
     #[serde(default)]
@@ -60,6 +71,9 @@ pub(super) struct Speech {
     pub(super) tells: Vec<Description>,
     /// What this device holds of the peer's own operations.
     pub(super) yours: Option<AuthorSummary>,
+    /// This device's entries for the authors whose operations `ops` carries: what the peer
+    /// holds of them once the message arrives.
+    delivered: BTreeMap<MemberId, AuthorSummary>,
     pub(super) ops: Vec<SignedOp>,
     /// Hand this device's current chain over (again).
     pub(super) handoff: bool,
@@ -86,17 +100,27 @@ impl Peer {
     ) -> Option<Speech> {
         let summary = replica.summary();
         let mine = summary.digest();
-        // While finding out, what is known of the peer's summary is older than what is being
-        // found: operations wait for the answer.
-        let ops = match (&self.theirs, &self.learning) {
-            (Some(theirs), None) => replica.missing_for(theirs).unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let asks = self
-            .learning
+        let ops = self
+            .theirs
             .as_ref()
-            .map(Reconciliation::asks)
+            .map(|theirs| replica.missing_for(theirs).unwrap_or_default())
             .unwrap_or_default();
+        let delivered = ops
+            .iter()
+            .filter_map(|op| {
+                let author = op.op().author;
+                Some((author, *summary.authors.get(&author)?))
+            })
+            .collect();
+        // Not knowing the peer's summary at all, it asks about the whole space: the peer then
+        // knows to answer, if only with its digest (else a device whose first message was
+        // lost, hearing an equal digest, would never speak again, and the peer never learn
+        // it holds the same).
+        let asks = match (&self.learning, &self.theirs) {
+            (Some(learning), _) => learning.asks(),
+            (None, None) => vec![Prefix::root()],
+            (None, Some(_)) => Vec::new(),
+        };
         let tells: Vec<Description> = self.owed.iter().map(|p| summary.describe(p)).collect();
         let told = self.told == Some(digest(&mine, holds));
         let handoff = own.is_some() && self.holds_mine != own;
@@ -106,21 +130,36 @@ impl Peer {
         }
         Some(Speech {
             digest: mine,
-            yours: (!quiet)
+            // Told once per digest of the peer's that differs from this device's: what a
+            // restored copy needs to learn it is behind, without 170 bytes in every message.
+            yours: (self.heard != Some(mine) && self.yours_for != self.heard)
                 .then(|| summary.authors.get(peer).copied())
                 .flatten(),
             asks,
             tells,
             ops,
+            delivered,
             handoff,
         })
     }
 
-    /// Records that a message stating digest `summary`, answering the peer's asks, and
-    /// saying it holds `holds`, was sent.
-    pub(super) fn sent(&mut self, summary: &SummaryDigest, holds: Option<ChainId>) {
-        self.told = Some(digest(summary, holds));
+    /// Records that `speech` was sent, saying this device holds `holds`: the peer's asks
+    /// are answered, and its operations are in flight until the peer's digest changes.
+    pub(super) fn sent(&mut self, speech: &Speech, holds: Option<ChainId>) {
+        self.told = Some(digest(&speech.digest, holds));
         self.owed.clear();
+        if speech.yours.is_some() {
+            self.yours_for = self.heard;
+        }
+        if let (false, Some(heard)) = (speech.delivered.is_empty(), self.heard) {
+            let (since, delivered) = self
+                .in_flight
+                .get_or_insert_with(|| (heard, BTreeMap::new()));
+            if *since != heard {
+                (*since, *delivered) = (heard, BTreeMap::new());
+            }
+            delivered.extend(&speech.delivered);
+        }
     }
 
     /// Whether taking the descriptions in `sync` would make this device take the peer to
@@ -140,9 +179,11 @@ impl Peer {
     /// device said, so it will say it again, and that this device does not know what the
     /// peer holds: it finds out (or goes on finding out), taking the peer's descriptions. A
     /// digest equal to its own means the peer holds what it holds. Operations sent mean the
-    /// peer believes this device lacks them: it answers, so that the peer learns otherwise
-    /// (else a peer whose last news of this device was lost would send them forever). The
-    /// peer's asks replace those not answered yet: each message asks all it needs.
+    /// peer believes this device lacks them, and asks that it does not know what this
+    /// device holds: either way it answers, so that the peer learns otherwise (else a peer
+    /// whose last news of this device was lost would send them forever). The peer's asks
+    /// replace those not answered yet (each message asks all it needs), unless its digest
+    /// equals this device's: then the answer is that digest.
     pub(super) fn heard(
         &mut self,
         sync: &SyncMessage,
@@ -152,13 +193,22 @@ impl Peer {
         max: u64,
     ) {
         let same = sync.digest == mine.digest();
-        if !same || sent_ops {
+        if !same || sent_ops || !sync.asks.is_empty() {
             self.told = None;
+        }
+        if let Some((since, delivered)) = &self.in_flight {
+            if *since != sync.digest {
+                if let Some(theirs) = &mut self.theirs {
+                    theirs.authors.extend(delivered);
+                }
+                self.in_flight = None;
+            }
         }
         if same {
             self.theirs = Some(mine.clone());
             self.heard_ms = now_ms;
             self.learning = None;
+            self.in_flight = None;
         } else {
             let learning = self.learning.get_or_insert_with(Reconciliation::default);
             if learning.take(mine, &sync.tells, max).is_ok() && learning.is_complete() {
@@ -168,9 +218,12 @@ impl Peer {
                     authors: found,
                 });
                 self.heard_ms = now_ms;
+                self.in_flight = None;
             }
         }
-        self.owed = sync.asks.clone();
+        // A peer whose digest equals this device's stops finding out when it hears that
+        // digest in this device's next message: its asks need no answer.
+        self.owed = if same { Vec::new() } else { sync.asks.clone() };
         if let Some(yours) = sync.yours {
             self.yours = Some((yours, now_ms));
         }

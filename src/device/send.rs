@@ -129,7 +129,7 @@ impl<S: Store> Device<S> {
         let Some(speech) = state.next(&peer, &g.replica, holds, own.map(|(chain, _)| chain)) else {
             return Ok(None);
         };
-        state.sent(&speech.digest, holds);
+        state.sent(&speech, holds);
         let write = peer_write(group, peer, state);
         let handoff = own
             .filter(|_| speech.handoff)
