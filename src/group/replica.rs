@@ -125,6 +125,16 @@ pub struct BatchReport {
     pub changes: Vec<Change>,
 }
 
+/// What [`Replica::ingest_boxes`] did with a batch.
+pub(crate) struct Boxes {
+    /// Each operation's status, in batch order; `None` if it was refused.
+    pub(crate) statuses: Vec<Option<Status>>,
+    /// What changed in the view.
+    pub(crate) changes: Vec<Change>,
+    /// The refused operations, with their places in the batch and why, in batch order.
+    pub(crate) refused: Vec<(usize, SignedOp, IngestError)>,
+}
+
 /// One device's replica of a group's membership.
 ///
 /// The view is a pure function of the set of operations logged: every replica that has
@@ -229,7 +239,7 @@ impl Replica {
         }
         .sign(founder);
         let mut replica = Self::empty(&genesis, config, clock);
-        replica.admit(vec![genesis.clone()], physical_ms, Origin::Local);
+        replica.admit(vec![Box::new(genesis.clone())], physical_ms, Origin::Local);
         Ok((replica, genesis))
     }
 
@@ -425,29 +435,51 @@ impl Replica {
     /// and an operation its successors, in the same batch, whatever their order. Refused operations change nothing; the others
     /// are ingested.
     pub fn ingest_batch(&mut self, ops: Vec<SignedOp>, physical_ms: u64) -> BatchReport {
-        self.ingest_batch_returning_refused(ops, physical_ms).0
+        let ops = ops.into_iter().map(Box::new).collect();
+        let Boxes {
+            statuses,
+            changes,
+            refused,
+        } = self.ingest_boxes(ops, physical_ms);
+        let mut refused = refused.into_iter().map(|(_, _, error)| error);
+        let results = statuses
+            .into_iter()
+            .map(|status| status.ok_or_else(|| refused.next().expect("one error a refusal")))
+            .collect();
+        BatchReport { results, changes }
     }
 
-    /// As [`ingest_batch`](Self::ingest_batch), and hands back the operations it refused,
-    /// with their errors, in batch order: a caller that reports them need not keep a copy of
-    /// the whole batch.
-    pub(crate) fn ingest_batch_returning_refused(
-        &mut self,
-        ops: Vec<SignedOp>,
-        physical_ms: u64,
-    ) -> (BatchReport, Vec<(SignedOp, IngestError)>) {
+    /// The batch pipeline of [`ingest_batch`](Self::ingest_batch), over boxed operations
+    /// (a snapshot decodes into boxes, which become the log's nodes as they are: no second
+    /// copy of the log is ever held). Returns each operation's status (`None`: refused),
+    /// what changed, and the refused operations with their places in the batch and errors,
+    /// in batch order ([`Boxes`]). Kept compact while it runs: a status byte an operation,
+    /// not a 72-byte `Result`.
+    #[allow(
+        clippy::vec_box,
+        reason = "each box becomes a node of the log as it is"
+    )]
+    pub(crate) fn ingest_boxes(&mut self, ops: Vec<Box<SignedOp>>, physical_ms: u64) -> Boxes {
         // An operation already held is a duplicate before any check: its id covers every
         // signed byte, so it is that operation again and changes nothing, and a replay of
         // what is held costs a lookup, not a signature check.
-        let mut results: Vec<Result<Status, IngestError>> = ops
+        let mut errors = BTreeMap::new();
+        let mut statuses: Vec<Option<Status>> = ops
             .iter()
-            .map(|op| match self.holds(&op.id()) {
-                true => Ok(Status::Duplicate),
-                false => self.check(op).map(|()| Status::Logged),
+            .enumerate()
+            .map(|(i, op)| match self.holds(&op.id()) {
+                true => Some(Status::Duplicate),
+                false => match self.check(op) {
+                    Ok(()) => Some(Status::Logged),
+                    Err(e) => {
+                        errors.insert(i, e);
+                        None
+                    }
+                },
             })
             .collect();
         let fresh: Vec<usize> = (0..ops.len())
-            .filter(|&i| results[i] == Ok(Status::Logged))
+            .filter(|&i| statuses[i] == Some(Status::Logged))
             .collect();
         for chunk in fresh.chunks(VERIFY_CHUNK) {
             let messages: Vec<SignedMessage> = chunk
@@ -457,29 +489,37 @@ impl Replica {
             if SignedMessage::verify_batch(&messages).is_err() {
                 for &i in chunk {
                     if let Err(e) = ops[i].verify() {
-                        results[i] = Err(e.into());
+                        statuses[i] = None;
+                        errors.insert(i, e.into());
                     }
                 }
             }
         }
-        let mut accepted = Vec::with_capacity(ops.len());
-        let mut positions = Vec::with_capacity(ops.len());
+        let mut accepted = Vec::with_capacity(fresh.len());
+        let mut positions = Vec::with_capacity(fresh.len());
         let mut refused = Vec::new();
         for (i, op) in ops.into_iter().enumerate() {
-            match &results[i] {
-                Err(e) => refused.push((op, e.clone())),
-                Ok(Status::Logged) => {
+            match statuses[i] {
+                None => {
+                    let error = errors.remove(&i).expect("a refusal has its error");
+                    refused.push((i, *op, error));
+                }
+                Some(Status::Logged) => {
                     accepted.push(op);
                     positions.push(i);
                 }
-                Ok(_) => {}
+                Some(_) => {}
             }
         }
-        let (statuses, changes) = self.admit(accepted, physical_ms, Origin::Remote);
-        for (i, status) in positions.into_iter().zip(statuses) {
-            results[i] = Ok(status);
+        let (admitted, changes) = self.admit(accepted, physical_ms, Origin::Remote);
+        for (i, status) in positions.into_iter().zip(admitted) {
+            statuses[i] = Some(status);
         }
-        (BatchReport { results, changes }, refused)
+        Boxes {
+            statuses,
+            changes,
+            refused,
+        }
     }
 
     fn place(&mut self, op: &SignedOp, status: Status) {
@@ -557,6 +597,7 @@ impl Replica {
         let due = self
             .held
             .take_where(|op| clock.check(op.op().timestamp, physical_ms).is_ok());
+        let due = due.into_iter().map(Box::new).collect();
         self.admit(due, physical_ms, Origin::Remote).1
     }
 
@@ -589,9 +630,13 @@ impl Replica {
     }
 
     /// Routes verified operations to the log, the held-back set or a pen.
+    #[allow(
+        clippy::vec_box,
+        reason = "each box becomes a node of the log as it is"
+    )]
     fn admit(
         &mut self,
-        ops: Vec<SignedOp>,
+        ops: Vec<Box<SignedOp>>,
         physical_ms: u64,
         origin: Origin,
     ) -> (Vec<Status>, Vec<Change>) {
@@ -599,7 +644,7 @@ impl Replica {
         // Boxed: each operation's box becomes its node in the log, so a batch the size of
         // the log never holds a second copy of the log's operations while the log grows
         // (`Replica::load` then peaks at little more than what it leaves).
-        let mut waiting: Vec<(Option<usize>, Box<SignedOp>)> = Vec::new();
+        let mut waiting: Vec<(Option<usize>, Box<SignedOp>)> = Vec::with_capacity(ops.len());
         let mut seen = BTreeSet::new();
         for op in ops {
             let id = op.id();
@@ -610,7 +655,7 @@ impl Replica {
             {
                 let id = op.id();
                 self.place(&op, Status::Held);
-                let dropped = self.held.insert(op.stamp(), op);
+                let dropped = self.held.insert(op.stamp(), *op);
                 for op in &dropped {
                     self.place(op, Status::Dropped);
                 }
@@ -620,7 +665,7 @@ impl Replica {
                     Status::Dropped
                 }
             } else {
-                waiting.push((Some(statuses.len()), Box::new(op)));
+                waiting.push((Some(statuses.len()), op));
                 Status::Logged
             };
             statuses.push(status);
@@ -785,7 +830,7 @@ impl Replica {
         }
         op.timestamp = self.clock.send(physical_ms);
         let op = op.sign(author);
-        let (_, changes) = self.admit(vec![op.clone()], physical_ms, Origin::Local);
+        let (_, changes) = self.admit(vec![Box::new(op.clone())], physical_ms, Origin::Local);
         Ok((op, changes))
     }
 

@@ -30,13 +30,17 @@ struct SnapshotFile {
 
 /// Version 3: operations in the chained layout of op format v2. Versions 1 and 2 held
 /// operations of op format v1, which carried no chain and no watermarks: they are refused.
+///
+/// Saved from references to the replica's operations (`T = &SignedOp`: no copy of the log),
+/// loaded into boxes (`T = Box<SignedOp>`: each becomes its node in the log, and the vector
+/// decoding grows is of pointers, not of 392-byte operations).
 #[derive(Serialize, Deserialize)]
-struct SnapshotBody {
+struct SnapshotBody<T> {
     group: GroupId,
     clock: Timestamp,
-    ops: Vec<SignedOp>,
-    held: Vec<SignedOp>,
-    quarantined: Vec<SignedOp>,
+    ops: Vec<T>,
+    held: Vec<T>,
+    quarantined: Vec<T>,
 }
 
 fn checksum(body: &[u8]) -> [u8; 32] {
@@ -114,9 +118,9 @@ impl Replica {
         let body = codec::encode(&SnapshotBody {
             group: self.group(),
             clock: self.clock().last(),
-            ops: self.ops().cloned().collect(),
-            held: self.held().cloned().collect(),
-            quarantined: self.quarantined().cloned().collect(),
+            ops: self.ops().collect(),
+            held: self.held().collect(),
+            quarantined: self.quarantined().collect(),
         });
         codec::encode(&SnapshotFile {
             version: Self::SNAPSHOT_VERSION,
@@ -150,7 +154,7 @@ impl Replica {
         if checksum(&file.body) != file.checksum {
             return Err(SnapshotError::ChecksumMismatch);
         }
-        let body: SnapshotBody = codec::decode(&file.body, max_len)?;
+        let body: SnapshotBody<Box<SignedOp>> = codec::decode(&file.body, max_len)?;
         // The body's bytes are a fifth of what the replica will hold: freed before it grows.
         drop(file);
         Clock::new(config.clock)
@@ -171,7 +175,8 @@ impl Replica {
         all.reserve_exact(body.held.len() + body.quarantined.len());
         all.extend(body.held);
         all.extend(body.quarantined);
-        let (_, refused) = replica.ingest_batch_returning_refused(all, physical_ms);
+        let refused = replica.ingest_boxes(all, physical_ms).refused;
+        let refused = refused.into_iter().map(|(_, op, e)| (op, e)).collect();
         replica.restore_clock(body.clock);
         Ok(Loaded { replica, refused })
     }
