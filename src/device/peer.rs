@@ -125,7 +125,9 @@ impl Peer {
         let told = self.told == Some(digest(&mine, holds));
         let handoff = own.is_some() && self.holds_mine != own;
         let quiet = ops.is_empty() && asks.is_empty() && tells.is_empty() && !handoff;
-        if told && self.theirs.is_some() && quiet {
+        // While finding out, it speaks at every call, asks due or not: its messages are what
+        // makes the peer speak, and the peer's what makes its asks due again.
+        if told && self.theirs.is_some() && self.learning.is_none() && quiet {
             return None;
         }
         Some(Speech {
@@ -148,6 +150,9 @@ impl Peer {
     pub(super) fn sent(&mut self, speech: &Speech, holds: Option<ChainId>) {
         self.told = Some(digest(&speech.digest, holds));
         self.owed.clear();
+        if let Some(learning) = &mut self.learning {
+            learning.asked(&speech.asks);
+        }
         if speech.yours.is_some() {
             self.yours_for = self.heard;
         }
@@ -211,6 +216,7 @@ impl Peer {
             self.in_flight = None;
         } else {
             let learning = self.learning.get_or_insert_with(Reconciliation::default);
+            learning.heard();
             if learning.take(mine, &sync.tells, max).is_ok() && learning.is_complete() {
                 let found = self.learning.take().expect("found out").into_found();
                 self.theirs = Some(Summary {

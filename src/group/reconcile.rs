@@ -232,6 +232,29 @@ impl Serialize for RegionRef<'_> {
 struct Open {
     prefix: Prefix,
     count: Option<u64>,
+    /// Messages heard from the peer since this region was last asked about (none if it
+    /// has not been asked about yet).
+    #[serde(default)]
+    waited: Option<u8>,
+}
+
+/// Messages heard from a peer, after asking about a region, before asking again: the first
+/// may have crossed the ask on the way (the two sent at once), the second would have
+/// answered it.
+const ASK_AGAIN_AFTER: u8 = 2;
+
+impl Open {
+    fn new(prefix: Prefix, count: Option<u64>) -> Self {
+        Self {
+            prefix,
+            count,
+            waited: None,
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.waited.is_none_or(|heard| heard >= ASK_AGAIN_AFTER)
+    }
 }
 
 /// Why a peer's descriptions were not taken.
@@ -256,10 +279,7 @@ impl Default for Reconciliation {
     /// Nothing found yet: the whole id space is asked about.
     fn default() -> Self {
         Self {
-            open: vec![Open {
-                prefix: Prefix::root(),
-                count: None,
-            }],
+            open: vec![Open::new(Prefix::root(), None)],
             found: BTreeMap::new(),
         }
     }
@@ -267,9 +287,29 @@ impl Default for Reconciliation {
 
 impl Reconciliation {
     /// The regions to ask the peer about next (at most [`MAX_ASKS`]).
+    ///
+    /// A region is asked about again only after two messages from the peer have arrived
+    /// without its answer: two devices that send at the same moment would otherwise ask
+    /// everything twice, and be answered twice.
     pub fn asks(&self) -> Vec<Prefix> {
-        let open = self.open.iter().take(MAX_ASKS);
-        open.map(|open| open.prefix.clone()).collect()
+        let due = self.open.iter().filter(|open| open.due()).take(MAX_ASKS);
+        due.map(|open| open.prefix.clone()).collect()
+    }
+
+    /// Records that `asks` were sent to the peer.
+    pub fn asked(&mut self, asks: &[Prefix]) {
+        for prefix in asks {
+            if let Ok(at) = self.open.binary_search_by(|open| open.prefix.cmp(prefix)) {
+                self.open[at].waited = Some(0);
+            }
+        }
+    }
+
+    /// Records that a message from the peer arrived (before its descriptions are taken).
+    pub fn heard(&mut self) {
+        for open in &mut self.open {
+            open.waited = open.waited.map(|heard| heard.saturating_add(1));
+        }
     }
 
     /// Whether every region is settled: [`found`](Self::found) is the peer's whole summary.
@@ -363,10 +403,7 @@ impl Reconciliation {
                 if mine.part(&prefix) == *theirs {
                     self.found.extend(mine.region(&prefix));
                 } else {
-                    self.open.push(Open {
-                        prefix,
-                        count: Some(theirs.0),
-                    });
+                    self.open.push(Open::new(prefix, Some(theirs.0)));
                 }
             }
         }
