@@ -143,7 +143,40 @@ pub(crate) fn decode_stored<T: DeserializeOwned>(
     bytes: &[u8],
     max_len: usize,
 ) -> Result<T, DecodeError> {
-    decode_any_form(bytes, max_len)
+    if bytes.len() > max_len {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: max_len,
+        });
+    }
+    // A store is read one small row at a time (100,000 operations when a device reopens):
+    // ciborium's own entry points zero a fresh 4 KiB scratch buffer for each value, a tenth
+    // of reopening. Stored rows reuse one buffer instead, and take ciborium's default
+    // nesting bound (256): this code wrote them.
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 4096]);
+    }
+    let mut rest = bytes;
+    let value = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => ciborium::de::from_reader_with_buffer(&mut rest, &mut scratch),
+        // A value whose decoding decodes another stored value: a buffer of its own.
+        Err(_) => ciborium::de::from_reader_with_buffer(&mut rest, &mut [0; 4096]),
+    });
+    let value = value.map_err(decode_error)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes { count: rest.len() });
+    }
+    Ok(value)
+}
+
+/// What a ciborium error says, as a [`DecodeError`].
+fn decode_error(error: ciborium::de::Error<std::io::Error>) -> DecodeError {
+    match error {
+        ciborium::de::Error::Io(_) => DecodeError::Truncated,
+        ciborium::de::Error::Syntax(offset) => DecodeError::Syntax { offset },
+        ciborium::de::Error::Semantic(_, reason) => DecodeError::Invalid { reason },
+        ciborium::de::Error::RecursionLimitExceeded => DecodeError::TooDeep,
+    }
 }
 
 /// A writer that compares what is written with `expected` instead of storing it, so that
@@ -178,14 +211,8 @@ fn decode_any_form<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<
         });
     }
     let mut rest = bytes;
-    let value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_NESTING).map_err(
-        |e| match e {
-            ciborium::de::Error::Io(_) => DecodeError::Truncated,
-            ciborium::de::Error::Syntax(offset) => DecodeError::Syntax { offset },
-            ciborium::de::Error::Semantic(_, reason) => DecodeError::Invalid { reason },
-            ciborium::de::Error::RecursionLimitExceeded => DecodeError::TooDeep,
-        },
-    )?;
+    let value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_NESTING)
+        .map_err(decode_error)?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes { count: rest.len() });
     }

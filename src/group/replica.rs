@@ -564,7 +564,7 @@ impl Replica {
         let (mut logged, mut quarantined) = (Vec::new(), Vec::new());
         for (op, status) in placements {
             match status {
-                Status::Logged => logged.push(op),
+                Status::Logged => logged.push((op.stamp(), Box::new(op))),
                 Status::Held => {
                     replica.held.insert(op.stamp(), op);
                 }
@@ -577,10 +577,12 @@ impl Replica {
         // operations are judged once, with what decides them already in place; in chain
         // order, an operation was judged before the add enabling its author, then again.
         // (The order is speed only: the engine's verdicts do not depend on it.)
-        logged.sort_by_key(SignedOp::stamp);
-        for op in logged {
-            replica.index.insert(op.stamp());
-            replica.authority.insert(Box::new(op));
+        // Sorted as (stamp, box) pairs: moving 392-byte operations and recomputing keys
+        // cost a sixth of reopening a device.
+        logged.sort_unstable_by_key(|(stamp, _)| *stamp);
+        for (stamp, op) in logged {
+            replica.index.insert(stamp);
+            replica.authority.insert(op);
         }
         for op in quarantined {
             replica.wait(op);
