@@ -161,7 +161,7 @@ fn check(path: &std::path::Path, committed: &[(String, GroupId, String)]) {
         let ops: Vec<SignedOp> = stored_group
             .ops
             .values()
-            .map(|(_, bytes)| SignedOp::from_cbor(bytes).unwrap())
+            .map(|(_, bytes)| SignedOp::from_stored(bytes).unwrap())
             .collect();
         let genesis = ops.iter().find(|op| op.id().0 == group.0).unwrap();
         let mut fold = Replica::join(genesis, ReplicaConfig::default(), T0).unwrap();

@@ -100,8 +100,7 @@ impl<S: Store> Device<S> {
         for (id, group) in &stored.groups {
             let mut placements = Vec::with_capacity(group.ops.len());
             for (place, bytes) in group.ops.values() {
-                let op =
-                    SignedOp::from_stored_cbor(bytes).map_err(|e| corrupt(format!("op: {e}")))?;
+                let op = SignedOp::from_stored(bytes).map_err(|e| corrupt(format!("op: {e}")))?;
                 let status = match place {
                     Place::Logged => Status::Logged,
                     Place::Held => Status::Held,

@@ -482,6 +482,6 @@ fn op_write(group: GroupId, op: &SignedOp, place: Place) -> Write {
         group,
         id: op.id(),
         place,
-        bytes: op.to_cbor(),
+        bytes: op.to_stored(),
     }
 }

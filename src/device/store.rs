@@ -71,7 +71,7 @@ pub enum Write {
         id: OpId,
         /// Where the replica holds it.
         place: Place,
-        /// Its CBOR encoding.
+        /// Its stored form ([`SignedOp::to_stored`](crate::group::SignedOp::to_stored)).
         bytes: Vec<u8>,
     },
     /// An operation the replica dropped (over a pen's quota).
@@ -223,7 +223,8 @@ impl fmt::Debug for Write {
 pub struct StoredGroup {
     /// The replica's last stamp.
     pub clock: Timestamp,
-    /// The operations it holds, by id: where, and their CBOR encodings.
+    /// The operations it holds, by id: where, and their stored forms
+    /// ([`SignedOp::from_stored`](crate::group::SignedOp::from_stored) reads them).
     pub ops: BTreeMap<OpId, (Place, Vec<u8>)>,
     /// The group's own message mode setting, if one was made.
     pub mode: Option<[u8; 2]>,

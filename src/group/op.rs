@@ -276,6 +276,63 @@ impl Op {
         out
     }
 
+    /// Reads [`signed_bytes`](Self::signed_bytes)'s layout back.
+    fn from_signed_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut read = Fields(bytes.strip_prefix(Self::DOMAIN.as_slice()).ok_or(
+            DecodeError::Invalid {
+                reason: "not an operation's signed bytes".into(),
+            },
+        )?);
+        let group = GroupId(read.array()?);
+        let author = MemberId(read.array()?);
+        let seq = u64::from_be_bytes(read.array()?);
+        let prev = OpId(read.array()?);
+        let timestamp = Timestamp::from_raw(u64::from_be_bytes(read.array()?));
+        let [tag] = read.array()?;
+        let body = match tag {
+            0 => Body::Create {
+                nonce: read.array()?,
+                founder: read.bundle()?,
+            },
+            1 => Body::Add {
+                bundle: read.bundle()?,
+                watermark: read.watermark()?,
+            },
+            2 => Body::Remove {
+                member: MemberId(read.array()?),
+                watermark: read.watermark()?,
+            },
+            3 => Body::Rotate {
+                bundle: read.bundle()?,
+            },
+            4 => Body::Leave,
+            5 => Body::Rank {
+                member: MemberId(read.array()?),
+                rank: match read.array()? {
+                    [0] => Rank::Member,
+                    [1] => Rank::Admin,
+                    [2] => Rank::Owner,
+                    _ => return Err(Fields::invalid("an unknown rank")),
+                },
+                watermark: read.watermark()?,
+            },
+            _ => return Err(Fields::invalid("an unknown body tag")),
+        };
+        if !read.0.is_empty() {
+            return Err(DecodeError::TrailingBytes {
+                count: read.0.len(),
+            });
+        }
+        Ok(Self {
+            group,
+            author,
+            seq,
+            prev,
+            timestamp,
+            body,
+        })
+    }
+
     /// Checks the rules that do not depend on any group state.
     ///
     /// # Errors
@@ -381,12 +438,7 @@ impl Stamp {
 
 impl SignedOp {
     fn new(op: Op, signature: SignatureBytes) -> Self {
-        let id = OpId(
-            blake3::Hasher::new_derive_key("splitsafe v2 op id")
-                .update(&op.signed_bytes())
-                .finalize()
-                .into(),
-        );
+        let id = Self::id_of(&op.signed_bytes());
         Self { op, signature, id }
     }
 
@@ -447,11 +499,134 @@ impl SignedOp {
         codec::decode(bytes, MAX_OP_LEN)
     }
 
-    /// Decodes an operation this crate stored itself: as [`from_cbor`](Self::from_cbor)
-    /// without the check that the bytes are the deterministic encoding (they are: this code
-    /// wrote them, and a store is trusted as memory is): reopening a device decodes every
-    /// operation it holds.
-    pub(crate) fn from_stored_cbor(bytes: &[u8]) -> Result<Self, DecodeError> {
-        codec::decode_stored(bytes, MAX_OP_LEN)
+    /// The form a device stores an operation in (a [`Store`](crate::device::Store) receives
+    /// it in `Write::Op`; it is not an interchange format: send [`to_cbor`](Self::to_cbor)):
+    /// its signed bytes ([`Op::signed_bytes`],
+    /// which begin with [`Op::DOMAIN`]) and then its signature. Fixed fields, read without
+    /// a CBOR decoder, and the id is the hash of the bytes as read: reopening a device reads
+    /// every operation it holds, and decoding CBOR was a third of it. 80 bytes smaller than
+    /// the CBOR, too.
+    pub fn to_stored(&self) -> Vec<u8> {
+        let mut bytes = self.op.signed_bytes();
+        bytes.extend_from_slice(&self.signature.0);
+        bytes
+    }
+
+    /// Reads an operation this crate stored itself: [`to_stored`](Self::to_stored)'s form,
+    /// or the CBOR encoding earlier versions stored (told apart by their first bytes: the
+    /// stored form begins with [`Op::DOMAIN`], CBOR with a map's head), decoded without the
+    /// check that it is the deterministic encoding (this code wrote it, and a store is
+    /// trusted as memory is). The signature is not checked.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] if the bytes are neither.
+    pub fn from_stored(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if !bytes.starts_with(Op::DOMAIN) {
+            return codec::decode_stored(bytes, MAX_OP_LEN);
+        }
+        let Some(signed_len) = bytes.len().checked_sub(64) else {
+            return Err(DecodeError::Truncated);
+        };
+        let (signed, signature) = bytes.split_at(signed_len);
+        let op = Op::from_signed_bytes(signed)?;
+        Ok(Self {
+            op,
+            signature: SignatureBytes(signature.try_into().expect("64 bytes")),
+            id: Self::id_of(signed),
+        })
+    }
+
+    /// The id of the operation whose signed bytes are `signed`.
+    fn id_of(signed: &[u8]) -> OpId {
+        OpId(blake3::derive_key("splitsafe v2 op id", signed))
+    }
+}
+
+/// Fixed-size fields read in order off a slice.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn invalid(reason: &str) -> DecodeError {
+        DecodeError::Invalid {
+            reason: format!("stored operation: {reason}"),
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let (field, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(DecodeError::Truncated)?;
+        self.0 = rest;
+        Ok(*field)
+    }
+
+    fn bundle(&mut self) -> Result<KeyBundle, DecodeError> {
+        let bytes: [u8; KeyBundle::LEN] = self.array()?;
+        KeyBundle::from_bytes(&bytes)
+    }
+
+    fn watermark(&mut self) -> Result<Watermark, DecodeError> {
+        Ok(Watermark {
+            seq: u64::from_be_bytes(self.array()?),
+            op: OpId(self.array()?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::{Replica, ReplicaConfig};
+    use crate::keys::{EncryptionKey, Identity};
+
+    fn identity(i: u8) -> Identity {
+        Identity::from_secret_bytes([i; 32])
+    }
+
+    fn bundle(who: &Identity, i: u8, at: u64) -> KeyBundle {
+        let secret = x25519_dalek::StaticSecret::from([i.max(1); 32]);
+        let key = EncryptionKey(x25519_dalek::PublicKey::from(&secret).to_bytes());
+        who.bundle(key, Timestamp::from_physical(at))
+    }
+
+    /// Every kind of operation reads back from its stored form as itself, with its id, and
+    /// the stored form is the signed bytes and the signature; older stores' CBOR still reads.
+    #[test]
+    fn every_operation_reads_back_from_its_stored_form() {
+        let t = 1_795_694_400_000;
+        let (owner, bob, carol) = (identity(1), identity(2), identity(3));
+        let config = ReplicaConfig::default();
+        let (mut replica, genesis) =
+            Replica::create(&owner, bundle(&owner, 1, t), [7; 16], config, t).unwrap();
+        let mut ops = vec![genesis];
+        ops.push(replica.add(&owner, bundle(&bob, 2, t), t + 1).unwrap().0);
+        ops.push(replica.add(&owner, bundle(&carol, 3, t), t + 2).unwrap().0);
+        ops.push(
+            replica
+                .rotate(&bob, bundle(&bob, 4, t + 3), t + 3)
+                .unwrap()
+                .0,
+        );
+        ops.push(replica.promote(&owner, bob.id(), t + 4).unwrap().0);
+        ops.push(replica.remove(&bob, carol.id(), t + 5).unwrap().0);
+        ops.push(replica.leave(&bob, t + 6).unwrap().0);
+        let tags: Vec<u8> = ops.iter().map(|op| op.op().body.tag()).collect();
+        assert_eq!(tags, [0, 1, 1, 3, 5, 2, 4], "every body kind");
+        for op in &ops {
+            let stored = op.to_stored();
+            assert_eq!(stored[..stored.len() - 64], op.op().signed_bytes());
+            let read = SignedOp::from_stored(&stored).unwrap();
+            assert_eq!(&read, op);
+            assert_eq!(read.id(), op.id());
+            assert_eq!(SignedOp::from_stored(&op.to_cbor()).unwrap(), *op);
+            for cut in [1, 64, stored.len() - Op::DOMAIN.len()] {
+                assert!(SignedOp::from_stored(&stored[..stored.len() - cut]).is_err());
+            }
+            let mut longer = stored.clone();
+            longer.insert(Op::DOMAIN.len() + 40, 0);
+            assert!(SignedOp::from_stored(&longer).is_err());
+        }
     }
 }
