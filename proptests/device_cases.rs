@@ -274,23 +274,12 @@ fn sync_converges_over_a_lossy_transport_and_then_falls_silent() {
     }
     bob.rotate(&mut r, T0 + 20).unwrap();
     let mut sent = 0;
-    let mut rounds = 0;
-    loop {
-        let from_alice = alice.sync_message(group, bob.id()).unwrap();
-        let from_bob = bob.sync_message(group, alice.id()).unwrap();
-        if from_alice.is_none() && from_bob.is_none() {
-            break;
-        }
-        rounds += 1;
-        assert!(rounds < 10, "no convergence");
-        for (message, to) in [(from_alice, &mut bob), (from_bob, &mut alice)] {
-            let Some(message) = message else { continue };
-            sent += 1;
-            if sent % 3 != 0 {
-                to.receive(message.armored().as_bytes(), T0 + 30).unwrap();
-            }
-        }
-    }
+    let every_third_lost = || {
+        sent += 1;
+        usize::from(sent % 3 != 0)
+    };
+    let rounds = sync_lossy(&mut alice, &mut bob, group, every_third_lost);
+    assert!(rounds.is_some_and(|rounds| rounds < 10), "no convergence");
     assert_eq!(alice.view(group), bob.view(group));
     assert_eq!(
         alice.replica(group).unwrap().summary(),
@@ -329,33 +318,44 @@ proptest::proptest! {
             bob.rotate(&mut r, T0 + 20 + u64::from(i)).unwrap();
         }
         let mut net = rng(seed ^ 0x5eed);
-        let mut rounds = 0;
-        loop {
-            let from_alice = alice.sync_message(group, bob.id()).unwrap();
-            let from_bob = bob.sync_message(group, alice.id()).unwrap();
-            if from_alice.is_none() && from_bob.is_none() {
-                break;
-            }
-            rounds += 1;
-            proptest::prop_assert!(rounds < 400, "no convergence");
-            for (message, to) in [(from_alice, &mut bob), (from_bob, &mut alice)] {
-                let Some(message) = message else { continue };
-                let copies = match net.next_u32() % 100 {
-                    n if n < loss => 0,
-                    n if n >= 90 => 2,
-                    _ => 1,
-                };
-                for _ in 0..copies {
-                    to.receive(&message.to_bytes(), T0 + 30).unwrap();
-                }
-            }
-        }
+        let lose_or_duplicate = || match net.next_u32() % 100 {
+            n if n < loss => 0,
+            n if n >= 90 => 2,
+            _ => 1,
+        };
+        let rounds = sync_lossy(&mut alice, &mut bob, group, lose_or_duplicate);
+        proptest::prop_assert!(rounds.is_some_and(|rounds| rounds < 400), "no convergence");
         proptest::prop_assert_eq!(alice.view(group), bob.view(group));
         proptest::prop_assert_eq!(
             alice.replica(group).unwrap().summary(),
             bob.replica(group).unwrap().summary()
         );
     }
+}
+
+/// Syncs `a` and `b` until both fall silent, both speaking each round, each message
+/// delivered (as armored text) as many times as `copies` says (0: lost): the rounds it
+/// took, or `None` if they still spoke after 1,000.
+fn sync_lossy<S: Store>(
+    a: &mut Device<S>,
+    b: &mut Device<S>,
+    group: GroupId,
+    mut copies: impl FnMut() -> usize,
+) -> Option<usize> {
+    for round in 0..1_000 {
+        let from_a = a.sync_message(group, b.id()).unwrap();
+        let from_b = b.sync_message(group, a.id()).unwrap();
+        if from_a.is_none() && from_b.is_none() {
+            return Some(round);
+        }
+        for (message, to) in [(from_a, &mut *b), (from_b, &mut *a)] {
+            let Some(message) = message else { continue };
+            for _ in 0..copies() {
+                to.receive(message.armored().as_bytes(), T0 + 30).unwrap();
+            }
+        }
+    }
+    None
 }
 
 /// A forged sync message (not signed by its claimed sender) changes nothing.
