@@ -587,7 +587,10 @@ impl Replica {
         for op in quarantined {
             replica.wait(op);
         }
-        replica.take_changes();
+        // The view in one pass over the engine's members, not one member at a time from
+        // the journal of every operation's changes (9% of reopening at 100,000 operations).
+        replica.authority.take_changes();
+        replica.view = replica.view_from_scratch();
         replica.restore_clock(clock);
         replica.record_placements();
         Some(replica)
