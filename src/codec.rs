@@ -143,12 +143,6 @@ pub(crate) fn decode_stored<T: DeserializeOwned>(
     bytes: &[u8],
     max_len: usize,
 ) -> Result<T, DecodeError> {
-    if bytes.len() > max_len {
-        return Err(DecodeError::TooLarge {
-            len: bytes.len(),
-            max: max_len,
-        });
-    }
     // A store is read one small row at a time (100,000 operations when a device reopens):
     // ciborium's own entry points zero a fresh 4 KiB scratch buffer for each value, a tenth
     // of reopening. Stored rows reuse one buffer instead, and take ciborium's default
@@ -156,13 +150,30 @@ pub(crate) fn decode_stored<T: DeserializeOwned>(
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 4096]);
     }
+    read_one(bytes, max_len, |rest| {
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => ciborium::de::from_reader_with_buffer(rest, &mut scratch),
+            // A value whose decoding decodes another stored value: a buffer of its own.
+            Err(_) => ciborium::de::from_reader_with_buffer(rest, &mut [0; 4096]),
+        })
+    })
+}
+
+/// Reads exactly one value off `bytes` (at most `max_len` of them) with `read`: the length
+/// bound, the error mapping and the trailing-bytes check every decoder shares.
+fn read_one<T>(
+    bytes: &[u8],
+    max_len: usize,
+    read: impl FnOnce(&mut &[u8]) -> Result<T, ciborium::de::Error<std::io::Error>>,
+) -> Result<T, DecodeError> {
+    if bytes.len() > max_len {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: max_len,
+        });
+    }
     let mut rest = bytes;
-    let value = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => ciborium::de::from_reader_with_buffer(&mut rest, &mut scratch),
-        // A value whose decoding decodes another stored value: a buffer of its own.
-        Err(_) => ciborium::de::from_reader_with_buffer(&mut rest, &mut [0; 4096]),
-    });
-    let value = value.map_err(decode_error)?;
+    let value = read(&mut rest).map_err(decode_error)?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes { count: rest.len() });
     }
@@ -204,17 +215,7 @@ impl std::io::Write for Compare<'_> {
 }
 
 fn decode_any_form<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<T, DecodeError> {
-    if bytes.len() > max_len {
-        return Err(DecodeError::TooLarge {
-            len: bytes.len(),
-            max: max_len,
-        });
-    }
-    let mut rest = bytes;
-    let value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_NESTING)
-        .map_err(decode_error)?;
-    if !rest.is_empty() {
-        return Err(DecodeError::TrailingBytes { count: rest.len() });
-    }
-    Ok(value)
+    read_one(bytes, max_len, |rest| {
+        ciborium::de::from_reader_with_recursion_limit(rest, MAX_NESTING)
+    })
 }

@@ -47,6 +47,16 @@ impl Rank {
             Self::Owner => 2,
         }
     }
+
+    /// The rank whose [`tag`](Self::tag) is `tag`.
+    pub(crate) const fn from_tag(tag: u8) -> Option<Self> {
+        match tag {
+            0 => Some(Self::Member),
+            1 => Some(Self::Admin),
+            2 => Some(Self::Owner),
+            _ => None,
+        }
+    }
 }
 
 /// What the author of a remove, add or rank change had seen of its subject's own chain:
@@ -308,12 +318,8 @@ impl Op {
             4 => Body::Leave,
             5 => Body::Rank {
                 member: MemberId(read.array()?),
-                rank: match read.array()? {
-                    [0] => Rank::Member,
-                    [1] => Rank::Admin,
-                    [2] => Rank::Owner,
-                    _ => return Err(Fields::invalid("an unknown rank")),
-                },
+                rank: Rank::from_tag(read.array::<1>()?[0])
+                    .ok_or_else(|| Fields::invalid("an unknown rank"))?,
                 watermark: read.watermark()?,
             },
             _ => return Err(Fields::invalid("an unknown body tag")),

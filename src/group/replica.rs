@@ -131,8 +131,8 @@ pub(crate) struct Boxes {
     pub(crate) statuses: Vec<Option<Status>>,
     /// What changed in the view.
     pub(crate) changes: Vec<Change>,
-    /// The refused operations, with their places in the batch and why, in batch order.
-    pub(crate) refused: Vec<(usize, SignedOp, IngestError)>,
+    /// The refused operations, and why, in batch order.
+    pub(crate) refused: Vec<(SignedOp, IngestError)>,
 }
 
 /// One device's replica of a group's membership.
@@ -441,7 +441,7 @@ impl Replica {
             changes,
             refused,
         } = self.ingest_boxes(ops, physical_ms);
-        let mut refused = refused.into_iter().map(|(_, _, error)| error);
+        let mut refused = refused.into_iter().map(|(_, error)| error);
         let results = statuses
             .into_iter()
             .map(|status| status.ok_or_else(|| refused.next().expect("one error a refusal")))
@@ -452,8 +452,8 @@ impl Replica {
     /// The batch pipeline of [`ingest_batch`](Self::ingest_batch), over boxed operations
     /// (a snapshot decodes into boxes, which become the log's nodes as they are: no second
     /// copy of the log is ever held). Returns each operation's status (`None`: refused),
-    /// what changed, and the refused operations with their places in the batch and errors,
-    /// in batch order ([`Boxes`]). Kept compact while it runs: a status byte an operation,
+    /// what changed, and the refused operations with their errors, in batch order
+    /// ([`Boxes`]). Kept compact while it runs: a status byte an operation,
     /// not a 72-byte `Result`.
     #[allow(
         clippy::vec_box,
@@ -502,7 +502,7 @@ impl Replica {
             match statuses[i] {
                 None => {
                     let error = errors.remove(&i).expect("a refusal has its error");
-                    refused.push((i, *op, error));
+                    refused.push((*op, error));
                 }
                 Some(Status::Logged) => {
                     accepted.push(op);

@@ -176,7 +176,6 @@ impl Replica {
         all.extend(body.held);
         all.extend(body.quarantined);
         let refused = replica.ingest_boxes(all, physical_ms).refused;
-        let refused = refused.into_iter().map(|(_, op, e)| (op, e)).collect();
         replica.restore_clock(body.clock);
         Ok(Loaded { replica, refused })
     }
