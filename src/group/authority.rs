@@ -19,7 +19,7 @@ use super::op::{Body, Op, OpId, Rank, SignedOp, Stamp, Watermark};
 use super::small_map::{room_for_one, SmallMap};
 use super::standing::{PositionError, Standing};
 use crate::clock::Timestamp;
-use crate::keys::{EncryptionKey, KeyBundle, MemberId, SignatureBytes};
+use crate::keys::{EncryptionKey, KeyBundle, MemberId};
 use crate::lww;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -79,15 +79,19 @@ impl Entry {
     }
 }
 
-/// Orders a member's bundles as [`KeyBundle::is_newer_than`] does, and tells apart bundles
-/// that differ only in their signature bytes, so the newest one is a function of the set.
-type BundleKey = (Timestamp, EncryptionKey, SignatureBytes);
+/// Orders a member's bundles as [`KeyBundle::is_newer_than`] does. Bundles that differ only
+/// in their signature bytes share a key and are counted together: nothing reads more of a
+/// bundle than its time and key, so the newest key is a function of the set either way, and
+/// the 64 signature bytes would double every entry.
+type BundleKey = (Timestamp, EncryptionKey);
 
 /// Everything known about one member, as author and as subject.
 #[derive(Clone, Debug, Default)]
 struct Member {
-    /// Its logged operations by sequence number; two or more at one number are a fork.
-    chain: SmallMap<u64, Vec<OpId>>,
+    /// Its logged operations by sequence number: the first logged at each number (the
+    /// others, if any, are a fork, kept in [`Rare::forks`]). One id inline, not a vector
+    /// per number: most numbers never fork.
+    chain: SmallMap<u64, OpId>,
     /// Its adds, removes and leaves that take effect, by stamp.
     standing: SmallMap<Stamp, Entry>,
     /// Logged operations of others about it.
@@ -105,8 +109,9 @@ struct Member {
 /// The parts of a [`Member`] most members never need.
 #[derive(Clone, Debug, Default)]
 struct Rare {
-    /// Sequence numbers with a fork.
-    forks: BTreeSet<u64>,
+    /// Sequence numbers with a fork, and the operations logged there after the one in
+    /// [`Member::chain`], in the order they were logged.
+    forks: BTreeMap<u64, Vec<OpId>>,
     /// The owner's rank changes of it that take effect, in the owner's chain order:
     /// (owner's seq, op) -> (watermark, rank).
     grants: BTreeMap<(u64, OpId), (u64, Rank)>,
@@ -122,7 +127,7 @@ struct Rare {
 
 /// The [`Rare`] parts of a member that has none.
 static NONE_RARE: Rare = Rare {
-    forks: BTreeSet::new(),
+    forks: BTreeMap::new(),
     grants: BTreeMap::new(),
     pins: BTreeMap::new(),
     pinned: None,
@@ -137,6 +142,12 @@ impl Member {
         self.rare.get_or_insert_with(Box::default)
     }
 
+    /// Its logged operations at `seq`, in the order they were logged.
+    fn ids_at(&self, seq: u64) -> impl Iterator<Item = &OpId> + '_ {
+        let others = self.rare().forks.get(&seq).into_iter().flatten();
+        self.chain.get(&seq).into_iter().chain(others)
+    }
+
     /// In the view: the LWW-Element-Set rule over its adds, removes and leaves that count.
     fn is_present(&self) -> bool {
         lww::winner(self.standing.iter().map(Entry::lww)).is_some_and(|e| e.is_present())
@@ -144,7 +155,7 @@ impl Member {
 
     /// The encryption key of its newest bundle.
     fn newest_key(&self) -> Option<EncryptionKey> {
-        self.bundles.last().map(|((_, key, _), _)| *key)
+        self.bundles.last().map(|((_, key), _)| *key)
     }
 
     /// The highest watermark of an operation about it that takes effect.
@@ -213,9 +224,10 @@ fn toggle<K: Ord>(map: &mut BTreeMap<K, usize>, key: K, on: bool) {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Authority {
     owner: Option<MemberId>,
+    /// No index by stamp: only saving and welcoming list the whole log in stamp order,
+    /// and sorting it then costs less than keeping a 72-byte stamp per operation in a
+    /// B-tree (110 bytes an operation).
     nodes: HashMap<OpId, Node>,
-    /// Logged operations in stamp order (a stamp names its operation's id).
-    by_stamp: BTreeSet<Stamp>,
     /// Boxed: a member is about 150 bytes, mostly empty collections; inline, every slot of
     /// the B-tree's nodes (a third of them empty) cost as much.
     members: BTreeMap<MemberId, Box<Member>>,
@@ -240,14 +252,35 @@ impl Authority {
 
     /// All logged operations in stamp order.
     pub(crate) fn ops(&self) -> impl DoubleEndedIterator<Item = &SignedOp> + '_ {
-        self.by_stamp.iter().map(|stamp| &*self.nodes[&stamp.op].op)
+        let mut ops: Vec<&SignedOp> = self.nodes.values().map(|node| &*node.op).collect();
+        ops.sort_unstable_by_key(|op| op.stamp());
+        ops.into_iter()
+    }
+
+    /// The newest timestamp of a logged operation.
+    pub(crate) fn newest(&self) -> Option<Timestamp> {
+        self.nodes.values().map(|node| node.op.op().timestamp).max()
+    }
+
+    /// `author`'s logged operations' stamps, in no particular order.
+    pub(crate) fn stamps_of<'a>(&'a self, author: &MemberId) -> impl Iterator<Item = Stamp> + 'a {
+        let member = self.members.get(author);
+        let forks = member
+            .into_iter()
+            .flat_map(|m| m.rare().forks.values().flatten());
+        member
+            .into_iter()
+            .flat_map(|m| m.chain.iter().map(|(_, id)| id))
+            .chain(forks)
+            .map(|id| self.nodes[id].op.stamp())
     }
 
     /// The logged operation with this stamp.
     pub(crate) fn get(&self, stamp: &Stamp) -> Option<&SignedOp> {
-        self.by_stamp
-            .get(stamp)
-            .map(|stamp| &*self.nodes[&stamp.op].op)
+        self.nodes
+            .get(&stamp.op)
+            .map(|node| &*node.op)
+            .filter(|op| op.stamp() == *stamp)
     }
 
     /// Whether the logged operation `id` takes effect (`None`: not logged).
@@ -260,17 +293,14 @@ impl Authority {
     /// nobody's chain, so a watermark stops below it and pins neither branch; where two
     /// pinned branches stand side by side, the one with the least id.
     pub(crate) fn head(&self, member: &MemberId) -> Option<(u64, OpId)> {
-        self.members
-            .get(member)?
-            .chain
-            .iter()
-            .rev()
-            .find_map(|(seq, ids)| {
-                ids.iter()
-                    .filter(|id| self.nodes[*id].on_chain)
-                    .min()
-                    .map(|id| (*seq, *id))
-            })
+        let member = self.members.get(member)?;
+        member.chain.iter().rev().find_map(|(seq, _)| {
+            member
+                .ids_at(*seq)
+                .filter(|id| self.nodes[*id].on_chain)
+                .min()
+                .map(|id| (*seq, *id))
+        })
     }
 
     /// Counts changes of the pins (see [`pins_over`](Self::pins_over)).
@@ -429,7 +459,7 @@ impl Authority {
             return BTreeSet::new();
         };
         let mut keys: BTreeSet<EncryptionKey> =
-            m.bundles.iter().map(|((_, key, _), _)| *key).collect();
+            m.bundles.iter().map(|((_, key), _)| *key).collect();
         if self.admitted(member) {
             keys.extend(m.own_keys.iter().map(|(key, ())| *key));
         }
@@ -496,11 +526,11 @@ impl Authority {
     }
 
     /// Logs `op`, which [`loggable`](Self::loggable) accepted, and judges everything its
-    /// arrival can change.
-    pub(crate) fn insert(&mut self, op: Box<SignedOp>) {
+    /// arrival can change; whether it was not logged yet.
+    pub(crate) fn insert(&mut self, op: Box<SignedOp>) -> bool {
         let id = op.id();
         if self.nodes.contains_key(&id) {
-            return;
+            return false;
         }
         let (author, seq) = (op.op().author, op.op().seq);
         if matches!(op.op().body, Body::Create { .. }) {
@@ -511,7 +541,6 @@ impl Authority {
             room_for_one(about);
             about.push(id);
         }
-        self.by_stamp.insert(op.stamp());
         self.nodes.insert(
             id,
             Node {
@@ -538,15 +567,20 @@ impl Authority {
         {
             member.own_keys.insert(bundle.encryption_key, ());
         }
-        let at_seq = member.chain.get_or_insert_default(seq);
-        room_for_one(at_seq);
-        at_seq.push(id);
-        match at_seq.len() {
-            1 => self.mark(author, seq),
-            2 => {
+        // How many operations were logged at `seq` before this one.
+        let before = if member.chain.get(&seq).is_none() {
+            member.chain.insert(seq, id);
+            0
+        } else {
+            let others = member.rare_mut().forks.entry(seq).or_default();
+            others.push(id);
+            others.len()
+        };
+        match before {
+            0 => self.mark(author, seq),
+            1 => {
                 // A new equivocation: both operations are judged again; a change of chain
                 // standing propagates to the next sequence number from `judge`.
-                member.rare_mut().forks.insert(seq);
                 self.mark(author, seq);
             }
             // One more op at an equivocated number changes no sibling's standing, except on
@@ -555,6 +589,7 @@ impl Authority {
             _ => self.judge(id),
         }
         self.settle();
+        true
     }
 
     /// What changed in the view since the last call, and every member whose entry may have
@@ -596,11 +631,15 @@ impl Authority {
 
     fn settle(&mut self) {
         while let Some((_, author, seq)) = self.dirty.pop_first() {
-            let ids = match self.members.get(&author).and_then(|m| m.chain.get(&seq)) {
-                Some(ids) => ids.clone(),
-                None => continue,
+            let Some(member) = self.members.get(&author) else {
+                continue;
             };
-            for id in ids {
+            let Some(&first) = member.chain.get(&seq) else {
+                continue;
+            };
+            let others = member.rare().forks.get(&seq).cloned();
+            self.judge(first);
+            for id in others.into_iter().flatten() {
                 self.judge(id);
             }
         }
@@ -644,8 +683,11 @@ impl Authority {
     /// above it, of the operations whose predecessor is on the chain, the earliest stamped.
     fn owner_branch(&self, seq: u64) -> Option<OpId> {
         let owner = self.owner?;
-        let ids = self.members.get(&owner)?.chain.get(&seq)?;
-        let nodes = ids.iter().map(|id| &self.nodes[id]);
+        let nodes = self
+            .members
+            .get(&owner)?
+            .ids_at(seq)
+            .map(|id| &self.nodes[id]);
         if seq == 1 {
             return nodes
                 .filter(|n| matches!(n.op.op().body, Body::Create { .. }))
@@ -664,7 +706,7 @@ impl Authority {
         let forked = self
             .members
             .get(&author)
-            .is_some_and(|m| m.rare().forks.contains(&seq));
+            .is_some_and(|m| m.rare().forks.contains_key(&seq));
         let parent_on_chain = seq == 1 || self.nodes.get(&prev).is_some_and(|p| p.on_chain);
         let on_chain = parent_on_chain
             && (!forked
@@ -699,7 +741,7 @@ impl Authority {
 
     fn offer_bundle(&mut self, bundle: &KeyBundle, on: bool) {
         let member = self.members.entry(bundle.member).or_default();
-        let key = (bundle.created, bundle.encryption_key, bundle.signature);
+        let key = (bundle.created, bundle.encryption_key);
         if on {
             match member.bundles.get_mut(&key) {
                 Some(count) => *count += 1,
@@ -821,7 +863,7 @@ impl Authority {
             return;
         };
         rare.pinned = None;
-        let forks: Vec<u64> = rare.forks.iter().copied().collect();
+        let forks: Vec<u64> = rare.forks.keys().copied().collect();
         for seq in forks {
             self.mark(member, seq);
         }

@@ -17,10 +17,18 @@ use super::op::{OpId, SignedOp};
 use crate::keys::MemberId;
 use std::collections::HashMap;
 
+/// The operations held but not logged, where walks look: those waiting to be logged and
+/// those in the pens. Looked up where they are held, not copied into a map of their own: a
+/// batch the size of the log would make that map a sixth of the log's size.
+pub(crate) trait Unlogged {
+    /// The predecessor of the operation `id`, if it is held unlogged as `author`'s at `seq`.
+    fn prev_of(&self, id: &OpId, author: &MemberId, seq: u64) -> Option<OpId>;
+}
+
 /// Walks of the pins of the authors whose operations wait, valid for one pin epoch of the
 /// authority (a pin that starts or stops counting makes a new one).
+#[derive(Default)]
 pub(crate) struct Branches {
-    unlogged: HashMap<OpId, (MemberId, u64, OpId)>,
     /// Per pin, the unlogged operations of its branch from the pin down, when the walk
     /// reached the logged part of the branch (or its first operation); `None` when it broke
     /// on a missing operation or one off the author's chain: such a pin decides nothing yet.
@@ -28,35 +36,28 @@ pub(crate) struct Branches {
 }
 
 impl Branches {
-    /// Over the operations held but not logged: those waiting to be logged and those in the
-    /// pens.
-    pub(crate) fn new<'a>(unlogged: impl Iterator<Item = &'a SignedOp>) -> Self {
-        let unlogged = unlogged
-            .map(|op| (op.id(), (op.op().author, op.op().seq, op.op().prev)))
-            .collect();
-        Self {
-            unlogged,
-            walks: HashMap::new(),
-        }
-    }
-
-    /// Forgets the walks made so far, keeping the map of unlogged operations: after
-    /// operations were logged or pins changed, walks are made again, while an operation
-    /// logged since is told by the authority before the map is looked at.
+    /// Forgets the walks made so far: after operations were logged or pins changed, walks
+    /// are made again (an operation logged since is told by the authority before the
+    /// unlogged ones are looked at).
     pub(crate) fn forget_walks(&mut self) {
         self.walks.clear();
     }
 
     /// Whether `op`, not logged, is off every pinned branch that reaches its number (and at
     /// least one does): then it is void whatever arrives, and need not be logged.
-    pub(crate) fn off_pinned(&mut self, authority: &Authority, op: &SignedOp) -> bool {
+    pub(crate) fn off_pinned(
+        &mut self,
+        authority: &Authority,
+        unlogged: &impl Unlogged,
+        op: &SignedOp,
+    ) -> bool {
         let (author, seq, id) = (op.op().author, op.op().seq, op.id());
         let mut off = false;
         for (pin_seq, pin) in authority.pins_over(&author, seq) {
             let walk = self
                 .walks
                 .entry((pin_seq, pin))
-                .or_insert_with(|| walk(authority, &self.unlogged, author, pin_seq, pin));
+                .or_insert_with(|| walk(authority, unlogged, author, pin_seq, pin));
             let Some(unlogged) = walk else { continue };
             match unlogged.get((pin_seq - seq) as usize) {
                 Some(on) if *on == id => return false,
@@ -71,7 +72,7 @@ impl Branches {
 
 fn walk(
     authority: &Authority,
-    unlogged: &HashMap<OpId, (MemberId, u64, OpId)>,
+    unlogged: &impl Unlogged,
     author: MemberId,
     seq: u64,
     pin: OpId,
@@ -84,14 +85,11 @@ fn walk(
             // nothing; nor does a branch that runs into one.
             return (position == (author, at_seq)).then_some(ids);
         }
-        let (a, s, prev) = unlogged.get(&at)?;
-        if (*a, *s) != (author, at_seq) {
-            return None;
-        }
+        let prev = unlogged.prev_of(&at, &author, at_seq)?;
         ids.push(at);
         if at_seq == 1 {
             return Some(ids);
         }
-        (at, at_seq) = (*prev, at_seq - 1);
+        (at, at_seq) = (prev, at_seq - 1);
     }
 }

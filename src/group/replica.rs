@@ -1,7 +1,7 @@
 //! A replica of one group: the ingest pipeline, local actions, and queries.
 
 use super::authority::{Authority, Change};
-use super::branches::Branches;
+use super::branches::{self, Branches};
 use super::error::{ActionError, IngestError};
 use super::op::{Body, GroupId, InvalidOp, Op, OpId, Rank, SignedOp, Stamp, Watermark};
 use super::pen::Pen;
@@ -11,7 +11,7 @@ use super::view::View;
 use crate::clock::{Clock, ClockConfig, ClockError, Timestamp};
 use crate::keys::{EncryptionKey, Identity, KeyBundle, MemberId, SignedMessage};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Operations whose signatures one batch verification checks. A batch check holds about a
 /// kilobyte per signature while it runs; chunks bound that to a few MiB whatever the batch's
@@ -133,6 +133,57 @@ pub(crate) struct Boxes {
     pub(crate) changes: Vec<Change>,
     /// The refused operations, and why, in batch order.
     pub(crate) refused: Vec<(SignedOp, IngestError)>,
+}
+
+/// An operation of a batch waiting to be logged, with what the rounds of
+/// [`Replica::admit`] read of it after it has been logged.
+struct Slot {
+    /// Its place in the batch; `None` for an operation released from a pen.
+    position: Option<usize>,
+    id: OpId,
+    author: MemberId,
+    seq: u64,
+    /// Emptied when it is logged.
+    op: Option<Box<SignedOp>>,
+    /// It can never be logged; it goes at the round's end.
+    dropped: bool,
+}
+
+impl Slot {
+    fn new(position: Option<usize>, op: Box<SignedOp>) -> Self {
+        Self {
+            position,
+            id: op.id(),
+            author: op.op().author,
+            seq: op.op().seq,
+            op: Some(op),
+            dropped: false,
+        }
+    }
+}
+
+/// The unlogged operations of a round: its slots, in chain order, and the pens.
+struct Unlogged<'a> {
+    waiting: &'a [Slot],
+    pens: [&'a Pen<(u64, OpId)>; 2],
+}
+
+impl branches::Unlogged for Unlogged<'_> {
+    fn prev_of(&self, id: &OpId, author: &MemberId, seq: u64) -> Option<OpId> {
+        let from = self
+            .waiting
+            .partition_point(|slot| (&slot.author, slot.seq) < (author, seq));
+        let waiting = self.waiting[from..]
+            .iter()
+            .take_while(|slot| (&slot.author, slot.seq) == (author, seq))
+            .filter(|slot| slot.id == *id)
+            .filter_map(|slot| slot.op.as_deref());
+        let pens = self.pens.iter().filter_map(|pen| pen.get(id));
+        waiting
+            .chain(pens)
+            .find(|op| (&op.op().author, op.op().seq) == (author, seq))
+            .map(|op| op.op().prev)
+    }
 }
 
 /// One device's replica of a group's membership.
@@ -581,8 +632,9 @@ impl Replica {
         // cost a sixth of reopening a device.
         logged.sort_unstable_by_key(|(stamp, _)| *stamp);
         for (stamp, op) in logged {
-            replica.index.insert(stamp);
-            replica.authority.insert(op);
+            if replica.authority.insert(op) {
+                replica.index.insert(stamp);
+            }
         }
         for op in quarantined {
             replica.wait(op);
@@ -649,11 +701,9 @@ impl Replica {
         // Boxed: each operation's box becomes its node in the log, so a batch the size of
         // the log never holds a second copy of the log's operations while the log grows
         // (`Replica::load` then peaks at little more than what it leaves).
-        let mut waiting: Vec<(Option<usize>, Box<SignedOp>)> = Vec::with_capacity(ops.len());
-        let mut seen = BTreeSet::new();
+        let mut waiting: Vec<Slot> = Vec::with_capacity(ops.len());
         for op in ops {
-            let id = op.id();
-            let status = if self.holds(&id) || !seen.insert(id) {
+            let status = if self.holds(&op.id()) {
                 Status::Duplicate
             } else if origin == Origin::Remote
                 && self.clock.check(op.op().timestamp, physical_ms).is_err()
@@ -670,68 +720,90 @@ impl Replica {
                     Status::Dropped
                 }
             } else {
-                waiting.push((Some(statuses.len()), op));
+                waiting.push(Slot::new(Some(statuses.len()), op));
                 Status::Logged
             };
             statuses.push(status);
         }
+        // A second copy of an operation in the batch is a duplicate (a held one is told by
+        // `holds`): sorted by id, the first copy in batch order stays. Sorting in place
+        // costs no memory, a set of the ids seen would cost a twentieth of the log's.
+        waiting.sort_unstable_by_key(|slot| (slot.id, slot.position));
+        waiting.dedup_by(|later, first| {
+            let copy = later.id == first.id;
+            if let (true, Some(i)) = (copy, later.position) {
+                statuses[i] = Status::Duplicate;
+            }
+            copy
+        });
 
         // Log in rounds, each chain in order: an operation may wait for its predecessor or
         // for the add that enables its author, in this batch or in a pen. A round that
         // changed the pins is followed by another, so that what waits is judged against the
-        // pins as they end up.
+        // pins as they end up. Within a round, what waits stays in place (in chain order,
+        // for the walks of pinned branches to find it); a logged operation's slot is
+        // emptied, and the round's end keeps what still waits.
         loop {
             let epoch = self.authority.pin_epoch();
-            waiting.sort_by_key(|(_, op)| (op.op().author, op.op().seq));
-            let mut branches = Branches::new(
-                waiting
-                    .iter()
-                    .map(|(_, op)| &**op)
-                    .chain(self.quarantine.ops())
-                    .chain(self.strangers.ops()),
-            );
+            waiting.sort_by_key(|slot| (slot.author, slot.seq));
+            let mut branches = Branches::default();
             let mut progress = false;
-            let mut still = Vec::new();
-            for (position, op) in waiting {
-                match self.loggable(&op, &mut branches) {
+            for i in 0..waiting.len() {
+                let unlogged = Unlogged {
+                    waiting: &waiting,
+                    pens: [&self.quarantine, &self.strangers],
+                };
+                let op = waiting[i]
+                    .op
+                    .as_deref()
+                    .expect("every slot is full at a round's start");
+                match self.loggable(op, &mut branches, &unlogged) {
                     Some(true) => {
+                        let op = waiting[i].op.take().expect("just read");
                         // Within the drift bound when checked; a physical clock stepped back
                         // since can make the clock refuse it now, and then it simply does not
                         // advance the clock.
                         let _ = self.clock.receive(op.op().timestamp, physical_ms);
-                        self.index.insert(op.stamp());
                         self.place(&op, Status::Logged);
-                        self.authority.insert(op);
+                        let stamp = op.stamp();
+                        if self.authority.insert(op) {
+                            self.index.insert(stamp);
+                        }
                         progress = true;
                     }
-                    Some(false) => still.push((position, op)),
+                    Some(false) => {}
                     None => {
-                        self.place(&op, Status::Dropped);
-                        if let Some(i) = position {
+                        self.place(op, Status::Dropped);
+                        // Kept in its slot to the round's end: walks still pass through it.
+                        waiting[i].dropped = true;
+                        if let Some(i) = waiting[i].position {
                             statuses[i] = Status::Dropped;
                         }
                     }
                 }
             }
-            waiting = still;
             // What waits in the pens: released when it can be logged, dropped when it never
             // can (a predecessor that is not its author's previous operation was logged).
-            // The round's map of unlogged operations still covers the pens; its walks may be
-            // stale now that operations were logged and pins changed.
+            // The walks see what was unlogged at the round's start; they may be stale now
+            // that operations were logged and pins changed.
             branches.forget_walks();
             let mut verdicts = BTreeMap::new();
+            let unlogged = Unlogged {
+                waiting: &waiting,
+                pens: [&self.quarantine, &self.strangers],
+            };
             for op in self.quarantine.ops().chain(self.strangers.ops()) {
-                let verdict = self.loggable(op, &mut branches);
+                let verdict = self.loggable(op, &mut branches, &unlogged);
                 if verdict != Some(false) {
                     verdicts.insert(op.id(), verdict);
                 }
             }
+            waiting.retain(|slot| slot.op.is_some() && !slot.dropped);
             for pen in [&mut self.quarantine, &mut self.strangers] {
                 for op in pen.take_where(|op| verdicts.contains_key(&op.id())) {
-                    self.index.remove(op.stamp());
                     if verdicts[&op.id()].is_some() {
                         progress = true;
-                        waiting.push((None, Box::new(op)));
+                        waiting.push(Slot::new(None, Box::new(op)));
                     } else if let Some(journal) = &mut self.placements {
                         journal.push((op, Status::Dropped));
                     }
@@ -741,12 +813,12 @@ impl Replica {
                 break;
             }
         }
-        waiting.sort_by_key(|(position, _)| *position);
-        for (position, op) in waiting {
-            let id = op.id();
-            let dropped = self.wait(*op);
-            if let Some(i) = position {
-                statuses[i] = if dropped.iter().all(|d| d.id() != id) {
+        waiting.sort_by_key(|slot| slot.position);
+        for slot in waiting {
+            let op = *slot.op.expect("only full slots are kept");
+            let dropped = self.wait(op);
+            if let Some(i) = slot.position {
+                statuses[i] = if dropped.iter().all(|d| d.id() != slot.id) {
                     Status::Quarantined
                 } else {
                     Status::Dropped
@@ -761,9 +833,14 @@ impl Replica {
 
     /// Whether `op` can enter the log now (see [`Authority::loggable`]), and not only off
     /// every pinned branch (see [`Branches`]).
-    fn loggable(&self, op: &SignedOp, branches: &mut Branches) -> Option<bool> {
+    fn loggable(
+        &self,
+        op: &SignedOp,
+        branches: &mut Branches,
+        unlogged: &Unlogged<'_>,
+    ) -> Option<bool> {
         let verdict = self.authority.loggable(op)?;
-        Some(verdict && !branches.off_pinned(&self.authority, op))
+        Some(verdict && !branches.off_pinned(&self.authority, unlogged, op))
     }
 
     /// Puts an operation that cannot be logged yet in its pen: the quarantine if its author
@@ -771,17 +848,12 @@ impl Replica {
     fn wait(&mut self, op: SignedOp) -> Vec<SignedOp> {
         let key = (op.op().seq, op.id());
         self.place(&op, Status::Quarantined);
-        // The index covers what the replica holds, quarantined or logged, so that two
-        // replicas holding one set of operations (whichever of them each could log) have
-        // one summary; it summarises admitted authors only.
-        self.index.insert(op.stamp());
         let dropped = if self.authority.admitted(&op.op().author) {
             self.quarantine.insert(key, op)
         } else {
             self.strangers.insert(key, op)
         };
         for op in &dropped {
-            self.index.remove(op.stamp());
             self.place(op, Status::Dropped);
         }
         dropped
@@ -1008,8 +1080,29 @@ impl Replica {
     /// with
     /// [`missing_for`](Self::missing_for).
     pub fn summary(&self) -> Summary {
+        // What the replica holds, quarantined or logged, so that two replicas holding one
+        // set of operations (whichever of them each could log) have one summary; of
+        // admitted authors only.
+        let waiting = self.quarantine.ops().chain(self.strangers.ops());
         self.index
-            .summary(self.group, |author| self.authority.admitted(author))
+            .summary(self.group, waiting.map(SignedOp::stamp), |author| {
+                self.authority.admitted(author)
+            })
+    }
+
+    /// `author`'s operations the summary counts, logged or waiting, in stamp order.
+    fn stamps_of(&self, author: &MemberId) -> Vec<Stamp> {
+        let waiting = self
+            .quarantine
+            .of_author(author)
+            .chain(self.strangers.of_author(author));
+        let mut stamps: Vec<Stamp> = self
+            .authority
+            .stamps_of(author)
+            .chain(waiting.map(SignedOp::stamp))
+            .collect();
+        stamps.sort_unstable();
+        stamps
     }
 
     /// The operations, logged or quarantined, that a peer with summary `peer` may lack, per
@@ -1027,8 +1120,8 @@ impl Replica {
             });
         }
         Ok(self
-            .index
-            .missing_for(peer, |author| self.authority.admitted(author))
+            .summary()
+            .missing_for(peer, |author| self.stamps_of(author))
             .iter()
             .filter_map(|stamp| {
                 self.authority
@@ -1053,13 +1146,9 @@ impl Replica {
     }
 
     pub(crate) fn restore_clock(&mut self, saved: Timestamp) {
-        let floor = self
-            .authority
-            .ops()
-            .next_back()
-            .map_or(Timestamp::ZERO, |op| {
-                Timestamp::from_raw(op.op().timestamp.as_raw().saturating_add(1))
-            });
+        let floor = self.authority.newest().map_or(Timestamp::ZERO, |newest| {
+            Timestamp::from_raw(newest.as_raw().saturating_add(1))
+        });
         self.clock = Clock::resume(self.config.clock, saved.max(floor));
     }
 }

@@ -7,7 +7,6 @@
 //! B-tree.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 /// Makes room for one more element in `vec`: exactly one slot while it holds fewer than four,
 /// then the usual doubling. Per-member vectors of the engine hold one or two elements for
@@ -63,48 +62,14 @@ impl<K: Ord, V> SmallMap<K, V> {
         true
     }
 
-    /// Number of entries.
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Self::Small(entries) => entries.len(),
-            Self::Large(map) => map.len(),
-        }
-    }
-
-    /// Whether the map has no entry.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The keys in order.
-    pub(crate) fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + '_ {
-        self.iter().map(|(k, _)| k)
-    }
-
-    /// The keys greater than `after`, in order.
-    pub(crate) fn keys_after<'a>(&'a self, after: &K) -> impl Iterator<Item = &'a K> + 'a {
-        self.keys_above(Bound::Excluded(after))
-    }
-
     /// The keys from `from` up, in order.
     pub(crate) fn keys_from<'a>(&'a self, from: &K) -> impl Iterator<Item = &'a K> + 'a {
-        self.keys_above(Bound::Included(from))
-    }
-
-    fn keys_above<'a>(&'a self, low: Bound<&K>) -> impl Iterator<Item = &'a K> + 'a {
         let (small, large) = match self {
             Self::Small(entries) => {
-                let start = entries.partition_point(|(k, _)| match low {
-                    Bound::Included(low) => k < low,
-                    Bound::Excluded(low) => k <= low,
-                    Bound::Unbounded => false,
-                });
+                let start = entries.partition_point(|(k, _)| k < from);
                 (Some(entries[start..].iter().map(|(k, _)| k)), None)
             }
-            Self::Large(map) => (
-                None,
-                Some(map.range((low, Bound::Unbounded)).map(|(k, _)| k)),
-            ),
+            Self::Large(map) => (None, Some(map.range(from..).map(|(k, _)| k))),
         };
         small
             .into_iter()
@@ -121,18 +86,6 @@ impl<K: Ord, V> SmallMap<K, V> {
             }
             Self::Large(map) => map.get(key),
         }
-    }
-
-    /// The value under `key`, inserted as the default if there was none.
-    pub(crate) fn get_or_insert_default(&mut self, key: K) -> &mut V
-    where
-        K: Clone,
-        V: Default,
-    {
-        if self.get_mut(&key).is_none() {
-            self.insert(key.clone(), V::default());
-        }
-        self.get_mut(&key).expect("just inserted")
     }
 
     /// Removes and returns the value under `key`.
@@ -203,9 +156,6 @@ mod tests {
                 }
                 prop_assert!(ours.iter().eq(reference.iter()));
                 prop_assert_eq!(ours.last(), reference.last_key_value());
-                prop_assert_eq!(ours.len(), reference.len());
-                let after: Vec<_> = reference.range(key + 1..).map(|(k, _)| k).collect();
-                prop_assert_eq!(ours.keys_after(&key).collect::<Vec<_>>(), after);
                 let from: Vec<_> = reference.range(key..).map(|(k, _)| k).collect();
                 prop_assert_eq!(ours.keys_from(&key).collect::<Vec<_>>(), from);
                 prop_assert_eq!(ours.get(&key), reference.get(&key));

@@ -21,8 +21,6 @@
 //! with holes), plus about 150 bytes per author in each summary.
 
 use super::op::{GroupId, OpId, Stamp};
-use super::small_map::SmallMap;
-use crate::clock::Timestamp;
 use crate::codec::{self, DecodeError};
 use crate::keys::{byte_array, MemberId};
 use serde::{Deserialize, Serialize};
@@ -103,36 +101,13 @@ impl Summary {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-struct AuthorLog {
-    fingerprint: Fingerprint,
-    /// The author's operations as stamps without the author (the map's key names it: 40
-    /// bytes an operation, not 72), in stamp order. A sorted vector for the many authors
-    /// with a few operations (a B-tree node per author cost 800 bytes even for one), a
-    /// B-tree for the rest.
-    stamps: SmallMap<(Timestamp, OpId), ()>,
-}
-
-impl AuthorLog {
-    /// The author's stamps, in order.
-    fn stamps<'a>(&'a self, author: &'a MemberId) -> impl Iterator<Item = Stamp> + 'a {
-        self.stamps.keys().map(|&key| stamp(author, key))
-    }
-}
-
-/// `author`'s stamp of the operation `(timestamp, op)`.
-fn stamp(author: &MemberId, (timestamp, op): (Timestamp, OpId)) -> Stamp {
-    Stamp {
-        timestamp,
-        author: *author,
-        op,
-    }
-}
-
-/// Per-author index of the log, kept in step with it.
+/// Per-author summary of the logged operations, kept in step with the log. The log only
+/// grows, so each author needs only its count, fingerprint and greatest stamp (112 bytes an
+/// author); the stamps themselves are read from the log when a peer needs some of them.
+/// Operations waiting in a pen (a bounded few) are folded in when a summary is made.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AuthorIndex {
-    authors: BTreeMap<MemberId, AuthorLog>,
+    authors: BTreeMap<MemberId, AuthorSummary>,
 }
 
 impl fmt::Display for AuthorSummary {
@@ -141,76 +116,86 @@ impl fmt::Display for AuthorSummary {
     }
 }
 
+impl AuthorSummary {
+    /// The summary of no operations.
+    const EMPTY: Self = Self {
+        count: 0,
+        max: Stamp::MIN,
+        fingerprint: Fingerprint([0; 32]),
+    };
+
+    /// Counts one more operation, which it must not count yet.
+    fn add(&mut self, stamp: Stamp) {
+        self.count += 1;
+        self.fingerprint.toggle(&stamp.op);
+        self.max = self.max.max(stamp);
+    }
+}
+
 impl AuthorIndex {
+    /// Counts a newly logged operation (each exactly once).
     pub(crate) fn insert(&mut self, stamp: Stamp) {
-        let log = self.authors.entry(stamp.author).or_default();
-        if log.stamps.insert((stamp.timestamp, stamp.op), ()) {
-            log.fingerprint.toggle(&stamp.op);
-        }
+        self.authors
+            .entry(stamp.author)
+            .or_insert(AuthorSummary::EMPTY)
+            .add(stamp);
     }
 
-    pub(crate) fn remove(&mut self, stamp: Stamp) {
-        if let Some(log) = self.authors.get_mut(&stamp.author) {
-            if log.stamps.remove(&(stamp.timestamp, stamp.op)).is_some() {
-                log.fingerprint.toggle(&stamp.op);
-            }
-            if log.stamps.is_empty() {
-                self.authors.remove(&stamp.author);
-            }
-        }
-    }
-
-    /// The summary of the authors `admitted` selects.
-    pub(crate) fn summary(&self, group: GroupId, admitted: impl Fn(&MemberId) -> bool) -> Summary {
-        let authors = self
+    /// The summary of the logged operations and those of `waiting` (which must not be
+    /// logged), of the authors `admitted` selects.
+    pub(crate) fn summary(
+        &self,
+        group: GroupId,
+        waiting: impl Iterator<Item = Stamp>,
+        admitted: impl Fn(&MemberId) -> bool,
+    ) -> Summary {
+        let mut authors: BTreeMap<MemberId, AuthorSummary> = self
             .authors
             .iter()
             .filter(|(author, _)| admitted(author))
-            .filter_map(|(author, log)| {
-                let max = stamp(author, *log.stamps.last()?.0);
-                Some((
-                    *author,
-                    AuthorSummary {
-                        count: log.stamps.len() as u64,
-                        max,
-                        fingerprint: log.fingerprint,
-                    },
-                ))
-            })
+            .map(|(author, summary)| (*author, *summary))
             .collect();
+        for stamp in waiting.filter(|stamp| admitted(&stamp.author)) {
+            authors
+                .entry(stamp.author)
+                .or_insert(AuthorSummary::EMPTY)
+                .add(stamp);
+        }
         Summary { group, authors }
     }
+}
 
-    /// Stamps of the operations of the authors `admitted` selects that a peer with summary
-    /// `peer` may lack, per the module rules, in author then stamp order.
+impl Summary {
+    /// Stamps of the operations a replica with this summary holds that a peer with summary
+    /// `peer` may lack, per the module rules, in author then stamp order. `stamps_of` lists
+    /// the operations of an author this summary counts, in stamp order.
     pub(crate) fn missing_for(
         &self,
         peer: &Summary,
-        admitted: impl Fn(&MemberId) -> bool,
+        stamps_of: impl Fn(&MemberId) -> Vec<Stamp>,
     ) -> Vec<Stamp> {
         let mut out = Vec::new();
-        for (author, log) in self.authors.iter().filter(|(a, _)| admitted(a)) {
-            let count = log.stamps.len() as u64;
+        for (author, mine) in &self.authors {
             let Some(theirs) = peer.authors.get(author) else {
-                out.extend(log.stamps(author));
+                out.extend(stamps_of(author));
                 continue;
             };
-            if theirs.count == count && theirs.fingerprint == log.fingerprint {
+            if theirs.count == mine.count && theirs.fingerprint == mine.fingerprint {
                 continue;
             }
+            let stamps = stamps_of(author);
+            // Within one author, stamps order by time then id; the peer's claimed greatest
+            // stamp may name anyone, so its author is not compared.
             let after = (theirs.max.timestamp, theirs.max.op);
-            let suffix: Vec<Stamp> = log
-                .stamps
-                .keys_after(&after)
-                .map(|&key| stamp(author, key))
-                .collect();
-            let mut prefix = log.fingerprint;
+            let from = stamps.partition_point(|stamp| (stamp.timestamp, stamp.op) <= after);
+            let suffix = &stamps[from..];
+            let mut prefix = mine.fingerprint;
             suffix.iter().for_each(|stamp| prefix.toggle(&stamp.op));
-            let prefix_count = count - suffix.len() as u64;
+            let prefix_count = mine.count - suffix.len() as u64;
             if prefix_count == theirs.count && prefix == theirs.fingerprint {
-                out.extend(suffix);
-            } else if !(count < theirs.count && suffix.is_empty()) {
-                out.extend(log.stamps(author));
+                out.extend_from_slice(suffix);
+            } else if !(mine.count < theirs.count && suffix.is_empty()) {
+                out.extend(stamps);
             }
         }
         out
