@@ -463,6 +463,11 @@ impl SignedOp {
         self.id
     }
 
+    /// Its id, borrowed (for tables that find an operation by its id).
+    pub(crate) fn id_ref(&self) -> &OpId {
+        &self.id
+    }
+
     /// Its position in the total order of operations.
     pub fn stamp(&self) -> Stamp {
         Stamp {

@@ -140,7 +140,6 @@ pub(crate) struct Boxes {
 struct Slot {
     /// Its place in the batch; `None` for an operation released from a pen.
     position: Option<usize>,
-    id: OpId,
     author: MemberId,
     seq: u64,
     /// Emptied when it is logged.
@@ -153,12 +152,16 @@ impl Slot {
     fn new(position: Option<usize>, op: Box<SignedOp>) -> Self {
         Self {
             position,
-            id: op.id(),
             author: op.op().author,
             seq: op.op().seq,
             op: Some(op),
             dropped: false,
         }
+    }
+
+    /// Its operation's id; the slot must be full.
+    fn id(&self) -> OpId {
+        self.op.as_ref().expect("a full slot").id()
     }
 }
 
@@ -176,8 +179,8 @@ impl branches::Unlogged for Unlogged<'_> {
         let waiting = self.waiting[from..]
             .iter()
             .take_while(|slot| (&slot.author, slot.seq) == (author, seq))
-            .filter(|slot| slot.id == *id)
-            .filter_map(|slot| slot.op.as_deref());
+            .filter_map(|slot| slot.op.as_deref())
+            .filter(|op| op.id() == *id);
         let pens = self.pens.iter().filter_map(|pen| pen.get(id));
         waiting
             .chain(pens)
@@ -728,9 +731,9 @@ impl Replica {
         // A second copy of an operation in the batch is a duplicate (a held one is told by
         // `holds`): sorted by id, the first copy in batch order stays. Sorting in place
         // costs no memory, a set of the ids seen would cost a twentieth of the log's.
-        waiting.sort_unstable_by_key(|slot| (slot.id, slot.position));
+        waiting.sort_unstable_by_key(|slot| (slot.id(), slot.position));
         waiting.dedup_by(|later, first| {
-            let copy = later.id == first.id;
+            let copy = later.id() == first.id();
             if let (true, Some(i)) = (copy, later.position) {
                 statuses[i] = Status::Duplicate;
             }
@@ -745,7 +748,9 @@ impl Replica {
         // emptied, and the round's end keeps what still waits.
         loop {
             let epoch = self.authority.pin_epoch();
-            waiting.sort_by_key(|slot| (slot.author, slot.seq));
+            // Unstable, with the id to break ties: a stable sort of a batch the size of the
+            // log would borrow as much memory again.
+            waiting.sort_unstable_by_key(|slot| (slot.author, slot.seq, slot.id()));
             let mut branches = Branches::default();
             let mut progress = false;
             for i in 0..waiting.len() {
@@ -813,12 +818,14 @@ impl Replica {
                 break;
             }
         }
+        // Stable: operations released from a pen go back in the pens' order.
         waiting.sort_by_key(|slot| slot.position);
         for slot in waiting {
             let op = *slot.op.expect("only full slots are kept");
+            let id = op.id();
             let dropped = self.wait(op);
             if let Some(i) = slot.position {
-                statuses[i] = if dropped.iter().all(|d| d.id() != slot.id) {
+                statuses[i] = if dropped.iter().all(|d| d.id() != id) {
                     Status::Quarantined
                 } else {
                     Status::Dropped

@@ -27,8 +27,14 @@ pub(crate) const LARGE: usize = 16;
 pub(crate) enum SmallMap<K, V> {
     /// Sorted by key.
     Small(Vec<(K, V)>),
-    /// Never shrinks back: a member that once held many entries may again.
-    Large(BTreeMap<K, V>),
+    /// Never shrinks back: a member that once held many entries may again. Boxed, so that
+    /// the map is the size of a vector (24 bytes, not 32): the vector's capacity has room
+    /// for the variant's tag, and the engine keeps four of these per member.
+    #[allow(
+        clippy::box_collection,
+        reason = "the box makes the enum as small as its other variant"
+    )]
+    Large(Box<BTreeMap<K, V>>),
 }
 
 impl<K, V> Default for SmallMap<K, V> {
@@ -52,7 +58,7 @@ impl<K: Ord, V> SmallMap<K, V> {
             Err(_) if entries.len() >= LARGE => {
                 let mut map: BTreeMap<K, V> = std::mem::take(entries).into_iter().collect();
                 map.insert(key, value);
-                *self = Self::Large(map);
+                *self = Self::Large(Box::new(map));
             }
             Err(i) => {
                 room_for_one(entries);
@@ -138,6 +144,14 @@ mod tests {
     use super::SmallMap;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn is_the_size_of_a_vector() {
+        assert_eq!(
+            std::mem::size_of::<SmallMap<u64, [u8; 32]>>(),
+            std::mem::size_of::<Vec<(u64, [u8; 32])>>()
+        );
+    }
 
     proptest! {
         /// Every operation agrees with a `BTreeMap` fed the same calls, below and past the
