@@ -12,13 +12,14 @@
 //! * the sync message a device sends a device that holds the same operations (its digest
 //!   only), beside the whole summary it used to carry; and, for devices meeting for the
 //!   first time that each hold rotations by d = 1, 10, 100 members the other lacks, the
-//!   messages and bytes (besides the operations) until both fall silent;
+//!   messages and bytes (besides the operations) until both fall silent, and the larger
+//!   of the two peer states they then store;
 //! * `Replica::load` of a snapshot: its peak heap over the live heap it leaves.
 //!
 //! Run: `cargo bench --bench footprint` (`-- --full` for 100,000 ops; minutes).
 
 use splitsafe::clock::Timestamp;
-use splitsafe::device::{Device, DeviceConfig, Message, SqliteStore, Welcome};
+use splitsafe::device::{Device, DeviceConfig, Message, SqliteStore, Store, Welcome};
 use splitsafe::group::{Replica, ReplicaConfig, SignedOp};
 use splitsafe::keys::{EncryptionKey, Identity};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -259,7 +260,15 @@ fn measure(n: u32, dir: &std::path::Path) {
                     .unwrap();
             }
             let (messages, bytes) = sync_until_silent(&mut a, &mut b, group, now + 4);
-            format!("d={d}: {messages} msgs {bytes} B")
+            // What each then stores of the other: the peer state written at every message.
+            let stored: usize = [a, b]
+                .into_iter()
+                .filter_map(|device| device.into_store().load().ok().flatten())
+                .flat_map(|stored| stored.peers.into_values())
+                .map(|state| state.len())
+                .max()
+                .unwrap_or(0);
+            format!("d={d}: {messages} msgs {bytes} B (peer state stored {stored} B)")
         })
         .collect();
     let file = std::fs::metadata(&path)

@@ -620,7 +620,8 @@ fn many_authors(
 
 /// Two devices that hold the same operations exchange one small message each and fall
 /// silent, whatever the number of authors: the summary travels as its digest. After a
-/// change, the messages sent while both hold the same operations are small too.
+/// change, the messages sent while both hold the same operations are small too, and so is
+/// what each stores of the other.
 #[test]
 fn devices_in_sync_exchange_two_small_messages_at_any_size() {
     let mut all_sizes = Vec::new();
@@ -671,9 +672,16 @@ fn devices_in_sync_exchange_two_small_messages_at_any_size() {
         }
         assert_eq!(a.view(group), b.view(group));
         assert_eq!(a.sync_message(group, b.id()).unwrap(), None);
+        // What each stores of its peer: the peer's summary equals its own, so the stored
+        // state holds no summary (it is stored as its difference from the device's own).
+        for device in [a, b] {
+            let stored = device.into_store().load().unwrap().expect("a device");
+            sizes.extend(stored.peers.values().map(Vec::len));
+        }
         all_sizes.push(sizes);
     }
-    // The same messages at every size: nothing in them grows with the group.
+    // The same messages and stored peer states at every size: nothing in them grows with
+    // the group.
     assert!(
         all_sizes.iter().flatten().all(|&n| n <= 256),
         "{all_sizes:?}"

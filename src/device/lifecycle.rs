@@ -1,6 +1,7 @@
 //! Making a device and reopening it from its store.
 
 use super::invitations::{self, Offer};
+use super::peer::Peer;
 use super::{
     outside, Device, DeviceConfig, DeviceError, Durability, Group, Inbox, Message, MessageMode,
     Place, Queue, Queued, Store, StoreError, Stored, Waiting, Write,
@@ -126,7 +127,7 @@ impl<S: Store> Device<S> {
                     MessageMode::from_code(code).ok_or_else(|| corrupt("a message mode".into()))
                 })
                 .transpose()?;
-            let peers = stored
+            let peers: BTreeMap<MemberId, Peer> = stored
                 .peers
                 .range((*id, MemberId([0; 32]))..=(*id, MemberId([0xFF; 32])))
                 .map(|((_, peer), bytes)| {
@@ -135,6 +136,15 @@ impl<S: Store> Device<S> {
                         .map_err(|e| corrupt(format!("peer state: {e}")))
                 })
                 .collect::<Result<_, _>>()?;
+            // Stored as differences from the summary of the operations stored with them.
+            let peers = match peers.values().any(Peer::follows_stored_summary) {
+                true => {
+                    let mine = replica.summary();
+                    let restored = |(peer, state): (MemberId, Peer)| (peer, state.restored(&mine));
+                    peers.into_iter().map(restored).collect()
+                }
+                false => peers,
+            };
             groups.insert(
                 *id,
                 Group {

@@ -64,9 +64,8 @@ pub use store::{
 };
 
 use crate::clock::Timestamp;
-use crate::codec;
 use crate::crypto::{ChainConfig, EnvelopeId, Keyring, KeyringConfig, SenderKeys};
-use crate::group::{GroupId, Replica, ReplicaConfig, SignedOp, Status, View};
+use crate::group::{GroupId, Replica, ReplicaConfig, SignedOp, Status, Summary, View};
 use crate::keys::{KeyBundle, MemberId};
 use inbox::Inbox;
 use invitations::Offer;
@@ -412,7 +411,9 @@ impl<S: Store> Device<S> {
     /// Writes where `group`'s operations went since the last note, and its clock.
     fn note_group(&mut self, group: GroupId, batch: &mut Batch) {
         let g = self.groups.get_mut(&group).expect("noted groups exist");
-        for (op, status) in g.replica.take_placements() {
+        let placements = g.replica.take_placements();
+        let moved = !placements.is_empty();
+        for (op, status) in placements {
             let place = match status {
                 Status::Logged => Place::Logged,
                 Status::Held => Place::Held,
@@ -428,6 +429,21 @@ impl<S: Store> Device<S> {
         if g.stored_clock != Some(clock) {
             g.stored_clock = Some(clock);
             batch.writes.push(Write::Clock { group, clock });
+        }
+        // The summary may have changed: peer states stored as differences from it are
+        // written again with these operations (any earlier write of theirs in the batch
+        // is superseded).
+        if moved && g.peers.values().any(Peer::follows_summary) {
+            let mine = g.replica.summary();
+            let follows = |peer: &MemberId| g.peers.get(peer).is_some_and(Peer::follows_summary);
+            batch.writes.retain(|write| {
+                !matches!(write, Write::Peer { group: at, peer, .. } if *at == group && follows(peer))
+            });
+            for (peer, state) in &mut g.peers {
+                if state.follows_summary() {
+                    batch.writes.push(peer_write(group, *peer, state, &mine));
+                }
+            }
         }
     }
 }
@@ -469,11 +485,13 @@ fn group_mut(
         .ok_or(DeviceError::NoSuchGroup(group))
 }
 
-fn peer_write(group: GroupId, peer: MemberId, state: &Peer) -> Write {
+/// `peer`'s state as stored, `mine` being this device's summary of `group` as of the
+/// operations stored with it (see [`Peer::encode_stored`]).
+fn peer_write(group: GroupId, peer: MemberId, state: &mut Peer, mine: &Summary) -> Write {
     Write::Peer {
         group,
         peer,
-        state: codec::encode(state),
+        state: state.encode_stored(mine),
     }
 }
 

@@ -13,6 +13,7 @@
 //! (`spec/device.md`, "Sync").
 
 use super::SyncMessage;
+use crate::codec;
 use crate::crypto::ChainId;
 use crate::group::{
     AuthorSummary, Description, Prefix, Reconciliation, Replica, SignedOp, Summary, SummaryDigest,
@@ -22,10 +23,23 @@ use crate::keys::MemberId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The sync state of one peer. Stored as it is, except for its two copies of (parts of) the
+/// peer's summary, which are stored as their difference from this device's own summary
+/// ([`encode_stored`](Peer::encode_stored)): in the steady state they equal it, and a summary is
+/// megabytes in a large group, written at every sync message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Peer {
-    /// The summary the peer last sent.
+    /// The summary the peer last sent. Only rows written before differences were stored
+    /// hold it; [`theirs_diff`](Self::theirs_diff) replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     theirs: Option<Summary>,
+    /// The peer's summary as stored: its difference from this device's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    theirs_diff: Option<Diff>,
+    /// What has been found out of the peer's summary, as stored: its difference from this
+    /// device's summary over the regions settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    found_diff: Option<Diff>,
     /// The digest of the summary (and held chain) this device last sent it.
     #[serde(with = "serde_bytes")]
     told: Option<[u8; 32]>,
@@ -61,6 +75,52 @@ pub(super) struct Peer {
     yours: Option<(AuthorSummary, u64)>,
 }
 
+/// Entries of a map of summary entries where it differs from this device's summary, within
+/// some regions: `Some` where the map has an entry and this device another or none, `None`
+/// where only this device has one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Diff(BTreeMap<MemberId, Option<AuthorSummary>>);
+
+impl Diff {
+    /// The difference of `theirs` from `mine`'s entries of the authors `within` selects.
+    fn between(
+        theirs: &BTreeMap<MemberId, AuthorSummary>,
+        mine: &BTreeMap<MemberId, AuthorSummary>,
+        within: impl Fn(&MemberId) -> bool,
+    ) -> Self {
+        let differs = theirs
+            .iter()
+            .filter(|(id, entry)| !within(id) || mine.get(id) != Some(entry))
+            .map(|(id, entry)| (*id, Some(*entry)));
+        let lacks = mine
+            .keys()
+            .filter(|id| within(id) && !theirs.contains_key(id))
+            .map(|id| (*id, None));
+        Self(differs.chain(lacks).collect())
+    }
+
+    /// The map it is the difference of: the inverse of [`between`](Self::between) with the
+    /// same `mine` and `within`.
+    fn apply(
+        self,
+        mine: &BTreeMap<MemberId, AuthorSummary>,
+        within: impl Fn(&MemberId) -> bool,
+    ) -> BTreeMap<MemberId, AuthorSummary> {
+        let mut map: BTreeMap<MemberId, AuthorSummary> = mine
+            .iter()
+            .filter(|(id, _)| within(id))
+            .map(|(id, entry)| (*id, *entry))
+            .collect();
+        for (id, entry) in self.0 {
+            match entry {
+                Some(entry) => map.insert(id, entry),
+                None => map.remove(&id),
+            };
+        }
+        map
+    }
+}
+
 /// What to tell a peer.
 pub(super) struct Speech {
     /// The digest of this device's summary.
@@ -88,17 +148,73 @@ fn digest(summary: &SummaryDigest, holds: Option<ChainId>) -> [u8; 32] {
 }
 
 impl Peer {
-    /// What to send the peer now, or `None` if there is nothing to say. `holds` is the
-    /// peer's chain this device holds; `own`, this device's current chain if the peer is in
+    /// The state as stored, `mine` being this device's summary as of the operations stored
+    /// with it: [`restored`](Self::restored) with the same summary gives this state back.
+    /// So every write of operations that changes the summary writes each peer's state
+    /// again.
+    pub(super) fn encode_stored(&mut self, mine: &Summary) -> Vec<u8> {
+        // Taken out for the encoding and put back, not cloned: they are the large parts.
+        let theirs = self.theirs.take();
+        let found = self
+            .learning
+            .as_mut()
+            .map(|l| std::mem::take(l.found_mut()));
+        self.theirs_diff = theirs
+            .as_ref()
+            .map(|theirs| Diff::between(&theirs.authors, &mine.authors, |_| true));
+        self.found_diff = match (&self.learning, &found) {
+            (Some(learning), Some(found)) => Some(Diff::between(found, &mine.authors, |id| {
+                !learning.is_open(id)
+            })),
+            _ => None,
+        };
+        let bytes = codec::encode(&*self);
+        self.theirs = theirs;
+        if let (Some(learning), Some(found)) = (&mut self.learning, found) {
+            *learning.found_mut() = found;
+        }
+        (self.theirs_diff, self.found_diff) = (None, None);
+        bytes
+    }
+
+    /// The state a stored one describes, `mine` being this device's summary as of the
+    /// operations stored with it.
+    pub(super) fn restored(mut self, mine: &Summary) -> Self {
+        if let Some(diff) = self.theirs_diff.take() {
+            self.theirs = Some(Summary {
+                group: mine.group,
+                authors: diff.apply(&mine.authors, |_| true),
+            });
+        }
+        if let (Some(diff), Some(learning)) = (self.found_diff.take(), &mut self.learning) {
+            let found = diff.apply(&mine.authors, |id| !learning.is_open(id));
+            *learning.found_mut() = found;
+        }
+        self
+    }
+
+    /// Whether this stored state needs this device's summary to be
+    /// [`restored`](Self::restored).
+    pub(super) fn follows_stored_summary(&self) -> bool {
+        self.theirs_diff.is_some() || self.found_diff.is_some()
+    }
+
+    /// Whether its stored form depends on this device's summary.
+    pub(super) fn follows_summary(&self) -> bool {
+        self.theirs.is_some() || self.learning.is_some()
+    }
+
+    /// What to send the peer now, or `None` if there is nothing to say. `summary` is
+    /// `replica`'s; `holds` is the peer's chain this device holds; `own`, this device's current chain if the peer is in
     /// the view it serves.
     pub(super) fn next(
         &self,
         peer: &MemberId,
         replica: &Replica,
+        summary: &Summary,
         holds: Option<ChainId>,
         own: Option<ChainId>,
     ) -> Option<Speech> {
-        let summary = replica.summary();
         let mine = summary.digest();
         let ops = self
             .theirs
@@ -259,5 +375,54 @@ impl Peer {
             Some(held) => theirs.count > held.count || theirs.max > held.max,
         };
         summary.filter(ahead).or_else(|| said.filter(ahead))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AuthorSummary, Diff};
+    use crate::group::{Fingerprint, OpId, Stamp};
+    use crate::keys::MemberId;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// Maps over a few authors, so that two maps share many of them.
+    fn entries() -> impl Strategy<Value = BTreeMap<MemberId, AuthorSummary>> {
+        proptest::collection::btree_map((0u8..24, 0u8..3), 0u64..3, 0..20).prop_map(|map| {
+            map.into_iter()
+                .map(|((author, _), count)| {
+                    let entry = AuthorSummary {
+                        count,
+                        max: Stamp {
+                            op: OpId([author; 32]),
+                            ..Stamp::MIN
+                        },
+                        fingerprint: Fingerprint([count as u8; 32]),
+                    };
+                    (MemberId([author; 32]), entry)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        // Unit tests keep no failure file (it would land outside `proptests/`); a failure
+        // prints its seed.
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// A map stored as its difference from this device's summary, within any regions,
+        /// reads back as it was; and one equal to the summary there is stored as nothing.
+        #[test]
+        fn a_difference_applied_gives_the_map_back(
+            theirs in entries(),
+            mine in entries(),
+            odd in any::<bool>(),
+        ) {
+            let within = |id: &MemberId| id.0[0] % 2 == u8::from(odd);
+            let diff = Diff::between(&theirs, &mine, within);
+            prop_assert_eq!(diff.apply(&mine, within), theirs);
+            let same: BTreeMap<_, _> = mine.iter().filter(|(id, _)| within(id)).map(|(id, e)| (*id, *e)).collect();
+            prop_assert_eq!(Diff::between(&same, &mine, within), Diff::default());
+        }
     }
 }

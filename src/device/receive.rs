@@ -197,7 +197,7 @@ impl<S: Store> Device<S> {
         let mine = g.replica.summary();
         let state = g.peers.entry(from).or_default();
         state.heard(&sync, sent_ops, &mine, now_ms, max);
-        batch.writes.push(peer_write(group, from, state));
+        batch.writes.push(peer_write(group, from, state, &mine));
         batch.events.push(Event::Synced { group, peer: from });
     }
 

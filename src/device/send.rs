@@ -125,12 +125,14 @@ impl<S: Store> Device<S> {
             .own_handoff(view, &peer)
             .filter(|_| view.contains(&peer));
         let holds = g.keys.holds(&peer);
+        let mine = g.replica.summary();
         let state = g.peers.entry(peer).or_default();
-        let Some(speech) = state.next(&peer, &g.replica, holds, own.map(|(chain, _)| chain)) else {
+        let own_chain = own.map(|(chain, _)| chain);
+        let Some(speech) = state.next(&peer, &g.replica, &mine, holds, own_chain) else {
             return Ok(None);
         };
         state.sent(&speech, holds);
-        let write = peer_write(group, peer, state);
+        let write = peer_write(group, peer, state, &mine);
         let handoff = own
             .filter(|_| speech.handoff)
             .map(|(_, envelope)| envelope.clone());

@@ -312,6 +312,17 @@ impl Reconciliation {
         }
     }
 
+    /// Whether `id` lies in a region not settled yet (so [`found`](Self::found) has no
+    /// entry for it).
+    pub(crate) fn is_open(&self, id: &MemberId) -> bool {
+        self.open.iter().any(|open| open.prefix.contains(id))
+    }
+
+    /// What has been found, to be replaced (a store keeps it apart).
+    pub(crate) fn found_mut(&mut self) -> &mut BTreeMap<MemberId, AuthorSummary> {
+        &mut self.found
+    }
+
     /// Whether every region is settled: [`found`](Self::found) is the peer's whole summary.
     pub fn is_complete(&self) -> bool {
         self.open.is_empty()
