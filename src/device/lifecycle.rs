@@ -100,8 +100,9 @@ impl<S: Store> Device<S> {
         let mut groups = BTreeMap::new();
         for (id, group) in &stored.groups {
             let mut placements = Vec::with_capacity(group.ops.len());
-            for (place, bytes) in group.ops.values() {
-                let op = SignedOp::from_stored(bytes).map_err(|e| corrupt(format!("op: {e}")))?;
+            for (id, (place, bytes)) in &group.ops {
+                let op = SignedOp::from_stored_with_id(bytes, *id)
+                    .map_err(|e| corrupt(format!("op: {e}")))?;
                 let status = match place {
                     Place::Logged => Status::Logged,
                     Place::Held => Status::Held,

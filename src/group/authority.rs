@@ -259,6 +259,10 @@ pub(crate) struct Authority {
     members: BTreeMap<MemberId, Box<Member>>,
     /// Members whose view entry may have changed since the last `take_changes`, as they were.
     journal: BTreeMap<MemberId, Shown>,
+    /// Nothing is journaled: a replica being restored builds its view in one pass once
+    /// every operation is in (journaling each member as it changes was a sixth of
+    /// reopening a device).
+    unjournaled: bool,
     /// Operations to judge again: (stratum, author, seq).
     dirty: BTreeSet<(u8, MemberId, u64)>,
     /// Counts changes of the pins, so a caller can tell its view of them is stale.
@@ -269,6 +273,13 @@ impl Authority {
     /// The logged operation `id`'s node; `id` must be logged.
     fn node(&self, id: &OpId) -> &Node {
         self.nodes.get(id).expect("a logged operation's id")
+    }
+
+    /// Stops journaling changes (`false`) or starts again (`true`, with nothing journaled):
+    /// whoever stops it builds the view again from [`view`](Self::view).
+    pub(crate) fn set_journaling(&mut self, on: bool) {
+        self.unjournaled = !on;
+        self.journal.clear();
     }
 
     /// Whether the operation is logged.
@@ -769,7 +780,7 @@ impl Authority {
     }
 
     fn note(&mut self, member: MemberId) {
-        if !self.journal.contains_key(&member) {
+        if !self.unjournaled && !self.journal.contains_key(&member) {
             let shown = self.shown(&member);
             self.journal.insert(member, shown);
         }
