@@ -6,7 +6,9 @@
 //! * the CBOR of an operation; the time to ingest the whole log in one batch (signature
 //!   bound), and the live heap of the `Replica` holding it, per op;
 //! * the live heap of a `Device` on SQLite holding the group, per op; the time to reopen it;
-//!   the store's file size per op;
+//!   the store's file size per op; the time it takes to receive one more operation, alone
+//!   and once it knows a peer holds what it holds (then it writes its state of the peer
+//!   again);
 //! * the time to make and ingest one more add and then read the view's digest (the view
 //!   after one change; the median of nine);
 //! * the sync message a device sends a device that holds the same operations (its digest
@@ -180,6 +182,7 @@ fn measure(n: u32, dir: &std::path::Path) {
         let bundle = member.bundle(keys()[3], Timestamp::from_physical(now + 2));
         replica.rotate(&member, bundle, now + 2).ok().map(|r| r.0)
     });
+    let one_more: Vec<SignedOp> = extra.by_ref().take(3).collect();
     let extra: Vec<[Vec<SignedOp>; 2]> = [1, 10, 100]
         .map(|d| [0, 1].map(|_| extra.by_ref().take(d).collect()))
         .into();
@@ -233,7 +236,7 @@ fn measure(n: u32, dir: &std::path::Path) {
         .sync_message(group, peer.id())
         .unwrap()
         .map_or(0, |m| m.to_bytes().len());
-    drop((device, peer));
+    drop(device);
     // Two devices meeting for the first time, each holding rotations by d members the other
     // lacks: what sync costs besides the operations, until both fall silent.
     let differing: Vec<String> = extra
@@ -280,12 +283,28 @@ fn measure(n: u32, dir: &std::path::Path) {
     let open = started.elapsed();
     let device_heap = live().saturating_sub(before);
     assert!(device.groups().count() == 1);
-    drop(device);
+    // Once it knows a peer holds what it holds, one more operation arrives: with it, the
+    // device writes again its state of the peer (stored as a difference from its summary,
+    // which the operation changes).
+    let mut device = device;
+    let receive = |device: &mut Device<SqliteStore>, op: &SignedOp| {
+        let started = Instant::now();
+        device
+            .receive(&Message::Operations(vec![op.clone()]).to_bytes(), now + 3)
+            .unwrap();
+        started.elapsed()
+    };
+    // The first call after reopening prepares SQLite's statements: not counted.
+    receive(&mut device, &one_more[0]);
+    let no_peer = receive(&mut device, &one_more[1]);
+    sync_until_silent(&mut device, &mut peer, group, now + 3);
+    let one_op = receive(&mut device, &one_more[2]);
+    drop((device, peer));
     let _ = std::fs::remove_file(&path);
 
     println!(
         "{count:>7} ops | op CBOR {:>4} B | batch ingest {:>8.1?} | Replica {:>5} B/op | Device on \
-         SQLite {:>5} B/op, open {:>8.1?}, file {:>4} B/op | one more add and view digest {:>9.1?} | in-sync sync \
+         SQLite {:>5} B/op, open {:>8.1?}, file {:>4} B/op, one op received {:>7.1?} ({:>7.1?} with a peer in sync) | one more add and view digest {:>9.1?} | in-sync sync \
          message {:>3} B (whole summary {:>9} B) | first sync, each holding ops of d authors the other \
          lacks (bytes besides the ops): {} | load peak {:.2}x live",
         per_op(cbor, count),
@@ -294,6 +313,8 @@ fn measure(n: u32, dir: &std::path::Path) {
         per_op(device_heap, count),
         open,
         per_op(file, count),
+        no_peer,
+        one_op,
         one_change,
         in_sync,
         summary,
