@@ -168,6 +168,11 @@ impl Member {
         self.rare.get_or_insert_with(Box::default)
     }
 
+    /// An add of it took effect (or it founded the group).
+    fn added(&self) -> bool {
+        self.standing.values().any(|s| s.present)
+    }
+
     /// Its logged operations at `seq`, in the order they were logged.
     fn ids_at(&self, seq: u64) -> impl Iterator<Item = &OpId> + '_ {
         let others = self.rare().forks.get(&seq).into_iter().flatten();
@@ -510,11 +515,21 @@ impl Authority {
 
     /// Whether an add of `member` ever took effect (or it is the owner).
     pub(crate) fn admitted(&self, member: &MemberId) -> bool {
-        self.owner == Some(*member)
-            || self
-                .members
-                .get(member)
-                .is_some_and(|m| m.standing.values().any(|s| s.present))
+        self.owner == Some(*member) || self.members.get(member).is_some_and(|m| m.added())
+    }
+
+    /// [`admitted`](Self::admitted) for members asked about in increasing order: one walk
+    /// over the members, not a descent of their B-tree per question (a summary asks about
+    /// every author, and the descents were nearly all of making one).
+    pub(crate) fn admitted_in_order(&self) -> impl FnMut(&MemberId) -> bool + '_ {
+        let mut members = self.members.iter().peekable();
+        move |member| {
+            while members.next_if(|(id, _)| *id < member).is_some() {}
+            self.owner == Some(*member)
+                || members
+                    .peek()
+                    .is_some_and(|(id, m)| *id == member && m.added())
+        }
     }
 
     /// Judges `member` as the sender of a message sealed at `position` on its own chain

@@ -1092,10 +1092,11 @@ impl Replica {
         // set of operations (whichever of them each could log) have one summary; of
         // admitted authors only.
         let waiting = self.quarantine.ops().chain(self.strangers.ops());
-        self.index
-            .summary(self.group, waiting.map(SignedOp::stamp), |author| {
-                self.authority.admitted(author)
-            })
+        let waiting = waiting
+            .map(SignedOp::stamp)
+            .filter(|stamp| self.authority.admitted(&stamp.author));
+        let admitted = self.authority.admitted_in_order();
+        self.index.summary(self.group, waiting, admitted)
     }
 
     /// `author`'s operations the summary counts, logged or waiting, in stamp order.

@@ -141,13 +141,14 @@ impl AuthorIndex {
             .add(stamp);
     }
 
-    /// The summary of the logged operations and those of `waiting` (which must not be
-    /// logged), of the authors `admitted` selects.
+    /// The summary of the logged operations of the authors `admitted` selects (asked about
+    /// in increasing order) and of the operations `waiting` (which must not be logged, and
+    /// of authors it selects).
     pub(crate) fn summary(
         &self,
         group: GroupId,
         waiting: impl Iterator<Item = Stamp>,
-        admitted: impl Fn(&MemberId) -> bool,
+        mut admitted: impl FnMut(&MemberId) -> bool,
     ) -> Summary {
         let mut authors: BTreeMap<MemberId, AuthorSummary> = self
             .authors
@@ -155,7 +156,7 @@ impl AuthorIndex {
             .filter(|(author, _)| admitted(author))
             .map(|(author, summary)| (*author, *summary))
             .collect();
-        for stamp in waiting.filter(|stamp| admitted(&stamp.author)) {
+        for stamp in waiting {
             authors
                 .entry(stamp.author)
                 .or_insert(AuthorSummary::EMPTY)
