@@ -255,9 +255,9 @@ fn toggle<K: Ord>(map: &mut BTreeMap<K, usize>, key: K, on: bool) {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Authority {
     owner: Option<MemberId>,
-    /// No index by stamp: only saving and welcoming list the whole log in stamp order,
-    /// and sorting it then costs less than keeping a 72-byte stamp per operation in a
-    /// B-tree (110 bytes an operation).
+    /// The logged operations, found by id. There is no index by stamp: only saving and
+    /// welcoming list the whole log in stamp order, and sorting it then costs less than
+    /// keeping a 72-byte stamp per operation in a B-tree (110 bytes an operation).
     nodes: HashSet<Node>,
     /// Boxed: a member is about 150 bytes, mostly empty collections; inline, every slot of
     /// the B-tree's nodes (a third of them empty) cost as much.
