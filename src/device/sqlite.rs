@@ -353,21 +353,10 @@ impl SqliteStore {
     /// once rather than one insertion at a time.
     fn load_ops(&self, stored: &mut Stored) -> Result<(), StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(what.into());
-        let mut numbers = std::collections::HashMap::new();
-        let mut statement = self
-            .conn
-            .prepare("SELECT num, id FROM groups")
-            .map_err(backend)?;
-        let mut rows = statement.query([]).map_err(backend)?;
-        while let Some(row) = rows.next().map_err(backend)? {
-            let num: i64 = row.get(0).map_err(backend)?;
-            let id: Vec<u8> = row.get(1).map_err(backend)?;
-            numbers.insert(num, GroupId(array(id, "a group id")?));
-        }
         let mut ops = Vec::new();
         let mut statement = self
             .conn
-            .prepare("SELECT g, id, place, bytes FROM ops")
+            .prepare("SELECT groups.id, ops.id, ops.place, ops.bytes FROM ops JOIN groups ON groups.num = ops.g")
             .map_err(backend)?;
         let mut rows = statement.query([]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
@@ -377,10 +366,9 @@ impl SqliteStore {
                     .as_blob()
                     .map_err(|_| corrupt("an op's column is not a blob"))
             };
-            let num: i64 = row.get(0).map_err(backend)?;
-            let group = *numbers
-                .get(&num)
-                .ok_or_else(|| corrupt("an op of an unknown group"))?;
+            let group: [u8; 32] = blob(0)?
+                .try_into()
+                .map_err(|_| corrupt("a group id is not 32 bytes"))?;
             let id: [u8; 32] = blob(1)?
                 .try_into()
                 .map_err(|_| corrupt("an op id is not 32 bytes"))?;
@@ -389,7 +377,7 @@ impl SqliteStore {
                 _ => None,
             }
             .ok_or_else(|| corrupt("an op in no known place"))?;
-            ops.push((group, OpId(id), place, blob(3)?.to_vec()));
+            ops.push((GroupId(group), OpId(id), place, blob(3)?.to_vec()));
         }
         ops.sort_unstable_by_key(|(group, id, ..)| (*group, *id));
         let mut ops = ops.into_iter().peekable();
