@@ -227,8 +227,8 @@ impl Peer {
     }
 
     /// What to send the peer now, or `None` if there is nothing to say. `summary` is
-    /// `replica`'s; `holds` is the peer's chain this device holds; `own`, this device's current chain if the peer is in
-    /// the view it serves.
+    /// `replica`'s; `holds` is the peer's chain this device holds; `own`, this device's
+    /// current chain if the peer is in the view it serves.
     pub(super) fn next(
         &self,
         peer: &MemberId,
@@ -241,7 +241,7 @@ impl Peer {
         let ops = self
             .theirs
             .as_ref()
-            .map(|theirs| replica.missing_for(theirs).unwrap_or_default())
+            .map(|theirs| replica.missing_given(summary, theirs).unwrap_or_default())
             .unwrap_or_default();
         let delivered = ops
             .iter()

@@ -1122,14 +1122,23 @@ impl Replica {
     ///
     /// [`IngestError::WrongGroup`] if the summary is of another group.
     pub fn missing_for(&self, peer: &Summary) -> Result<Vec<SignedOp>, IngestError> {
+        self.missing_given(&self.summary(), peer)
+    }
+
+    /// [`missing_for`](Self::missing_for), `mine` being this replica's
+    /// [`summary`](Self::summary) already made (a summary walks every author).
+    pub(crate) fn missing_given(
+        &self,
+        mine: &Summary,
+        peer: &Summary,
+    ) -> Result<Vec<SignedOp>, IngestError> {
         if peer.group != self.group {
             return Err(IngestError::WrongGroup {
                 expected: self.group,
                 found: peer.group,
             });
         }
-        Ok(self
-            .summary()
+        Ok(mine
             .missing_for(peer, |author| self.stamps_of(author))
             .iter()
             .filter_map(|stamp| {
@@ -1141,9 +1150,6 @@ impl Replica {
             .collect())
     }
 
-    /// Sets the clock to a saved state (loading a snapshot is not receiving anything), but
-    /// never below the newest logged stamp: a saved clock that low is not one this replica
-    /// could have had, and stamping below a logged operation would break the clock's promise.
     /// What changed in the view since the last call; brings the view up to date with every
     /// member the engine touched.
     fn take_changes(&mut self) -> Vec<Change> {
@@ -1154,6 +1160,9 @@ impl Replica {
         changes
     }
 
+    /// Sets the clock to a saved state (loading a snapshot is not receiving anything), but
+    /// never below the newest logged stamp: a saved clock that low is not one this replica
+    /// could have had, and stamping below a logged operation would break the clock's promise.
     pub(crate) fn restore_clock(&mut self, saved: Timestamp) {
         let floor = self.authority.newest().map_or(Timestamp::ZERO, |newest| {
             Timestamp::from_raw(newest.as_raw().saturating_add(1))
