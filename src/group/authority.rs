@@ -772,7 +772,7 @@ impl Authority {
                 } else {
                     self.is_pinned(&author, &id)
                 });
-        let node = &self.node(&id);
+        let node = self.node(&id);
         let op = node.op.op();
         // The genesis enables its author: it is judged on its chain alone.
         let genesis = matches!(op.body, Body::Create { .. });

@@ -514,9 +514,8 @@ impl SignedOp {
     /// it in `Write::Op`; it is not an interchange format: send [`to_cbor`](Self::to_cbor)):
     /// its signed bytes ([`Op::signed_bytes`],
     /// which begin with [`Op::DOMAIN`]) and then its signature. Fixed fields, read without
-    /// a CBOR decoder, and the id is the hash of the bytes as read: reopening a device reads
-    /// every operation it holds, and decoding CBOR was a third of it. 80 bytes smaller than
-    /// the CBOR, too.
+    /// a CBOR decoder: reopening a device reads every operation it holds, and decoding CBOR
+    /// was a third of it. 80 bytes smaller than the CBOR, too.
     pub fn to_stored(&self) -> Vec<u8> {
         let mut bytes = self.op.signed_bytes();
         bytes.extend_from_slice(&self.signature.0);
