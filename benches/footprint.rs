@@ -20,6 +20,7 @@
 //!
 //! Run: `cargo bench --bench footprint` (`-- --full` for 100,000 ops; minutes).
 
+use rand_chacha::ChaCha20Rng;
 use splitsafe::clock::Timestamp;
 use splitsafe::device::{Device, DeviceConfig, Message, SqliteStore, Store, Welcome};
 use splitsafe::group::{Replica, ReplicaConfig, SignedOp};
@@ -205,33 +206,21 @@ fn measure(n: u32, dir: &std::path::Path) {
         max_invitation_bytes: usize::MAX,
         ..DeviceConfig::default()
     };
-    let mut rng: rand_chacha::ChaCha20Rng = rand_core::SeedableRng::seed_from_u64(1);
-    let admin = identity(1);
-    let mut device = Device::create(
-        SqliteStore::open(&path).unwrap(),
-        admin,
-        config,
-        &mut rng,
-        T0,
-    )
-    .unwrap();
+    let mut rng: ChaCha20Rng = rand_core::SeedableRng::seed_from_u64(1);
     let mut all = vec![genesis.clone()];
     all.extend(ops.iter().cloned());
     let group = replica_group(&genesis);
-    let welcome = Message::Welcome(Welcome { group, ops: all });
-    device.receive(&welcome.to_bytes(), now).unwrap();
-    device.accept(group, now).unwrap();
-    // Another admin's device holding the same operations: what sync says between them.
-    let mut peer = Device::create(
-        splitsafe::device::MemoryStore::default(),
-        identity(2),
+    let welcome = Message::Welcome(Welcome { group, ops: all }).to_bytes();
+    let joining = Joining {
         config,
-        &mut rng,
-        T0,
-    )
-    .unwrap();
-    peer.receive(&welcome.to_bytes(), now).unwrap();
-    peer.accept(group, now).unwrap();
+        welcome: &welcome,
+        group,
+        now,
+    };
+    let mut device = joining.device(SqliteStore::open(&path).unwrap(), identity(1), &mut rng);
+    // Another admin's device holding the same operations: what sync says between them.
+    let memory = splitsafe::device::MemoryStore::default;
+    let mut peer = joining.device(memory(), identity(2), &mut rng);
     let in_sync = device
         .sync_message(group, peer.id())
         .unwrap()
@@ -244,19 +233,8 @@ fn measure(n: u32, dir: &std::path::Path) {
         .enumerate()
         .map(|(i, sides)| {
             let d = sides[0].len();
-            let [mut a, mut b] = [0, 1].map(|side| {
-                let mut device = Device::create(
-                    splitsafe::device::MemoryStore::default(),
-                    identity(3 + 2 * i as u32 + side),
-                    config,
-                    &mut rng,
-                    T0,
-                )
-                .unwrap();
-                device.receive(&welcome.to_bytes(), now).unwrap();
-                device.accept(group, now).unwrap();
-                device
-            });
+            let [mut a, mut b] = [0, 1]
+                .map(|side| joining.device(memory(), identity(3 + 2 * i as u32 + side), &mut rng));
             for (device, ops) in [&mut a, &mut b].into_iter().zip(sides) {
                 device
                     .receive(&Message::Operations(ops).to_bytes(), now + 3)
@@ -353,6 +331,24 @@ fn sync_until_silent<S: splitsafe::device::Store, T: splitsafe::device::Store>(
                 a.receive(&message.to_bytes(), now).unwrap();
             }
         }
+    }
+}
+
+/// What a device needs to join the bench's group: its settings, and the welcome.
+struct Joining<'a> {
+    config: DeviceConfig,
+    welcome: &'a [u8],
+    group: splitsafe::group::GroupId,
+    now: u64,
+}
+
+impl Joining<'_> {
+    /// `who`'s device on `store`, welcomed into the group.
+    fn device<S: Store>(&self, store: S, who: Identity, rng: &mut ChaCha20Rng) -> Device<S> {
+        let mut device = Device::create(store, who, self.config, rng, T0).unwrap();
+        device.receive(self.welcome, self.now).unwrap();
+        device.accept(self.group, self.now).unwrap();
+        device
     }
 }
 
